@@ -1,0 +1,419 @@
+//! The compiled configuration: a flat, versioned, checksummed blob read in
+//! place.
+//!
+//! `binfmtctl compile` writes it (see `config::compile`), the trampoline
+//! reads it without parsing, copying or allocating. All integers are
+//! little-endian `u32`; everything is addressed by offsets from the start of
+//! the blob; strings are `(offset, length)` pairs whose bytes are followed by
+//! a NUL, so they can be handed to `execve` as they are. The layout is
+//! documented in `docs/blob-format.md`.
+//!
+//! Integrity is checked lazily so that the cost of a lookup does not grow
+//! with the size of the config: the header checksum covers the header and a
+//! table of per-chunk checksums, and each [`CHUNK`]-byte chunk of the rest is
+//! verified the first time a read touches it.
+
+use core::cell::Cell;
+
+/// The first eight bytes of every blob.
+pub const MAGIC: [u8; 8] = *b"BFMTDISP";
+/// The layout version this code reads and writes.
+pub const VERSION: u32 = 1;
+/// Size of the data chunks that carry their own checksum.
+pub const CHUNK: usize = 1024;
+/// Marks an absent interpreter index.
+pub const NONE: u32 = u32::MAX;
+
+/// Byte offsets of the header fields.
+pub mod header {
+    /// `[u8; 8]`: [`super::MAGIC`].
+    pub const MAGIC: usize = 0;
+    /// `u32`: [`super::VERSION`].
+    pub const VERSION: usize = 8;
+    /// `u32`: checksum of bytes `[CHECKED_FROM, data start)`.
+    pub const CHECKSUM: usize = 12;
+    /// Where the header checksum starts.
+    pub const CHECKED_FROM: usize = 16;
+    /// `u32`: the length of the whole blob.
+    pub const TOTAL_LEN: usize = 16;
+    /// `u32`: [`super::Flags`] bits.
+    pub const FLAGS: usize = 20;
+    /// `u32`: the configured log level (`crate::decide::LogLevel`).
+    pub const LOG_LEVEL: usize = 24;
+    /// `u32`: index of the default interpreter, or [`super::NONE`].
+    pub const DEFAULT: usize = 28;
+    /// `Str`: the muvm executable.
+    pub const MUVM: usize = 32;
+    /// `Array` of [`super::interp`] records.
+    pub const INTERPRETERS: usize = 40;
+    /// `Array` of [`super::rule`] records, in priority order.
+    pub const RULES: usize = 48;
+    /// `Array` of [`super::rule_bucket`] records: machine -> candidate rules.
+    pub const RULE_INDEX: usize = 56;
+    /// `Array` of `u32` rule numbers: the rules that name no machine.
+    pub const RULES_ANY_MACHINE: usize = 64;
+    /// `Array` of [`super::override_bucket`] records, a power of two long.
+    pub const OVERRIDES: usize = 72;
+    /// `Array` of `u32` chunk checksums.
+    pub const CHUNKS: usize = 80;
+    /// Length of the header.
+    pub const LEN: usize = 88;
+}
+
+/// Bits of the header's flags field.
+pub struct Flags;
+impl Flags {
+    /// Some override or rule looks at the binary's path, so the dispatcher
+    /// must know its canonical path.
+    pub const PATH_MATCHERS: u32 = 1;
+    /// Some rule looks at `PT_INTERP`.
+    pub const INTERP_MATCHERS: u32 = 2;
+}
+
+/// An interpreter record.
+pub mod interp {
+    /// `Str`: the configuration's identifier (`[interpreters.ID]`).
+    pub const ID: usize = 0;
+    /// `Str`: the human name (`name = ...`).
+    pub const NAME: usize = 8;
+    /// `Str`: the absolute path to execute.
+    pub const PATH: usize = 16;
+    /// `u32`: `crate::launch::ArgvStyle` code.
+    pub const ARGV_STYLE: usize = 24;
+    /// `u32`: 1 when it runs under muvm on hosts whose pages are not 4 KiB.
+    pub const USE_MUVM: usize = 28;
+    /// `Array` of `u32` interpreter indices: itself, then its fallbacks,
+    /// flattened and deduplicated by the compiler.
+    pub const CHAIN: usize = 32;
+    /// `Array` of `Str`: paths that must exist for it to be used.
+    pub const REQUIRED_PATHS: usize = 40;
+    /// `Array` of `Str`: `KEY=VALUE` environment entries to set.
+    pub const ENV: usize = 48;
+    /// `Array` of `Str`: the argv template of the custom style.
+    pub const TEMPLATE: usize = 56;
+    /// `Str`: what to tell the user when it is missing.
+    pub const INSTALL_HINT: usize = 64;
+    /// Record length.
+    pub const LEN: usize = 72;
+}
+
+/// A rule record. A condition whose bit is clear in `CONDITIONS` is ignored.
+pub mod rule {
+    /// `u32`: interpreter index.
+    pub const INTERPRETER: usize = 0;
+    /// `u32`: which conditions apply (`crate::decide::Cond` bits).
+    pub const CONDITIONS: usize = 4;
+    /// `u32`: `crate::probe::Format` code.
+    pub const FORMAT: usize = 8;
+    /// `u32`: ELF `e_machine`.
+    pub const MACHINE: usize = 12;
+    /// `u32`: ELF class (1 or 2).
+    pub const CLASS: usize = 16;
+    /// `u32`: ELF data encoding (1 little, 2 big).
+    pub const ENDIAN: usize = 20;
+    /// `u32`: ELF OS ABI.
+    pub const OSABI: usize = 24;
+    /// `u32`: required value of `e_flags & FLAGS_MASK`.
+    pub const FLAGS: usize = 28;
+    /// `u32`: mask applied to `e_flags`.
+    pub const FLAGS_MASK: usize = 32;
+    /// `Str`: glob on the `PT_INTERP` path.
+    pub const INTERP_GLOB: usize = 36;
+    /// `Str`: glob on the binary's path.
+    pub const PATH_GLOB: usize = 44;
+    /// Record length.
+    pub const LEN: usize = 52;
+}
+
+/// A bucket of the rule index, keyed by `e_machine + 1` (0: empty).
+pub mod rule_bucket {
+    /// `u32`: the key.
+    pub const KEY: usize = 0;
+    /// `Array` of `u32` rule numbers, ascending: the rules naming this
+    /// machine merged with those naming none.
+    pub const RULES: usize = 4;
+    /// Record length.
+    pub const LEN: usize = 12;
+}
+
+/// A bucket of the binary-override hash table (all zero: empty).
+pub mod override_bucket {
+    /// `u32`: [`super::path_hash`] of the path, never 0.
+    pub const HASH: usize = 0;
+    /// `Str`: the binary's path.
+    pub const PATH: usize = 4;
+    /// `u32`: interpreter index.
+    pub const INTERPRETER: usize = 12;
+    /// Record length.
+    pub const LEN: usize = 16;
+}
+
+/// Why a blob cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlobError {
+    /// Shorter than its header or than the length it claims.
+    Truncated,
+    /// Does not start with [`MAGIC`].
+    BadMagic,
+    /// Written for another layout version.
+    Version(u32),
+    /// A checksum does not match.
+    Checksum,
+    /// An offset, length or index points outside the blob or its tables.
+    OutOfBounds,
+}
+
+impl BlobError {
+    /// A short description for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            BlobError::Truncated => "truncated",
+            BlobError::BadMagic => "not a binfmt-dispatcher cache",
+            BlobError::Version(_) => "written for another version",
+            BlobError::Checksum => "checksum mismatch (corrupt)",
+            BlobError::OutOfBounds => "inconsistent (offset out of bounds)",
+        }
+    }
+}
+
+/// Shorthand for results of blob reads.
+pub type Result<T> = core::result::Result<T, BlobError>;
+
+/// The checksum used for the header and for each chunk: a word-at-a-time
+/// multiplicative hash, enough to catch corruption, not an adversary (the
+/// blob's owner and mode are what keep adversaries out).
+pub fn checksum(bytes: &[u8]) -> u32 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
+        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0u8; 8];
+    tail[..words.remainder().len()].copy_from_slice(words.remainder());
+    h = (h ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    h ^= h >> 32;
+    h as u32
+}
+
+/// FNV-1a of a path, folded to 32 bits and never 0 (0 marks an empty bucket).
+pub fn path_hash(path: &[u8]) -> u32 {
+    let mut h: u32 = 0x811c_9dc5;
+    for &b in path {
+        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+    }
+    h.max(1)
+}
+
+/// A `(offset, count)` pair naming `count` records of `stride` bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Array {
+    /// Offset of the first record.
+    pub off: u32,
+    /// Number of records.
+    pub count: u32,
+}
+
+/// A blob being read in place. Cheap to create: only the header and the
+/// chunk table are verified up front.
+pub struct Blob<'a> {
+    bytes: &'a [u8],
+    data_start: usize,
+    chunk_sums: Array,
+    /// One bit per data chunk already verified (chunks past the bitmap are
+    /// verified on every touch).
+    verified: [Cell<u64>; 64],
+}
+
+impl<'a> Blob<'a> {
+    /// Checks the header of `bytes` and returns a reader over it.
+    pub fn open(bytes: &'a [u8]) -> Result<Blob<'a>> {
+        if bytes.len() < header::LEN {
+            return Err(if bytes.len() >= 8 && bytes[..8] != MAGIC {
+                BlobError::BadMagic
+            } else {
+                BlobError::Truncated
+            });
+        }
+        if bytes[..8] != MAGIC {
+            return Err(BlobError::BadMagic);
+        }
+        let version = le32(bytes, header::VERSION);
+        if version != VERSION {
+            return Err(BlobError::Version(version));
+        }
+        let total = le32(bytes, header::TOTAL_LEN) as usize;
+        if bytes.len() < total {
+            return Err(BlobError::Truncated);
+        }
+        let bytes = &bytes[..total];
+        let chunks = Array {
+            off: le32(bytes, header::CHUNKS),
+            count: le32(bytes, header::CHUNKS + 4),
+        };
+        // The chunk table follows the header; the data follows the table.
+        if chunks.off as usize != header::LEN {
+            return Err(BlobError::OutOfBounds);
+        }
+        let data_start = (chunks.count as usize)
+            .checked_mul(4)
+            .and_then(|n| n.checked_add(header::LEN))
+            .filter(|&end| end <= total)
+            .ok_or(BlobError::OutOfBounds)?;
+        if total.saturating_sub(data_start).div_ceil(CHUNK) != chunks.count as usize {
+            return Err(BlobError::OutOfBounds);
+        }
+        if checksum(&bytes[header::CHECKED_FROM..data_start]) != le32(bytes, header::CHECKSUM) {
+            return Err(BlobError::Checksum);
+        }
+        Ok(Blob {
+            bytes,
+            data_start,
+            chunk_sums: chunks,
+            verified: [const { Cell::new(0) }; 64],
+        })
+    }
+
+    /// The whole blob.
+    pub fn as_bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// `len` bytes at `off`, bounds-checked and with the chunks they touch
+    /// verified.
+    pub fn bytes(&self, off: u32, len: u32) -> Result<&'a [u8]> {
+        let start = off as usize;
+        let end = start
+            .checked_add(len as usize)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or(BlobError::OutOfBounds)?;
+        if end > self.data_start && len > 0 {
+            let first = start.saturating_sub(self.data_start) / CHUNK;
+            let last = (end - 1 - self.data_start) / CHUNK;
+            for chunk in first..=last {
+                self.verify_chunk(chunk)?;
+            }
+        }
+        Ok(&self.bytes[start..end])
+    }
+
+    fn verify_chunk(&self, chunk: usize) -> Result<()> {
+        let (word, bit) = (chunk / 64, 1u64 << (chunk % 64));
+        let seen = self.verified.get(word);
+        if seen.is_some_and(|w| w.get() & bit != 0) {
+            return Ok(());
+        }
+        let start = self.data_start + chunk * CHUNK;
+        let end = (start + CHUNK).min(self.bytes.len());
+        let expected = le32(self.bytes, self.chunk_sums.off as usize + chunk * 4);
+        if checksum(&self.bytes[start..end]) != expected {
+            return Err(BlobError::Checksum);
+        }
+        if let Some(w) = seen {
+            w.set(w.get() | bit);
+        }
+        Ok(())
+    }
+
+    /// The `u32` at `off`.
+    pub fn u32(&self, off: u32) -> Result<u32> {
+        let b = self.bytes(off, 4)?;
+        Ok(le32(b, 0))
+    }
+
+    /// The `u32` field `field` of a record at `off`.
+    pub fn field(&self, off: u32, field: usize) -> Result<u32> {
+        self.u32(off.checked_add(field as u32).ok_or(BlobError::OutOfBounds)?)
+    }
+
+    /// The `Array` field `field` of a record at `off`.
+    pub fn array(&self, off: u32, field: usize) -> Result<Array> {
+        Ok(Array {
+            off: self.field(off, field)?,
+            count: self.field(off, field + 4)?,
+        })
+    }
+
+    /// The string field `field` of a record at `off`, without its NUL.
+    pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
+        Ok(self.c_str(off, field)?.split_last().map_or(&[][..], |(_, s)| s))
+    }
+
+    /// The string field `field` of a record at `off`, with its NUL.
+    pub fn c_str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
+        let s = self.array(off, field)?;
+        let with_nul = self.bytes(s.off, s.count.checked_add(1).ok_or(BlobError::OutOfBounds)?)?;
+        match with_nul.last() {
+            Some(0) => Ok(with_nul),
+            _ => Err(BlobError::OutOfBounds),
+        }
+    }
+
+    /// Offset of record `index` of `array`, whose records are `stride` bytes.
+    pub fn record(&self, array: Array, index: u32, stride: usize) -> Result<u32> {
+        if index >= array.count {
+            return Err(BlobError::OutOfBounds);
+        }
+        index
+            .checked_mul(stride as u32)
+            .and_then(|o| o.checked_add(array.off))
+            .ok_or(BlobError::OutOfBounds)
+    }
+
+    /// A header field.
+    pub fn header(&self, field: usize) -> u32 {
+        le32(self.bytes, field)
+    }
+
+    /// A header `Array`.
+    pub fn header_array(&self, field: usize) -> Array {
+        Array {
+            off: self.header(field),
+            count: self.header(field + 4),
+        }
+    }
+}
+
+/// The little-endian `u32` at `off`; callers guarantee the bounds.
+fn le32(bytes: &[u8], off: usize) -> u32 {
+    match bytes.get(off..off + 4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksum_sees_every_byte_and_the_length() {
+        let base = [7u8; 37];
+        let sum = checksum(&base);
+        for i in 0..base.len() {
+            let mut b = base;
+            b[i] ^= 1;
+            assert_ne!(checksum(&b), sum, "byte {i}");
+        }
+        assert_ne!(checksum(&base[..36]), sum);
+        assert_ne!(checksum(&[]), checksum(&[0]));
+    }
+
+    #[test]
+    fn path_hash_is_never_zero() {
+        assert_ne!(path_hash(b""), 0);
+        assert_ne!(path_hash(b"/usr/bin/x"), path_hash(b"/usr/bin/y"));
+    }
+
+    #[test]
+    fn short_or_foreign_bytes_are_rejected() {
+        assert_eq!(Blob::open(b"").err(), Some(BlobError::Truncated));
+        assert_eq!(Blob::open(b"BFMT").err(), Some(BlobError::Truncated));
+        assert_eq!(Blob::open(&[0u8; 200]).err(), Some(BlobError::BadMagic));
+        assert_eq!(
+            Blob::open(b"#!/bin/sh\nexit 0\n").err(),
+            Some(BlobError::BadMagic)
+        );
+    }
+}

@@ -1,0 +1,368 @@
+//! From a chosen interpreter to the exact argv and envp it is executed with.
+//!
+//! Each interpreter family has its own way of being told the guest's
+//! `argv[0]`; [`ArgvStyle`] names them and [`build`] applies one. Output goes
+//! into caller-provided buffers: arrays of pointers and a byte arena for the
+//! few strings that must be composed. When they are too small, [`build`]
+//! says how large they must be and writes nothing usable, so the caller can
+//! retry with bigger ones.
+
+use crate::blob::{self, interp, Blob};
+use crate::decide::Candidate;
+
+/// How an interpreter expects to be told the guest's argv.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgvStyle {
+    /// `INTERPRETER BINARY ARGS...`: the guest sees `BINARY` as `argv[0]`.
+    Plain = 0,
+    /// qemu-user: `INTERPRETER -0 ARGV0 BINARY ARGS...`.
+    Qemu = 1,
+    /// box64: `BOX64_ARG0=ARGV0` in the environment, `INTERPRETER BINARY ARGS...`.
+    Box64 = 2,
+    /// box86: `BOX86_ARG0=ARGV0` in the environment, `INTERPRETER BINARY ARGS...`.
+    Box86 = 3,
+    /// FEX: `INTERPRETER BINARY ARGS...` (see docs/argv-conventions.md).
+    Fex = 4,
+    /// The interpreter's `template`, with placeholders expanded.
+    Custom = 5,
+}
+
+impl ArgvStyle {
+    /// Every style with its configuration name.
+    pub const NAMES: &'static [(&'static str, ArgvStyle)] = &[
+        ("plain", ArgvStyle::Plain),
+        ("qemu", ArgvStyle::Qemu),
+        ("box64", ArgvStyle::Box64),
+        ("box86", ArgvStyle::Box86),
+        ("fex", ArgvStyle::Fex),
+        ("custom", ArgvStyle::Custom),
+    ];
+
+    /// The style with the given blob code.
+    pub fn from_code(code: u32) -> Option<ArgvStyle> {
+        Self::NAMES.iter().map(|&(_, s)| s).find(|&s| s as u32 == code)
+    }
+
+    /// The style named `name`.
+    pub fn from_name(name: &str) -> Option<ArgvStyle> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
+    /// The style's configuration name.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|&&(_, s)| s == self)
+            .map_or("plain", |&(n, _)| n)
+    }
+
+    /// The style an interpreter gets when its config names none, guessed
+    /// from the executable's file name.
+    pub fn guess(path: &[u8]) -> ArgvStyle {
+        let name = path.rsplit(|&b| b == b'/').next().unwrap_or(path);
+        if name.starts_with(b"qemu-") {
+            ArgvStyle::Qemu
+        } else if name.starts_with(b"box64") {
+            ArgvStyle::Box64
+        } else if name.starts_with(b"box86") {
+            ArgvStyle::Box86
+        } else if name.starts_with(b"FEX") {
+            ArgvStyle::Fex
+        } else {
+            ArgvStyle::Plain
+        }
+    }
+}
+
+/// Placeholders of custom templates.
+pub const PLACEHOLDERS: &[&str] = &[
+    "{interpreter}",
+    "{binary}",
+    "{argv0}",
+    "{execfd}",
+    "{args}",
+];
+
+/// A list of C strings owned elsewhere (the process's argv or envp).
+pub trait Strings {
+    /// How many there are.
+    fn count(&self) -> usize;
+    /// Pointer to string `i`'s first byte (it is NUL-terminated).
+    fn ptr(&self, i: usize) -> *const u8;
+    /// String `i` without its NUL.
+    fn bytes(&self, i: usize) -> &[u8];
+}
+
+/// The guest program as the kernel described it.
+pub struct Guest<'a, A: Strings> {
+    /// The path to hand the interpreter, NUL-terminated.
+    pub binary: &'a [u8],
+    /// The guest's `argv[0]`, NUL-terminated.
+    pub argv0: &'a [u8],
+    /// The process's arguments; the guest's own start at `first_arg`.
+    pub args: &'a A,
+    /// Index in `args` of the guest's `argv[1]`.
+    pub first_arg: usize,
+    /// The descriptor open on the binary, if any.
+    pub execfd: Option<u32>,
+}
+
+/// Buffers [`build`] writes into.
+pub struct Buffers<'b> {
+    /// Receives the NULL-terminated argv.
+    pub argv: &'b mut [*const u8],
+    /// Receives the NULL-terminated envp.
+    pub envp: &'b mut [*const u8],
+    /// Receives composed strings.
+    pub arena: &'b mut [u8],
+}
+
+/// How large [`Buffers`] must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sizes {
+    /// Entries of `argv`, the NULL included.
+    pub argv: usize,
+    /// Entries of `envp`, the NULL included.
+    pub envp: usize,
+    /// Bytes of `arena`.
+    pub arena: usize,
+}
+
+/// What [`build`] could not do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BuildError {
+    /// The buffers are too small; these sizes are enough.
+    TooSmall(Sizes),
+    /// The blob is inconsistent.
+    Blob(blob::BlobError),
+}
+
+impl From<blob::BlobError> for BuildError {
+    fn from(e: blob::BlobError) -> Self {
+        BuildError::Blob(e)
+    }
+}
+
+/// Writes into `Buffers`, counting what does not fit instead of failing at
+/// the first overflow, so one pass yields the sizes needed.
+struct Writer<'b, 'x> {
+    out: &'x mut Buffers<'b>,
+    argc: usize,
+    envc: usize,
+    used: usize,
+}
+
+impl Writer<'_, '_> {
+    fn arg(&mut self, p: *const u8) {
+        if let Some(slot) = self.out.argv.get_mut(self.argc) {
+            *slot = p;
+        }
+        self.argc += 1;
+    }
+
+    fn env(&mut self, p: *const u8) {
+        if let Some(slot) = self.out.envp.get_mut(self.envc) {
+            *slot = p;
+        }
+        self.envc += 1;
+    }
+
+    /// Appends the concatenation of `parts` and a NUL to the arena; returns a
+    /// pointer to it (null when it does not fit, which `build` reports).
+    fn compose(&mut self, parts: &[&[u8]]) -> *const u8 {
+        let len: usize = parts.iter().map(|p| p.len()).sum::<usize>() + 1;
+        let start = self.used;
+        self.used += len;
+        let Some(dest) = self.out.arena.get_mut(start..start + len) else {
+            return core::ptr::null();
+        };
+        let mut at = 0;
+        for p in parts {
+            dest[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        dest[at] = 0;
+        dest.as_ptr()
+    }
+}
+
+/// Formats `n` in decimal into `buf`, returning the digits.
+pub fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+/// Without its trailing NUL.
+fn bare(c: &[u8]) -> &[u8] {
+    c.strip_suffix(&[0]).unwrap_or(c)
+}
+
+/// Builds the argv and envp that run `guest` under `candidate`, with the
+/// process environment `env`.
+pub fn build<A: Strings, E: Strings>(
+    blob: &Blob<'_>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, A>,
+    env: &E,
+    out: &mut Buffers<'_>,
+) -> Result<(), BuildError> {
+    let record = candidate.record;
+    let style = ArgvStyle::from_code(blob.field(record, interp::ARGV_STYLE)?)
+        .ok_or(blob::BlobError::OutOfBounds)?;
+    let mut w = Writer {
+        out,
+        argc: 0,
+        envc: 0,
+        used: 0,
+    };
+    let interpreter = candidate.path;
+    if let Some(muvm) = candidate.muvm {
+        w.arg(muvm.as_ptr());
+        w.arg(b"--\0".as_ptr());
+    }
+    let rest = guest.first_arg..guest.args.count();
+    match style {
+        ArgvStyle::Custom => {
+            let template = blob.array(record, interp::TEMPLATE)?;
+            let mut fd_digits = [0u8; 10];
+            let fd = guest.execfd.map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
+            for t in 0..template.count {
+                let token = blob.c_str(template.off + t * 8, 0)?;
+                if token == b"{args}\0" {
+                    rest.clone().for_each(|i| w.arg(guest.args.ptr(i)));
+                } else if !bare(token).contains(&b'{') {
+                    w.arg(token.as_ptr());
+                } else {
+                    let p = expand(&mut w, bare(token), interpreter, guest, fd);
+                    w.arg(p);
+                }
+            }
+        }
+        _ => {
+            w.arg(interpreter.as_ptr());
+            if style == ArgvStyle::Qemu {
+                w.arg(b"-0\0".as_ptr());
+                w.arg(guest.argv0.as_ptr());
+            }
+            w.arg(guest.binary.as_ptr());
+            rest.for_each(|i| w.arg(guest.args.ptr(i)));
+        }
+    }
+    w.arg(core::ptr::null());
+
+    // The environment: the process's, minus the keys the interpreter sets.
+    let extra = blob.array(record, interp::ENV)?;
+    let arg0_key: Option<&[u8]> = match style {
+        ArgvStyle::Box64 => Some(b"BOX64_ARG0"),
+        ArgvStyle::Box86 => Some(b"BOX86_ARG0"),
+        _ => None,
+    };
+    let overridden = |entry: &[u8]| -> blob::Result<bool> {
+        let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
+        if arg0_key == Some(key) {
+            return Ok(true);
+        }
+        for e in 0..extra.count {
+            let set = blob.str(extra.off + e * 8, 0)?;
+            if set.split(|&b| b == b'=').next() == Some(key) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    };
+    for i in 0..env.count() {
+        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(env.bytes(i))?;
+        if !replaced {
+            w.env(env.ptr(i));
+        }
+    }
+    for e in 0..extra.count {
+        w.env(blob.c_str(extra.off + e * 8, 0)?.as_ptr());
+    }
+    if let Some(key) = arg0_key {
+        let p = w.compose(&[key, b"=", bare(guest.argv0)]);
+        w.env(p);
+    }
+    w.env(core::ptr::null());
+
+    let sizes = Sizes {
+        argv: w.argc,
+        envp: w.envc,
+        arena: w.used,
+    };
+    if sizes.argv > w.out.argv.len() || sizes.envp > w.out.envp.len() || sizes.arena > w.out.arena.len()
+    {
+        return Err(BuildError::TooSmall(sizes));
+    }
+    Ok(())
+}
+
+/// Expands the placeholders of one template token into the arena.
+fn expand<A: Strings>(
+    w: &mut Writer<'_, '_>,
+    token: &[u8],
+    interpreter: &[u8],
+    guest: &Guest<'_, A>,
+    fd: &[u8],
+) -> *const u8 {
+    // At most a few placeholders per token: split around each `{name}`.
+    let mut parts: [&[u8]; 16] = [b""; 16];
+    let mut n = 0;
+    let mut rest = token;
+    while n + 2 < parts.len() {
+        let Some(open) = rest.iter().position(|&b| b == b'{') else {
+            break;
+        };
+        let Some(close) = rest[open..].iter().position(|&b| b == b'}') else {
+            break;
+        };
+        let name = &rest[open..open + close + 1];
+        let value: &[u8] = match name {
+            b"{interpreter}" => bare(interpreter),
+            b"{binary}" => bare(guest.binary),
+            b"{argv0}" => bare(guest.argv0),
+            b"{execfd}" => fd,
+            _ => name,
+        };
+        parts[n] = &rest[..open];
+        parts[n + 1] = value;
+        n += 2;
+        rest = &rest[open + close + 1..];
+    }
+    parts[n] = rest;
+    w.compose(&parts[..n + 1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn styles_round_trip_and_guess() {
+        for &(name, s) in ArgvStyle::NAMES {
+            assert_eq!(ArgvStyle::from_name(name), Some(s));
+            assert_eq!(ArgvStyle::from_code(s as u32), Some(s));
+            assert_eq!(s.name(), name);
+        }
+        assert_eq!(ArgvStyle::guess(b"/usr/bin/qemu-aarch64-static"), ArgvStyle::Qemu);
+        assert_eq!(ArgvStyle::guess(b"/usr/local/bin/box64"), ArgvStyle::Box64);
+        assert_eq!(ArgvStyle::guess(b"/usr/bin/box86"), ArgvStyle::Box86);
+        assert_eq!(ArgvStyle::guess(b"/usr/bin/FEXInterpreter"), ArgvStyle::Fex);
+        assert_eq!(ArgvStyle::guess(b"/usr/bin/wine"), ArgvStyle::Plain);
+    }
+
+    #[test]
+    fn decimals() {
+        let mut b = [0u8; 10];
+        assert_eq!(decimal(0, &mut b), b"0");
+        assert_eq!(decimal(42, &mut b), b"42");
+        assert_eq!(decimal(u32::MAX, &mut b), b"4294967295");
+    }
+}

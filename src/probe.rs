@@ -1,0 +1,494 @@
+//! Facts from the first bytes of a binary.
+//!
+//! The trampoline reads one block from the start of the file ([`HEADER_LEN`]
+//! bytes) and everything here works on that block alone: no further reads,
+//! every offset bounds-checked, and a malformed header yields fewer facts,
+//! never a panic.
+
+/// How many bytes of a binary the dispatcher reads to decide.
+///
+/// One page: the ELF header, the program headers of any ordinary binary and
+/// its `PT_INTERP` string all sit in it.
+pub const HEADER_LEN: usize = 4096;
+
+/// The file format a header was recognised as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Nothing this module recognises.
+    Unknown = 0,
+    /// An ELF object.
+    Elf = 1,
+}
+
+impl Format {
+    /// The format with the given blob code, if any.
+    pub fn from_code(code: u32) -> Option<Format> {
+        match code {
+            0 => Some(Format::Unknown),
+            1 => Some(Format::Elf),
+            _ => None,
+        }
+    }
+
+    /// Its name in configuration files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Unknown => "unknown",
+            Format::Elf => "elf",
+        }
+    }
+}
+
+/// `EI_CLASS` value of 32-bit ELF objects.
+pub const ELFCLASS32: u8 = 1;
+/// `EI_CLASS` value of 64-bit ELF objects.
+pub const ELFCLASS64: u8 = 2;
+/// `EI_DATA` value of little-endian ELF objects.
+pub const ELFDATA2LSB: u8 = 1;
+/// `EI_DATA` value of big-endian ELF objects.
+pub const ELFDATA2MSB: u8 = 2;
+const PT_INTERP: u32 = 3;
+
+/// What the header tells about a binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facts<'a> {
+    /// The recognised format; the other fields are zero unless it is ELF.
+    pub format: Format,
+    /// `EI_CLASS`: [`ELFCLASS32`] or [`ELFCLASS64`].
+    pub class: u8,
+    /// `EI_DATA`: [`ELFDATA2LSB`] or [`ELFDATA2MSB`].
+    pub endian: u8,
+    /// `EI_OSABI`.
+    pub osabi: u8,
+    /// `e_type` (2 executable, 3 shared object, ...).
+    pub kind: u16,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `e_flags` (tells MIPS n32 from o32, for one).
+    pub flags: u32,
+    /// The `PT_INTERP` path without its NUL, when the program has one inside
+    /// the header block and it is NUL-terminated.
+    pub interp: Option<&'a [u8]>,
+}
+
+impl Facts<'_> {
+    /// Facts of a file that is not recognised.
+    pub const UNKNOWN: Facts<'static> = Facts {
+        format: Format::Unknown,
+        class: 0,
+        endian: 0,
+        osabi: 0,
+        kind: 0,
+        machine: 0,
+        flags: 0,
+        interp: None,
+    };
+}
+
+/// Reads the facts out of the first bytes of a file (at most [`HEADER_LEN`]
+/// are looked at; fewer is fine).
+pub fn probe(header: &[u8]) -> Facts<'_> {
+    if header.len() >= 4 && header[..4] == *b"\x7fELF" {
+        probe_elf(header).unwrap_or(Facts::UNKNOWN)
+    } else {
+        Facts::UNKNOWN
+    }
+}
+
+/// Fixed-width reads in the byte order of the file.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    big_endian: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn slice(&self, off: u64, len: u64) -> Option<&'a [u8]> {
+        let start = usize::try_from(off).ok()?;
+        let end = start.checked_add(usize::try_from(len).ok()?)?;
+        self.bytes.get(start..end)
+    }
+
+    fn u16(&self, off: u64) -> Option<u16> {
+        let b: [u8; 2] = self.slice(off, 2)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        })
+    }
+
+    fn u32(&self, off: u64) -> Option<u32> {
+        let b: [u8; 4] = self.slice(off, 4)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    }
+
+    fn u64(&self, off: u64) -> Option<u64> {
+        let b: [u8; 8] = self.slice(off, 8)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u64::from_be_bytes(b)
+        } else {
+            u64::from_le_bytes(b)
+        })
+    }
+
+    /// A word of the file's class: 4 bytes for ELFCLASS32, 8 for ELFCLASS64.
+    fn word(&self, off: u64, wide: bool) -> Option<u64> {
+        if wide {
+            self.u64(off)
+        } else {
+            self.u32(off).map(u64::from)
+        }
+    }
+}
+
+fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
+    let class = *header.get(4)?;
+    let endian = *header.get(5)?;
+    let wide = match class {
+        ELFCLASS32 => false,
+        ELFCLASS64 => true,
+        _ => return None,
+    };
+    let big_endian = match endian {
+        ELFDATA2LSB => false,
+        ELFDATA2MSB => true,
+        _ => return None,
+    };
+    let r = Reader {
+        bytes: header,
+        big_endian,
+    };
+    // Offsets of the fields that differ between the two classes.
+    let (phoff_at, flags_at, phentsize_at, phnum_at) = if wide {
+        (32, 48, 54, 56)
+    } else {
+        (28, 36, 42, 44)
+    };
+    let mut facts = Facts {
+        format: Format::Elf,
+        class,
+        endian,
+        osabi: *header.get(7)?,
+        kind: r.u16(16)?,
+        machine: r.u16(18)?,
+        flags: r.u32(flags_at)?,
+        interp: None,
+    };
+    // The program headers are optional facts: a header too short or odd to
+    // hold them still has a machine.
+    facts.interp = (|| {
+        let phoff = r.word(phoff_at, wide)?;
+        let phentsize = u64::from(r.u16(phentsize_at)?);
+        let phnum = u64::from(r.u16(phnum_at)?);
+        let min_entry = if wide { 56 } else { 32 };
+        if phentsize < min_entry {
+            return None;
+        }
+        // Only the entries inside the header block can be looked at; this
+        // also bounds the loop whatever e_phnum says.
+        let available = (header.len() as u64).saturating_sub(phoff) / phentsize;
+        for i in 0..phnum.min(available) {
+            let entry = phoff + i * phentsize;
+            if r.u32(entry)? != PT_INTERP {
+                continue;
+            }
+            let (off, size) = if wide {
+                (r.u64(entry + 8)?, r.u64(entry + 32)?)
+            } else {
+                (u64::from(r.u32(entry + 4)?), u64::from(r.u32(entry + 16)?))
+            };
+            let bytes = r.slice(off, size)?;
+            let end = memchr::memchr(0, bytes)?;
+            return Some(&bytes[..end]);
+        }
+        None
+    })();
+    Some(facts)
+}
+
+/// Names of ELF machines, for configuration files and messages.
+///
+/// Numbers are `e_machine` values from the ELF gABI and the Linux `elf-em.h`.
+pub const MACHINES: &[(&str, u16)] = &[
+    ("sparc", 2),
+    ("i386", 3),
+    ("m68k", 4),
+    ("i486", 6),
+    ("mips", 8),
+    ("hppa", 15),
+    ("sparc32plus", 18),
+    ("ppc", 20),
+    ("ppc64", 21),
+    ("s390x", 22),
+    ("arm", 40),
+    ("sh4", 42),
+    ("sparc64", 43),
+    ("x86_64", 62),
+    ("cris", 76),
+    ("or1k", 92),
+    ("xtensa", 94),
+    ("hexagon", 164),
+    ("aarch64", 183),
+    ("microblaze", 189),
+    ("riscv", 243),
+    ("loongarch", 258),
+    ("alpha", 0x9026),
+    ("microblaze-old", 0xbaab),
+];
+
+/// The machine number for a name in [`MACHINES`].
+pub fn machine_by_name(name: &str) -> Option<u16> {
+    MACHINES.iter().find(|(n, _)| *n == name).map(|&(_, m)| m)
+}
+
+/// The name of a machine number, if it is in [`MACHINES`].
+pub fn machine_name(machine: u16) -> Option<&'static str> {
+    MACHINES.iter().find(|&&(_, m)| m == machine).map(|&(n, _)| n)
+}
+
+/// A QEMU linux-user target as ELF headers describe it: the values its
+/// binfmt_misc magic and mask pin down.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arch {
+    /// QEMU's name for the target (`qemu-NAME`).
+    pub name: &'static str,
+    /// `e_machine`.
+    pub machine: u16,
+    /// `EI_CLASS`.
+    pub class: u8,
+    /// `EI_DATA`.
+    pub endian: u8,
+    /// Bits of `e_flags` that tell this target from a sibling (MIPS n32).
+    pub flags_mask: u32,
+    /// Their required value.
+    pub flags: u32,
+}
+
+const fn arch(name: &'static str, machine: u16, class: u8, endian: u8) -> Arch {
+    Arch {
+        name,
+        machine,
+        class,
+        endian,
+        flags_mask: 0,
+        flags: 0,
+    }
+}
+
+const fn mips32(name: &'static str, endian: u8, n32: bool) -> Arch {
+    Arch {
+        flags_mask: EF_MIPS_ABI2,
+        flags: if n32 { EF_MIPS_ABI2 } else { 0 },
+        ..arch(name, 8, ELFCLASS32, endian)
+    }
+}
+
+/// `e_flags` bit of MIPS n32 objects.
+const EF_MIPS_ABI2: u32 = 0x20;
+const L: u8 = ELFDATA2LSB;
+const B: u8 = ELFDATA2MSB;
+const C32: u8 = ELFCLASS32;
+const C64: u8 = ELFCLASS64;
+
+/// Every QEMU linux-user target, with the header values of Debian's
+/// qemu-user-static binfmt entries (and of QEMU's qemu-binfmt-conf.sh).
+pub const ARCHES: &[Arch] = &[
+    arch("i386", 3, C32, L),
+    arch("i486", 6, C32, L),
+    arch("x86_64", 62, C64, L),
+    arch("alpha", 0x9026, C64, L),
+    arch("arm", 40, C32, L),
+    arch("armeb", 40, C32, B),
+    arch("aarch64", 183, C64, L),
+    arch("aarch64_be", 183, C64, B),
+    arch("cris", 76, C32, L),
+    arch("hexagon", 164, C32, L),
+    arch("hppa", 15, C32, B),
+    arch("loongarch64", 258, C64, L),
+    arch("m68k", 4, C32, B),
+    arch("microblaze", 0xbaab, C32, B),
+    arch("microblazeel", 0xbaab, C32, L),
+    mips32("mips", B, false),
+    mips32("mipsel", L, false),
+    mips32("mipsn32", B, true),
+    mips32("mipsn32el", L, true),
+    arch("mips64", 8, C64, B),
+    arch("mips64el", 8, C64, L),
+    arch("or1k", 92, C32, B),
+    arch("ppc", 20, C32, B),
+    arch("ppc64", 21, C64, B),
+    arch("ppc64le", 21, C64, L),
+    arch("riscv32", 243, C32, L),
+    arch("riscv64", 243, C64, L),
+    arch("s390x", 22, C64, B),
+    arch("sh4", 42, C32, L),
+    arch("sh4eb", 42, C32, B),
+    arch("sparc", 2, C32, B),
+    arch("sparc32plus", 18, C32, B),
+    arch("sparc64", 43, C64, B),
+    arch("xtensa", 94, C32, L),
+    arch("xtensaeb", 94, C32, B),
+];
+
+/// The target named `name` in [`ARCHES`].
+pub fn arch_by_name(name: &str) -> Option<&'static Arch> {
+    ARCHES.iter().find(|a| a.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    /// A minimal ELF header with one PT_INTERP program header.
+    pub(crate) fn elf(wide: bool, big: bool, machine: u16, interp: Option<&[u8]>) -> Vec<u8> {
+        let put16 = |v: &mut Vec<u8>, x: u16| {
+            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+        };
+        let put32 = |v: &mut Vec<u8>, x: u32| {
+            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+        };
+        let putw = |v: &mut Vec<u8>, x: u64| {
+            if wide {
+                v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            } else {
+                put32(v, x as u32)
+            }
+        };
+        let ehsize: u64 = if wide { 64 } else { 52 };
+        let phentsize: u64 = if wide { 56 } else { 32 };
+        let mut v = Vec::new();
+        v.extend_from_slice(b"\x7fELF");
+        v.push(if wide { 2 } else { 1 });
+        v.push(if big { 2 } else { 1 });
+        v.extend_from_slice(&[1, 3, 0, 0, 0, 0, 0, 0, 0, 0]);
+        put16(&mut v, 2);
+        put16(&mut v, machine);
+        put32(&mut v, 1);
+        putw(&mut v, 0x1000);
+        putw(&mut v, ehsize); // phoff
+        putw(&mut v, 0);
+        put32(&mut v, 0x1234); // flags
+        put16(&mut v, ehsize as u16);
+        put16(&mut v, phentsize as u16);
+        put16(&mut v, u16::from(interp.is_some()));
+        put16(&mut v, 0);
+        put16(&mut v, 0);
+        put16(&mut v, 0);
+        assert_eq!(v.len() as u64, ehsize);
+        if let Some(path) = interp {
+            let off = ehsize + phentsize;
+            put32(&mut v, PT_INTERP);
+            if wide {
+                put32(&mut v, 4);
+                putw(&mut v, off);
+                putw(&mut v, 0);
+                putw(&mut v, 0);
+                putw(&mut v, path.len() as u64 + 1);
+                putw(&mut v, path.len() as u64 + 1);
+                putw(&mut v, 1);
+            } else {
+                putw(&mut v, off);
+                putw(&mut v, 0);
+                putw(&mut v, 0);
+                putw(&mut v, path.len() as u64 + 1);
+                putw(&mut v, path.len() as u64 + 1);
+                put32(&mut v, 4);
+                putw(&mut v, 1);
+            }
+            v.extend_from_slice(path);
+            v.push(0);
+        }
+        v
+    }
+
+    #[test]
+    fn reads_every_class_and_byte_order() {
+        for wide in [false, true] {
+            for big in [false, true] {
+                let bytes = elf(wide, big, 183, Some(b"/lib/ld-linux-aarch64.so.1"));
+                let f = probe(&bytes);
+                assert_eq!(f.format, Format::Elf);
+                assert_eq!(f.class, if wide { ELFCLASS64 } else { ELFCLASS32 });
+                assert_eq!(f.endian, if big { ELFDATA2MSB } else { ELFDATA2LSB });
+                assert_eq!(f.machine, 183);
+                assert_eq!(f.kind, 2);
+                assert_eq!(f.flags, 0x1234);
+                assert_eq!(f.interp, Some(&b"/lib/ld-linux-aarch64.so.1"[..]));
+            }
+        }
+    }
+
+    #[test]
+    fn static_binaries_have_no_interp() {
+        let bytes = elf(true, false, 62, None);
+        let f = probe(&bytes);
+        assert_eq!((f.format, f.machine, f.interp), (Format::Elf, 62, None));
+    }
+
+    #[test]
+    fn truncated_headers_give_fewer_facts_not_panics() {
+        let full = elf(true, false, 183, Some(b"/lib/ld.so"));
+        for len in 0..full.len() {
+            let f = probe(&full[..len]);
+            if len < 52 {
+                assert_eq!(f, Facts::UNKNOWN, "len {len}");
+            } else if len < full.len() {
+                assert_eq!(f.interp, None, "len {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_program_headers_are_bounded() {
+        let mut bytes = elf(true, false, 183, Some(b"/lib/ld.so"));
+        // e_phnum = 65535, e_phentsize = 0, e_phoff far past the end.
+        bytes[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+        // Only the entries inside the block are read; the first is PT_INTERP.
+        assert_eq!(probe(&bytes).interp, Some(&b"/lib/ld.so"[..]), "phnum 65535");
+        bytes[54..56].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(probe(&bytes).machine, 183);
+        assert_eq!(probe(&bytes).interp, None, "phentsize 0");
+        let mut far = elf(true, false, 183, Some(b"/lib/ld.so"));
+        far[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert_eq!(probe(&far).interp, None, "phoff past EOF");
+    }
+
+    #[test]
+    fn interp_without_nul_is_ignored() {
+        let mut bytes = elf(false, false, 40, Some(b"/lib/ld.so"));
+        let last = bytes.len() - 1;
+        bytes[last] = b'x';
+        assert_eq!(probe(&bytes).interp, None);
+    }
+
+    #[test]
+    fn other_magics_are_unknown() {
+        assert_eq!(probe(b"MZ\x90\0"), Facts::UNKNOWN);
+        assert_eq!(probe(b"\x7fELF\x03\x01"), Facts::UNKNOWN);
+        assert_eq!(probe(b""), Facts::UNKNOWN);
+    }
+
+    #[test]
+    fn arches_are_distinct() {
+        for (i, a) in ARCHES.iter().enumerate() {
+            assert_eq!(arch_by_name(a.name), Some(a));
+            for b in &ARCHES[i + 1..] {
+                let same = (a.machine, a.class, a.endian, a.flags) == (b.machine, b.class, b.endian, b.flags);
+                assert!(!same, "{} and {} describe the same binaries", a.name, b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn machine_names_round_trip() {
+        for &(name, m) in MACHINES {
+            assert_eq!(machine_by_name(name), Some(m));
+            assert_eq!(machine_name(m), Some(name));
+        }
+    }
+}
