@@ -205,14 +205,14 @@ fn bare(c: &[u8]) -> &[u8] {
 }
 
 /// Builds the argv and envp that run `guest` under `candidate`, with the
-/// process environment `env`.
+/// process environment `env`; returns how much of each buffer it used.
 pub fn build<A: Strings, E: Strings>(
     blob: &Blob<'_>,
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,
     env: &E,
     out: &mut Buffers<'_>,
-) -> Result<(), BuildError> {
+) -> Result<Sizes, BuildError> {
     let record = candidate.record;
     let style = ArgvStyle::from_code(blob.field(record, interp::ARGV_STYLE)?)
         .ok_or(blob::BlobError::OutOfBounds)?;
@@ -301,7 +301,7 @@ pub fn build<A: Strings, E: Strings>(
     {
         return Err(BuildError::TooSmall(sizes));
     }
-    Ok(())
+    Ok(sizes)
 }
 
 /// Expands the placeholders of one template token into the arena.

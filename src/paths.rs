@@ -1,7 +1,7 @@
 //! Where the configuration and its compiled caches live (see docs/paths.md).
 
 /// The system's compiled cache, written by `binfmtctl compile`.
-pub const SYSTEM_CACHE: &str = "/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache";
+pub const SYSTEM_CACHE: &core::ffi::CStr = c"/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache";
 /// The user's compiled cache, below `$XDG_CACHE_HOME` (or `$HOME/.cache`).
 pub const USER_CACHE: &str = "binfmt-dispatcher/binfmt-dispatcher.cache";
 /// Vendor configuration fragments, read in lexical order.

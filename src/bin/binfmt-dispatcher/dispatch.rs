@@ -1,0 +1,541 @@
+//! The exec path, step by step: read the header, load one blob, decide,
+//! build the argv, execute; and the one-line message when nothing can run.
+
+use core::ffi::CStr;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::io::Errno;
+
+use crate::blob::{self, header, interp, Blob, Flags};
+use crate::decide::{self, Candidate, Failure, LogLevel, Plan, Reason, Subject, System};
+use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
+use crate::paths;
+use crate::probe::{self, Facts, HEADER_LEN};
+use crate::rt::{self, CStrList, Process};
+
+const USAGE: &[u8] = b"usage: binfmt-dispatcher BINARY [ARGS...]\n\
+\n\
+Runs BINARY with the interpreter its header and the configuration call for,\n\
+as binfmt_misc does when binfmt-dispatcher is registered for BINARY's format.\n\
+Configuration: binfmtctl compile; explain a decision: binfmtctl explain BINARY.\n\
+Environment (ignored for setuid binaries): BINFMT_DISPATCHER_CACHE=FILE,\n\
+BINFMT_DISPATCHER_INTERPRETER=ID, BINFMT_DISPATCHER_LOG=off|error|warn|info|debug.\n";
+
+/// Bytes of blob read onto the stack; larger blobs are mapped.
+const CACHE_BUF: usize = 32 * 1024;
+/// Argv and envp entries, and arena bytes, built on the stack; more are mapped.
+const STACK_ARGS: usize = 256;
+const STACK_ARENA: usize = 1024;
+
+/// One line on stderr per message, at or above the level in force.
+struct Log {
+    level: LogLevel,
+}
+
+impl Log {
+    fn say(&self, level: LogLevel, parts: &[&[u8]]) {
+        if level > self.level || self.level == LogLevel::Off {
+            return;
+        }
+        let mut line = [0u8; 2048];
+        let mut at = 0;
+        let prefix: &[u8] = b"binfmt-dispatcher: ";
+        for part in core::iter::once(&prefix).chain(parts) {
+            let n = part.len().min(line.len() - 1 - at);
+            line[at..at + n].copy_from_slice(&part[..n]);
+            at += n;
+        }
+        line[at] = b'\n';
+        rt::write_stderr(&line[..at + 1]);
+    }
+}
+
+/// A short description of an errno.
+fn describe(e: Errno) -> &'static [u8] {
+    match e {
+        Errno::NOENT => b"not found",
+        Errno::ACCESS => b"permission denied",
+        Errno::NOEXEC => b"exec format error",
+        Errno::ISDIR => b"is a directory",
+        Errno::NOTDIR => b"a path component is not a directory",
+        Errno::LOOP => b"too many symbolic links",
+        Errno::TXTBSY => b"text file busy",
+        Errno::NOMEM => b"out of memory",
+        Errno::TOOBIG => b"argument list too long",
+        Errno::PERM => b"operation not permitted",
+        Errno::IO => b"input/output error",
+        _ => b"system error",
+    }
+}
+
+/// Runs the exec path; returns the exit status when nothing could be run.
+pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
+    let args = p.args;
+    let env = p.env;
+    if args.count() < 2 {
+        rt::write_stderr(USAGE);
+        return 2;
+    }
+    let filename = args.c_str(1);
+    // binfmt_misc passes the binary's path as argv[1] and as AT_EXECFN; run
+    // by hand, AT_EXECFN is our own path, so argv[1] may be an option.
+    if p.execfn != Some(filename.to_bytes()) {
+        match filename.to_bytes() {
+            b"--help" | b"-h" => {
+                rt::write_stderr(USAGE);
+                return 0;
+            }
+            b"--version" => {
+                rt::write_stderr(concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+                return 0;
+            }
+            _ => {}
+        }
+    }
+    let trusted_env = !p.secure;
+    let env_level = trusted_env
+        .then(|| env.var(paths::ENV_LOG).or_else(|| env.var(paths::ENV_LOG_COMPAT)))
+        .flatten()
+        .and_then(|v| LogLevel::from_name(v.to_bytes()));
+    let mut log = Log {
+        level: env_level.unwrap_or(LogLevel::Warn),
+    };
+    let name = filename.to_bytes();
+
+    // 1. The header: from binfmt_misc's descriptor (O flag) or the file.
+    let opened: OwnedFd;
+    let fd: BorrowedFd<'_> = match p.execfd {
+        Some(n) => rt::borrowed(n),
+        None => match rt::open(filename) {
+            Ok(f) => {
+                opened = f;
+                opened.as_fd()
+            }
+            Err(e) => {
+                log.say(LogLevel::Error, &[name, b": cannot open: ", describe(e)]);
+                return 126;
+            }
+        },
+    };
+    let mut header_buf = [0u8; HEADER_LEN];
+    let header = match rustix::io::pread(fd, &mut header_buf[..], 0) {
+        Ok(n) => &header_buf[..n],
+        Err(e) => {
+            log.say(LogLevel::Error, &[name, b": cannot read: ", describe(e)]);
+            return 126;
+        }
+    };
+    let facts = probe::probe(header);
+
+    // 2. The configuration: one blob.
+    let mut cache_buf = [0u8; CACHE_BUF];
+    let loaded = load_config(p, &log, &mut cache_buf);
+    let blob = match loaded {
+        Some(Loaded::Stack(n)) => Blob::open(&cache_buf[..n]),
+        Some(Loaded::Mapped(bytes)) => Blob::open(bytes),
+        None => Blob::open(baked),
+    };
+    let Ok(blob) = blob else {
+        log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
+        return 127;
+    };
+    if env_level.is_none() {
+        log.level = LogLevel::from_code(blob.header(header::LOG_LEVEL)).unwrap_or(LogLevel::Warn);
+    }
+
+    // The binary as the interpreter will be told of it: its path, or the
+    // descriptor when the path is one of the caller's (fexecve).
+    let mut fd_link = [0u8; 32];
+    let fd_link = proc_fd_path(rt::raw(&fd), &mut fd_link);
+    let via_fd = p.execfd.is_some() && name.starts_with(b"/dev/fd/");
+    let guest = Guest {
+        binary: if via_fd { fd_link } else { filename.to_bytes_with_nul() },
+        argv0: args.with_nul(if p.flags & 1 != 0 && args.count() >= 3 { 2 } else { 1 }),
+        args: &args,
+        first_arg: if p.flags & 1 != 0 { 3 } else { 2 }.min(args.count()),
+        execfd: Some(rt::raw(&fd)),
+    };
+    let mut exec = Exec {
+        p,
+        log: &log,
+        guest: &guest,
+        fd,
+        inherited: p.execfd.is_some(),
+        keep_fd: via_fd,
+        failures: [None; 8],
+        count: 0,
+    };
+    let mut canonical_buf = [0u8; 4096];
+    let inputs = Inputs {
+        facts,
+        name,
+        fd_link,
+        env_interpreter: trusted_env
+            .then(|| env.var(paths::ENV_INTERPRETER))
+            .flatten()
+            .map(CStr::to_bytes),
+    };
+    let outcome = match dispatch(&blob, &inputs, &mut canonical_buf, &mut exec) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            log.say(
+                LogLevel::Warn,
+                &[b"the configuration cache is ", e.describe().as_bytes(), b"; using the built-in one"],
+            );
+            exec.count = 0;
+            match Blob::open(baked).map(|b| dispatch(&b, &inputs, &mut canonical_buf, &mut exec)) {
+                Ok(Ok(outcome)) => outcome,
+                _ => {
+                    log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
+                    return 127;
+                }
+            }
+        }
+    };
+    // Ok means the exec succeeded, so only a failure gets here.
+    outcome.err().unwrap_or(126)
+}
+
+/// What the decision needs besides the blob.
+struct Inputs<'a> {
+    facts: Facts<'a>,
+    name: &'a [u8],
+    fd_link: &'a [u8],
+    env_interpreter: Option<&'a [u8]>,
+}
+
+/// Decides and walks the chain. `Ok(Err(status))`: nothing ran.
+fn dispatch(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    canonical_buf: &mut [u8],
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
+    let mut paths: [&[u8]; 2] = [b""; 2];
+    let mut n = 0;
+    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0 {
+        if inputs.name.starts_with(b"/") {
+            paths[n] = inputs.name;
+            n += 1;
+        }
+        let link = CStr::from_bytes_with_nul(inputs.fd_link).unwrap_or(c"");
+        let canonical = rustix::fs::readlinkat_raw(rustix::fs::CWD, link, &mut *canonical_buf)
+            .ok()
+            .filter(|&len| len < canonical_buf.len())
+            .map(|len| &canonical_buf[..len]);
+        if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
+            paths[n] = c;
+            n += 1;
+        }
+    }
+    let subject = Subject {
+        facts: inputs.facts,
+        paths: &paths[..n],
+    };
+    let Some(plan) = decide::decide(blob, &subject, inputs.env_interpreter)? else {
+        exec.log.say(
+            LogLevel::Error,
+            &[inputs.name, b": no interpreter is configured for this kind of binary (", kind(&inputs.facts), b")"],
+        );
+        return Ok(Err(127));
+    };
+    if exec.log.level >= LogLevel::Info {
+        log_plan(exec.log, blob, inputs.name, &plan)?;
+    }
+    match decide::walk(blob, &plan, exec.p.page_size, &mut ExecSystem { exec, blob })? {
+        Ok(()) => Ok(Ok(())),
+        Err(nothing) => {
+            report(exec, blob, inputs.name, &plan)?;
+            Ok(Err(nothing.exit_code()))
+        }
+    }
+}
+
+/// Says which interpreter was chosen and why (log level info).
+fn log_plan(log: &Log, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blob::Result<()> {
+    let all = blob.header_array(header::INTERPRETERS);
+    let id = blob.str(blob.record(all, plan.interpreter, interp::LEN)?, interp::ID)?;
+    let mut digits = [0u8; 10];
+    let why: [&[u8]; 2] = match plan.reason {
+        Reason::Environment => [b"BINFMT_DISPATCHER_INTERPRETER", b""],
+        Reason::Binary(path) => [b"[binaries] entry for ", path],
+        Reason::Rule(n) => [b"rule #", launch::decimal(n + 1, &mut digits)],
+        Reason::Default => [b"[defaults] interpreter", b""],
+    };
+    log.say(LogLevel::Info, &[name, b": ", id, b" (", why[0], why[1], b")"]);
+    Ok(())
+}
+
+/// A short description of the binary's kind for messages.
+fn kind(facts: &Facts<'_>) -> &'static [u8] {
+    if facts.format != probe::Format::Elf {
+        return b"not a recognised format";
+    }
+    match probe::ARCHES.iter().find(|a| {
+        a.machine == facts.machine
+            && a.class == facts.class
+            && a.endian == facts.endian
+            && facts.flags & a.flags_mask == a.flags
+    }) {
+        Some(a) => a.name.as_bytes(),
+        None => b"ELF of an unknown machine",
+    }
+}
+
+/// The single line that says why nothing ran.
+fn report(exec: &Exec<'_>, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blob::Result<()> {
+    let all = blob.header_array(header::INTERPRETERS);
+    let mut line = [0u8; 2048];
+    let mut at = 0;
+    let mut put = |part: &[u8]| {
+        let n = part.len().min(line.len() - at);
+        line[at..at + n].copy_from_slice(&part[..n]);
+        at += n;
+    };
+    put(name);
+    put(b": cannot run it:");
+    for (i, entry) in exec.failures.iter().flatten().enumerate() {
+        let (index, failure, muvm) = *entry;
+        let record = blob.record(all, index, interp::LEN)?;
+        put(if i == 0 { b" " } else { b"; " });
+        put(blob.str(record, interp::ID)?);
+        put(b" (");
+        put(blob.str(record, interp::PATH)?);
+        put(b"): ");
+        if muvm {
+            put(b"muvm ");
+        }
+        match failure {
+            Failure::Missing => put(b"not found"),
+            Failure::RequiredPathMissing(_) => put(b"a required path is missing"),
+            Failure::NotExecutable(errno) => {
+                put(b"cannot execute: ");
+                put(describe(Errno::from_raw_os_error(errno)));
+            }
+        }
+    }
+    let hint = blob.str(blob.record(all, plan.interpreter, interp::LEN)?, interp::INSTALL_HINT)?;
+    if !hint.is_empty() {
+        put(b". ");
+        put(hint);
+    }
+    exec.log.say(LogLevel::Error, &[&line[..at]]);
+    Ok(())
+}
+
+/// `/proc/self/fd/N` with its NUL, in `buf`.
+fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
+    let mut digits = [0u8; 10];
+    let digits = launch::decimal(fd, &mut digits);
+    let prefix = b"/proc/self/fd/";
+    buf[..prefix.len()].copy_from_slice(prefix);
+    buf[prefix.len()..prefix.len() + digits.len()].copy_from_slice(digits);
+    &buf[..prefix.len() + digits.len() + 1]
+}
+
+/// Where the blob was read to.
+enum Loaded {
+    /// The first N bytes of the stack buffer.
+    Stack(usize),
+    /// A mapping of a larger file.
+    Mapped(&'static [u8]),
+}
+
+/// Reads the first usable compiled cache: `BINFMT_DISPATCHER_CACHE`, the
+/// user's, the system's. `None`: use the built-in configuration.
+fn load_config(p: &Process, log: &Log, buf: &mut [u8]) -> Option<Loaded> {
+    let env = &p.env;
+    if !p.secure {
+        if let Some(path) = env.var(paths::ENV_CACHE) {
+            if let Some(loaded) = load_file(p, log, buf, path, true) {
+                return Some(loaded);
+            }
+        }
+        let mut user = [0u8; 1024];
+        if let Some(path) = user_cache_path(env, &mut user) {
+            if let Some(loaded) = load_file(p, log, buf, path, false) {
+                return Some(loaded);
+            }
+        }
+    }
+    load_file(p, log, buf, paths::SYSTEM_CACHE, false)
+}
+
+/// `$XDG_CACHE_HOME/…` or `$HOME/.cache/…`, composed in `buf`.
+fn user_cache_path<'b>(env: &CStrList, buf: &'b mut [u8]) -> Option<&'b CStr> {
+    let (base, middle): (&[u8], &[u8]) = match env.var("XDG_CACHE_HOME").map(CStr::to_bytes) {
+        Some(xdg) if xdg.starts_with(b"/") => (xdg, b"/"),
+        _ => (env.var("HOME")?.to_bytes(), b"/.cache/"),
+    };
+    let tail = paths::USER_CACHE.as_bytes();
+    let len = base.len() + middle.len() + tail.len();
+    if len >= buf.len() || base.is_empty() {
+        return None;
+    }
+    buf[..base.len()].copy_from_slice(base);
+    buf[base.len()..base.len() + middle.len()].copy_from_slice(middle);
+    buf[base.len() + middle.len()..len].copy_from_slice(tail);
+    buf[len] = 0;
+    CStr::from_bytes_with_nul(&buf[..=len]).ok()
+}
+
+/// Loads one cache file; warns and returns `None` when it cannot be used.
+fn load_file(p: &Process, log: &Log, buf: &mut [u8], path: &CStr, warn_missing: bool) -> Option<Loaded> {
+    let name = path.to_bytes();
+    let warn = |what: &[u8]| log.say(LogLevel::Warn, &[b"ignoring cache ", name, b": ", what]);
+    let fd = match rt::open(path) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) if !warn_missing => return None,
+        Err(e) => {
+            warn(describe(e));
+            return None;
+        }
+    };
+    if p.secure {
+        // A setuid exec must not be steered by a file its caller could write.
+        match rt::stat(fd.as_fd()) {
+            Ok((0, mode, _)) if mode & 0o022 == 0 => {}
+            Ok(_) => {
+                warn(b"not owned by root or writable by others");
+                return None;
+            }
+            Err(e) => {
+                warn(describe(e));
+                return None;
+            }
+        }
+    }
+    let n = match rustix::io::pread(fd.as_fd(), &mut *buf, 0) {
+        Ok(n) => n,
+        Err(e) => {
+            warn(describe(e));
+            return None;
+        }
+    };
+    let claimed = buf.get(header::TOTAL_LEN..header::TOTAL_LEN + 4).map_or(0, |b| {
+        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
+    });
+    let loaded = if n == buf.len() && claimed > n {
+        let size = rt::stat(fd.as_fd()).map_or(0, |(_, _, size)| size as usize);
+        match rt::map_file(fd.as_fd(), size) {
+            Ok(bytes) => Loaded::Mapped(bytes),
+            Err(e) => {
+                warn(describe(e));
+                return None;
+            }
+        }
+    } else {
+        Loaded::Stack(n)
+    };
+    let bytes = match loaded {
+        Loaded::Stack(n) => &buf[..n],
+        Loaded::Mapped(bytes) => bytes,
+    };
+    match Blob::open(bytes) {
+        Ok(_) => Some(loaded),
+        Err(e) => {
+            warn(e.describe().as_bytes());
+            None
+        }
+    }
+}
+
+/// The state of the walk: the guest, the descriptor, what failed so far.
+struct Exec<'a> {
+    p: &'a Process,
+    log: &'a Log,
+    guest: &'a Guest<'a, CStrList>,
+    fd: BorrowedFd<'a>,
+    /// Whether the descriptor currently survives exec.
+    inherited: bool,
+    /// Whether the guest's binary is named by the descriptor.
+    keep_fd: bool,
+    failures: [Option<(u32, Failure<'static>, bool)>; 8],
+    count: usize,
+}
+
+/// `decide::System` over real syscalls.
+struct ExecSystem<'e, 'a, 'b> {
+    exec: &'e mut Exec<'a>,
+    blob: &'e Blob<'b>,
+}
+
+impl System for ExecSystem<'_, '_, '_> {
+    fn exists(&mut self, path: &[u8]) -> bool {
+        CStr::from_bytes_with_nul(path).is_ok_and(rt::exists)
+    }
+
+    fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
+        let e = &mut *self.exec;
+        let style = self
+            .blob
+            .field(candidate.record, interp::ARGV_STYLE)
+            .ok()
+            .and_then(ArgvStyle::from_code);
+        // The descriptor survives exec only when the argv names it.
+        let want = e.keep_fd || style == Some(ArgvStyle::Custom);
+        if want != e.inherited {
+            rt::set_cloexec(e.fd, !want);
+            e.inherited = want;
+        }
+        let mut argv = [core::ptr::null(); STACK_ARGS];
+        let mut envp = [core::ptr::null(); STACK_ARGS];
+        let mut arena = [0u8; STACK_ARENA];
+        let mut out = Buffers {
+            argv: &mut argv,
+            envp: &mut envp,
+            arena: &mut arena,
+        };
+        let built = launch::build(self.blob, candidate, e.guest, &e.p.env, &mut out);
+        let errno = match built {
+            Ok(sizes) => exec(candidate, &out, sizes),
+            Err(BuildError::TooSmall(sizes)) => {
+                match (rt::alloc_zeroed(sizes.argv), rt::alloc_zeroed(sizes.envp), rt::alloc_zeroed(sizes.arena)) {
+                    (Ok(argv), Ok(envp), Ok(arena)) => {
+                        let mut big = Buffers { argv, envp, arena };
+                        match launch::build(self.blob, candidate, e.guest, &e.p.env, &mut big) {
+                            Ok(sizes) => exec(candidate, &big, sizes),
+                            Err(_) => Errno::NOMEM,
+                        }
+                    }
+                    _ => Errno::NOMEM,
+                }
+            }
+            Err(BuildError::Blob(_)) => Errno::INVAL,
+        };
+        let path = candidate.muvm.unwrap_or(candidate.path);
+        match errno {
+            Errno::NOENT | Errno::NOTDIR if !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) => {
+                Err(Failure::Missing)
+            }
+            errno => Err(Failure::NotExecutable(errno.raw_os_error())),
+        }
+    }
+
+    fn failed(&mut self, candidate: &Candidate<'_>, failure: Failure<'_>) {
+        let e = &mut *self.exec;
+        let stored = match failure {
+            Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
+            Failure::Missing => Failure::Missing,
+            Failure::NotExecutable(n) => Failure::NotExecutable(n),
+        };
+        if let Some(slot) = e.failures.get_mut(e.count) {
+            *slot = Some((candidate.index, stored, candidate.muvm.is_some()));
+            e.count += 1;
+        }
+        if e.log.level >= LogLevel::Debug {
+            let what: &[u8] = match failure {
+                Failure::Missing => b"not found",
+                Failure::RequiredPathMissing(path) => path,
+                Failure::NotExecutable(n) => describe(Errno::from_raw_os_error(n)),
+            };
+            e.log.say(LogLevel::Debug, &[b"skipping ", &candidate.path[..candidate.path.len() - 1], b": ", what]);
+        }
+    }
+}
+
+/// Executes the built argv; returns the error when the exec failed.
+fn exec(candidate: &Candidate<'_>, out: &Buffers<'_>, sizes: Sizes) -> Errno {
+    let path = candidate.muvm.unwrap_or(candidate.path);
+    rt::execve(path, &out.argv[..sizes.argv], &out.envp[..sizes.envp])
+}

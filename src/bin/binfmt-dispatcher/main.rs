@@ -1,0 +1,45 @@
+//! The trampoline: registered in binfmt_misc as the interpreter of foreign
+//! binaries, it reads the binary's header, decides which real interpreter
+//! runs it and executes that interpreter with the argv the guest expects.
+//!
+//! `no_std`, no libc, statically linked: the exec path must cost about one
+//! bare `execve`. The core modules are compiled in from the library's
+//! sources; `rt` does the syscalls.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+#[path = "../../blob.rs"]
+#[allow(dead_code)]
+mod blob;
+#[path = "../../decide.rs"]
+#[allow(dead_code)]
+mod decide;
+#[path = "../../launch.rs"]
+#[allow(dead_code)]
+mod launch;
+#[path = "../../paths.rs"]
+#[allow(dead_code)]
+mod paths;
+#[path = "../../probe.rs"]
+#[allow(dead_code)]
+mod probe;
+#[path = "../../rt/mod.rs"]
+mod rt;
+mod dispatch;
+
+use rt::Process;
+
+/// The default configuration, compiled by build.rs.
+static BAKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
+
+fn main(process: &Process) -> ! {
+    rt::exit(dispatch::run(process, BAKED))
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    rt::write_stderr(b"binfmt-dispatcher: internal error\n");
+    rt::exit(126)
+}

@@ -1,0 +1,255 @@
+//! The trampoline's no-libc runtime: the initial stack (argv, envp, auxv),
+//! the syscalls, and stderr. All of the project's `unsafe` lives here, each
+//! block with the reason it is sound.
+//!
+//! Syscalls go through rustix's raw Linux backend; `execveat` and
+//! `exit_group` are the two rustix keeps out of its public API, so they are
+//! issued directly (`arch::syscall5`) with numbers from linux-raw-sys.
+
+#![allow(unsafe_code)]
+
+mod arch;
+
+use core::ffi::CStr;
+
+use linux_raw_sys::auxvec as aux;
+use linux_raw_sys::general as sys;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use crate::launch::Strings;
+
+/// A list of NUL-terminated strings from the initial stack.
+#[derive(Clone, Copy)]
+pub struct CStrList {
+    ptrs: &'static [*const u8],
+}
+
+impl CStrList {
+    /// String `i` as a `CStr`.
+    pub fn c_str(&self, i: usize) -> &'static CStr {
+        // SAFETY: the kernel put NUL-terminated strings behind every pointer
+        // of argv and envp, and the initial stack lives as long as the process.
+        unsafe { CStr::from_ptr(self.ptrs[i].cast()) }
+    }
+
+    /// String `i` with its NUL.
+    pub fn with_nul(&self, i: usize) -> &'static [u8] {
+        self.c_str(i).to_bytes_with_nul()
+    }
+
+    /// The value of environment variable `name`, if this is an envp.
+    pub fn var(&self, name: &str) -> Option<&'static CStr> {
+        (0..self.ptrs.len()).find_map(|i| {
+            let entry = self.with_nul(i);
+            let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
+            CStr::from_bytes_with_nul(value).ok()
+        })
+    }
+}
+
+impl Strings for CStrList {
+    fn count(&self) -> usize {
+        self.ptrs.len()
+    }
+    fn ptr(&self, i: usize) -> *const u8 {
+        self.ptrs[i]
+    }
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.c_str(i).to_bytes()
+    }
+}
+
+/// What the kernel told the process at start.
+pub struct Process {
+    /// argv.
+    pub args: CStrList,
+    /// envp.
+    pub env: CStrList,
+    /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
+    pub execfd: Option<u32>,
+    /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
+    pub flags: usize,
+    /// `AT_SECURE`: the exec raised privileges (setuid, C flag).
+    pub secure: bool,
+    /// `AT_PAGESZ`.
+    pub page_size: usize,
+    /// `AT_EXECFN`: the path the exec was asked for.
+    pub execfn: Option<&'static [u8]>,
+}
+
+/// Called by `_start` with the initial stack pointer.
+extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: at process entry `sp` points at argc, followed by argc argv
+    // pointers and a NULL, the envp pointers and a NULL, then the auxv
+    // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
+    let process = unsafe {
+        let argc = *sp;
+        let argv = sp.add(1).cast::<*const u8>();
+        let envp = argv.add(argc + 1);
+        let mut envc = 0;
+        while !(*envp.add(envc)).is_null() {
+            envc += 1;
+        }
+        let mut aux = envp.add(envc + 1).cast::<usize>();
+        let mut p = Process {
+            args: CStrList {
+                ptrs: core::slice::from_raw_parts(argv, argc),
+            },
+            env: CStrList {
+                ptrs: core::slice::from_raw_parts(envp, envc),
+            },
+            execfd: None,
+            flags: 0,
+            secure: false,
+            page_size: 4096,
+            execfn: None,
+        };
+        loop {
+            let (key, value) = (*aux, *aux.add(1));
+            match key as u32 {
+                aux::AT_NULL => break,
+                aux::AT_EXECFD => p.execfd = u32::try_from(value).ok(),
+                aux::AT_FLAGS => p.flags = value,
+                aux::AT_SECURE => p.secure = value != 0,
+                aux::AT_PAGESZ => p.page_size = value,
+                aux::AT_EXECFN if value != 0 => {
+                    p.execfn = Some(CStr::from_ptr(value as *const _).to_bytes());
+                }
+                _ => {}
+            }
+            aux = aux.add(2);
+        }
+        p
+    };
+    crate::main(&process)
+}
+
+/// Ends the process.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: exit_group takes one integer and does not return.
+    unsafe {
+        arch::syscall5(sys::__NR_exit_group, code as usize, 0, 0, 0, 0);
+    }
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// Writes `bytes` to stderr, best effort.
+pub fn write_stderr(bytes: &[u8]) {
+    let _ = rustix::io::write(borrowed(2), bytes);
+}
+
+/// A descriptor the process did not open itself, by number.
+pub fn borrowed(fd: u32) -> BorrowedFd<'static> {
+    // SAFETY: used only for descriptors the kernel handed over (AT_EXECFD)
+    // and never closed by this process; a stale number only makes the
+    // syscalls on it fail with EBADF.
+    unsafe { BorrowedFd::borrow_raw(fd as i32) }
+}
+
+/// Opens `path` read-only and close-on-exec.
+pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+}
+
+
+/// The owner uid, mode and size of an open file.
+pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_uid, st.st_mode as u32, st.st_size as u64))
+}
+
+/// Maps `len` bytes of `fd` read-only for the rest of the process's life.
+pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> {
+    // SAFETY: a fresh private read-only mapping aliases nothing; it is never
+    // unmapped, so the slice lives as long as the process. The caller takes
+    // `len` from fstat; a file truncated after that is the blob writer's
+    // contract to prevent (it replaces files by rename, never in place).
+    unsafe {
+        let p = rustix::mm::mmap(
+            core::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            fd,
+            0,
+        )?;
+        Ok(core::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
+}
+
+/// Fresh zeroed memory of `count` elements, never freed (the process execs
+/// or exits right after using it).
+pub fn alloc_zeroed<T: Copy>(count: usize) -> Result<&'static mut [T], Errno> {
+    let bytes = count.checked_mul(core::mem::size_of::<T>()).ok_or(Errno::NOMEM)?;
+    // SAFETY: an anonymous private mapping is zero-filled, page-aligned and
+    // aliased by nothing; it is only used for `T`s for which all-zero bytes
+    // are a valid value (pointers: null; bytes).
+    unsafe {
+        let p = rustix::mm::mmap_anonymous(
+            core::ptr::null_mut(),
+            bytes.max(1),
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::PRIVATE,
+        )?;
+        Ok(core::slice::from_raw_parts_mut(p.cast::<T>(), count))
+    }
+}
+
+/// Whether `path` exists.
+pub fn exists(path: &CStr) -> bool {
+    rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
+}
+
+
+/// Sets or clears close-on-exec on a descriptor.
+pub fn set_cloexec(fd: BorrowedFd<'_>, cloexec: bool) {
+    let flags = if cloexec {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    let _ = rustix::io::fcntl_setfd(fd, flags);
+}
+
+/// Executes `path` with `argv` and `envp`; returns only on failure.
+///
+/// `path` must be NUL-terminated and `argv`/`envp` NULL-terminated arrays of
+/// pointers to NUL-terminated strings that outlive the call; `launch::build`
+/// produces exactly that.
+pub fn execve(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> Errno {
+    let terminated = |list: &[*const u8]| list.last().is_some_and(|p| p.is_null());
+    if path.last() != Some(&0) || !terminated(argv) || !terminated(envp) {
+        return Errno::INVAL;
+    }
+    // SAFETY: checked above that the path is NUL-terminated and both arrays
+    // NULL-terminated. The kernel copies the strings in with fault-checked
+    // user-memory reads, so even a bad pointer yields EFAULT, not UB; the
+    // pointers launch::build makes point into the initial stack, the blob
+    // and the caller's live buffers.
+    let ret = unsafe {
+        arch::syscall5(
+            sys::__NR_execveat,
+            sys::AT_FDCWD as usize,
+            path.as_ptr() as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            0,
+        )
+    };
+    Errno::from_raw_os_error(-ret as i32)
+}
+
+/// The descriptor's number.
+pub fn raw(fd: &impl AsFd) -> u32 {
+    use rustix::fd::AsRawFd;
+    fd.as_fd().as_raw_fd() as u32
+}
+
+/// The unwinding personality the precompiled `core` refers to from its
+/// unwind tables. With `panic = "abort"` nothing unwinds, so it is never
+/// called; it only has to exist for unoptimised builds to link.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}
