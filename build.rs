@@ -11,7 +11,7 @@ use std::path::PathBuf;
 #[allow(dead_code)]
 mod blob;
 #[path = "src/config/mod.rs"]
-#[allow(dead_code)]
+#[allow(dead_code, unused_imports)]
 mod config;
 #[path = "src/decide.rs"]
 #[allow(dead_code)]

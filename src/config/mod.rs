@@ -7,9 +7,11 @@
 //! key. Every error names the file, line and column it comes from.
 
 mod compile;
+mod files;
 mod parse;
 
 pub use compile::compile;
+pub use files::{compile_files, load_layers, write_atomically, CompileError};
 
 use std::collections::BTreeMap;
 use std::fmt;
