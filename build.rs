@@ -44,7 +44,13 @@ fn main() {
     std::fs::write(out.join("baked.blob"), blob).unwrap_or_else(|e| fail(&e.to_string()));
 
     // The trampoline: static, no libc, no start files, no PIE, no build id.
-    for arg in ["-nostdlib", "-static", "-Wl,--no-pie", "-Wl,--build-id=none", "-Wl,-z,norelro"] {
+    for arg in [
+        "-nostdlib",
+        "-static",
+        "-Wl,--no-pie",
+        "-Wl,--build-id=none",
+        "-Wl,-z,norelro",
+    ] {
         println!("cargo:rustc-link-arg-bin=binfmt-dispatcher={arg}");
     }
 }

@@ -324,7 +324,10 @@ impl<'a> Blob<'a> {
 
     /// The `u32` field `field` of a record at `off`.
     pub fn field(&self, off: u32, field: usize) -> Result<u32> {
-        self.u32(off.checked_add(field as u32).ok_or(BlobError::OutOfBounds)?)
+        self.u32(
+            off.checked_add(field as u32)
+                .ok_or(BlobError::OutOfBounds)?,
+        )
     }
 
     /// The `Array` field `field` of a record at `off`.
@@ -337,7 +340,10 @@ impl<'a> Blob<'a> {
 
     /// The string field `field` of a record at `off`, without its NUL.
     pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
-        Ok(self.c_str(off, field)?.split_last().map_or(&[][..], |(_, s)| s))
+        Ok(self
+            .c_str(off, field)?
+            .split_last()
+            .map_or(&[][..], |(_, s)| s))
     }
 
     /// The string field `field` of a record at `off`, with its NUL.

@@ -70,7 +70,10 @@ impl LogLevel {
 
     /// The level with the given blob code, if any.
     pub fn from_code(code: u32) -> Option<LogLevel> {
-        Self::NAMES.iter().map(|&(_, l)| l).find(|&l| l as u32 == code)
+        Self::NAMES
+            .iter()
+            .map(|&(_, l)| l)
+            .find(|&l| l as u32 == code)
     }
 
     /// The level's canonical name.
@@ -193,7 +196,10 @@ fn find_override(blob: &Blob<'_>, path: &[u8]) -> blob::Result<Option<(u32, u32)
         match blob.field(bucket, override_bucket::HASH)? {
             0 => return Ok(None),
             h if h == hash && blob.str(bucket, override_bucket::PATH)? == path => {
-                return Ok(Some((bucket, blob.field(bucket, override_bucket::INTERPRETER)?)));
+                return Ok(Some((
+                    bucket,
+                    blob.field(bucket, override_bucket::INTERPRETER)?,
+                )));
             }
             _ => slot = (slot + 1) & mask,
         }
@@ -390,7 +396,10 @@ pub fn walk<S: System>(
     sys: &mut S,
 ) -> blob::Result<core::result::Result<(), NothingRan>> {
     let all = blob.header_array(header::INTERPRETERS);
-    let chain = blob.array(blob.record(all, plan.interpreter, interp::LEN)?, interp::CHAIN)?;
+    let chain = blob.array(
+        blob.record(all, plan.interpreter, interp::LEN)?,
+        interp::CHAIN,
+    )?;
     let mut outcome = NothingRan::NotFound;
     'candidates: for i in 0..chain.count {
         let index = blob.u32(chain.off + i * 4)?;

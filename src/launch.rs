@@ -21,7 +21,9 @@ pub enum ArgvStyle {
     Box64 = 2,
     /// box86: `BOX86_ARG0=ARGV0` in the environment, `INTERPRETER BINARY ARGS...`.
     Box86 = 3,
-    /// FEX: `INTERPRETER BINARY ARGS...` (see docs/argv-conventions.md).
+    /// FEX: `FEX_EXECVEFD=FD` in the environment, `INTERPRETER BINARY ARGV0
+    /// ARGS...`: FEX then loads the binary from the descriptor and, as for a
+    /// binfmt_misc launch with P, takes the argument after it as `argv[0]`.
     Fex = 4,
     /// The interpreter's `template`, with placeholders expanded.
     Custom = 5,
@@ -40,12 +42,24 @@ impl ArgvStyle {
 
     /// The style with the given blob code.
     pub fn from_code(code: u32) -> Option<ArgvStyle> {
-        Self::NAMES.iter().map(|&(_, s)| s).find(|&s| s as u32 == code)
+        Self::NAMES
+            .iter()
+            .map(|&(_, s)| s)
+            .find(|&s| s as u32 == code)
     }
 
     /// The style named `name`.
     pub fn from_name(name: &str) -> Option<ArgvStyle> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
+    }
+
+    /// Whether the interpreter is handed the binary's descriptor, which must
+    /// then survive the exec.
+    pub fn passes_execfd(self) -> bool {
+        matches!(self, ArgvStyle::Fex | ArgvStyle::Custom)
     }
 
     /// The style's configuration name.
@@ -75,13 +89,7 @@ impl ArgvStyle {
 }
 
 /// Placeholders of custom templates.
-pub const PLACEHOLDERS: &[&str] = &[
-    "{interpreter}",
-    "{binary}",
-    "{argv0}",
-    "{execfd}",
-    "{args}",
-];
+pub const PLACEHOLDERS: &[&str] = &["{interpreter}", "{binary}", "{argv0}", "{execfd}", "{args}"];
 
 /// A list of C strings owned elsewhere (the process's argv or envp).
 pub trait Strings {
@@ -225,14 +233,16 @@ pub fn build<A: Strings, E: Strings>(
     let interpreter = candidate.path;
     if let Some(muvm) = candidate.muvm {
         w.arg(muvm.as_ptr());
-        w.arg(b"--\0".as_ptr());
+        w.arg(c"--".as_ptr().cast());
     }
     let rest = guest.first_arg..guest.args.count();
     match style {
         ArgvStyle::Custom => {
             let template = blob.array(record, interp::TEMPLATE)?;
             let mut fd_digits = [0u8; 10];
-            let fd = guest.execfd.map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
+            let fd = guest
+                .execfd
+                .map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
             for t in 0..template.count {
                 let token = blob.c_str(template.off + t * 8, 0)?;
                 if token == b"{args}\0" {
@@ -248,10 +258,13 @@ pub fn build<A: Strings, E: Strings>(
         _ => {
             w.arg(interpreter.as_ptr());
             if style == ArgvStyle::Qemu {
-                w.arg(b"-0\0".as_ptr());
+                w.arg(c"-0".as_ptr().cast());
                 w.arg(guest.argv0.as_ptr());
             }
             w.arg(guest.binary.as_ptr());
+            if style == ArgvStyle::Fex && guest.execfd.is_some() {
+                w.arg(guest.argv0.as_ptr());
+            }
             rest.for_each(|i| w.arg(guest.args.ptr(i)));
         }
     }
@@ -259,10 +272,12 @@ pub fn build<A: Strings, E: Strings>(
 
     // The environment: the process's, minus the keys the interpreter sets.
     let extra = blob.array(record, interp::ENV)?;
-    let arg0_key: Option<&[u8]> = match style {
-        ArgvStyle::Box64 => Some(b"BOX64_ARG0"),
-        ArgvStyle::Box86 => Some(b"BOX86_ARG0"),
-        _ => None,
+    let mut fd_digits = [0u8; 10];
+    let (arg0_key, arg0_value): (Option<&[u8]>, &[u8]) = match (style, guest.execfd) {
+        (ArgvStyle::Box64, _) => (Some(b"BOX64_ARG0"), bare(guest.argv0)),
+        (ArgvStyle::Box86, _) => (Some(b"BOX86_ARG0"), bare(guest.argv0)),
+        (ArgvStyle::Fex, Some(fd)) => (Some(b"FEX_EXECVEFD"), decimal(fd, &mut fd_digits)),
+        _ => (None, b""),
     };
     let overridden = |entry: &[u8]| -> blob::Result<bool> {
         let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
@@ -287,7 +302,7 @@ pub fn build<A: Strings, E: Strings>(
         w.env(blob.c_str(extra.off + e * 8, 0)?.as_ptr());
     }
     if let Some(key) = arg0_key {
-        let p = w.compose(&[key, b"=", bare(guest.argv0)]);
+        let p = w.compose(&[key, b"=", arg0_value]);
         w.env(p);
     }
     w.env(core::ptr::null());
@@ -297,7 +312,9 @@ pub fn build<A: Strings, E: Strings>(
         envp: w.envc,
         arena: w.used,
     };
-    if sizes.argv > w.out.argv.len() || sizes.envp > w.out.envp.len() || sizes.arena > w.out.arena.len()
+    if sizes.argv > w.out.argv.len()
+        || sizes.envp > w.out.envp.len()
+        || sizes.arena > w.out.arena.len()
     {
         return Err(BuildError::TooSmall(sizes));
     }
@@ -351,7 +368,10 @@ mod tests {
             assert_eq!(ArgvStyle::from_code(s as u32), Some(s));
             assert_eq!(s.name(), name);
         }
-        assert_eq!(ArgvStyle::guess(b"/usr/bin/qemu-aarch64-static"), ArgvStyle::Qemu);
+        assert_eq!(
+            ArgvStyle::guess(b"/usr/bin/qemu-aarch64-static"),
+            ArgvStyle::Qemu
+        );
         assert_eq!(ArgvStyle::guess(b"/usr/local/bin/box64"), ArgvStyle::Box64);
         assert_eq!(ArgvStyle::guess(b"/usr/bin/box86"), ArgvStyle::Box86);
         assert_eq!(ArgvStyle::guess(b"/usr/bin/FEXInterpreter"), ArgvStyle::Fex);

@@ -247,7 +247,10 @@ pub fn machine_by_name(name: &str) -> Option<u16> {
 
 /// The name of a machine number, if it is in [`MACHINES`].
 pub fn machine_name(machine: u16) -> Option<&'static str> {
-    MACHINES.iter().find(|&&(_, m)| m == machine).map(|&(n, _)| n)
+    MACHINES
+        .iter()
+        .find(|&&(_, m)| m == machine)
+        .map(|&(n, _)| n)
 }
 
 /// A QEMU linux-user target as ELF headers describe it: the values its
@@ -347,14 +350,26 @@ mod tests {
     /// A minimal ELF header with one PT_INTERP program header.
     pub(crate) fn elf(wide: bool, big: bool, machine: u16, interp: Option<&[u8]>) -> Vec<u8> {
         let put16 = |v: &mut Vec<u8>, x: u16| {
-            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
         };
         let put32 = |v: &mut Vec<u8>, x: u32| {
-            v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+            v.extend_from_slice(&if big {
+                x.to_be_bytes()
+            } else {
+                x.to_le_bytes()
+            })
         };
         let putw = |v: &mut Vec<u8>, x: u64| {
             if wide {
-                v.extend_from_slice(&if big { x.to_be_bytes() } else { x.to_le_bytes() })
+                v.extend_from_slice(&if big {
+                    x.to_be_bytes()
+                } else {
+                    x.to_le_bytes()
+                })
             } else {
                 put32(v, x as u32)
             }
@@ -449,7 +464,11 @@ mod tests {
         // e_phnum = 65535, e_phentsize = 0, e_phoff far past the end.
         bytes[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
         // Only the entries inside the block are read; the first is PT_INTERP.
-        assert_eq!(probe(&bytes).interp, Some(&b"/lib/ld.so"[..]), "phnum 65535");
+        assert_eq!(
+            probe(&bytes).interp,
+            Some(&b"/lib/ld.so"[..]),
+            "phnum 65535"
+        );
         bytes[54..56].copy_from_slice(&0u16.to_le_bytes());
         assert_eq!(probe(&bytes).machine, 183);
         assert_eq!(probe(&bytes).interp, None, "phentsize 0");
@@ -478,8 +497,13 @@ mod tests {
         for (i, a) in ARCHES.iter().enumerate() {
             assert_eq!(arch_by_name(a.name), Some(a));
             for b in &ARCHES[i + 1..] {
-                let same = (a.machine, a.class, a.endian, a.flags) == (b.machine, b.class, b.endian, b.flags);
-                assert!(!same, "{} and {} describe the same binaries", a.name, b.name);
+                let same = (a.machine, a.class, a.endian, a.flags)
+                    == (b.machine, b.class, b.endian, b.flags);
+                assert!(
+                    !same,
+                    "{} and {} describe the same binaries",
+                    a.name, b.name
+                );
             }
         }
     }

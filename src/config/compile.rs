@@ -73,7 +73,10 @@ fn validate(config: &Config, ids: &BTreeMap<&str, u32>) -> Result<(), ConfigErro
         } else {
             Err(err(
                 &r.loc,
-                format!("{what} names interpreter `{}`, which no [interpreters.*] table defines", r.value),
+                format!(
+                    "{what} names interpreter `{}`, which no [interpreters.*] table defines",
+                    r.value
+                ),
             ))
         }
     };
@@ -106,7 +109,10 @@ fn validate(config: &Config, ids: &BTreeMap<&str, u32>) -> Result<(), ConfigErro
         if let Some(other) = paths.insert(path.value.as_str(), id.as_str()) {
             return Err(err(
                 &path.loc,
-                format!("[binaries.{id}] path `{}` is also [binaries.{other}]'s", path.value),
+                format!(
+                    "[binaries.{id}] path `{}` is also [binaries.{other}]'s",
+                    path.value
+                ),
             ));
         }
     }
@@ -126,7 +132,12 @@ pub fn style(i: &Interpreter) -> ArgvStyle {
 /// The interpreter indices to try for `start`: itself, then its fallbacks'
 /// chains in order, each interpreter once.
 fn chain(config: &Config, ids: &BTreeMap<&str, u32>, start: &str) -> Vec<u32> {
-    fn visit<'c>(config: &'c Config, id: &'c str, seen: &mut BTreeSet<&'c str>, out: &mut Vec<&'c str>) {
+    fn visit<'c>(
+        config: &'c Config,
+        id: &'c str,
+        seen: &mut BTreeSet<&'c str>,
+        out: &mut Vec<&'c str>,
+    ) {
         if !seen.insert(id) {
             return;
         }
@@ -285,7 +296,13 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         .binaries
         .values()
         .filter_map(|b| Some((b.path.as_ref()?, b.interpreter.as_ref()?)))
-        .map(|(p, i)| (d.str(p.value.as_bytes()), blob::path_hash(p.value.as_bytes()), ids[i.value.as_str()]))
+        .map(|(p, i)| {
+            (
+                d.str(p.value.as_bytes()),
+                blob::path_hash(p.value.as_bytes()),
+                ids[i.value.as_str()],
+            )
+        })
         .collect();
 
     // Fixed-size records.
@@ -317,7 +334,11 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         d.pair(*interp_glob);
         d.pair(*path_glob);
     }
-    let index_buckets = if lists.is_empty() { 0 } else { (lists.len() * 2).next_power_of_two() };
+    let index_buckets = if lists.is_empty() {
+        0
+    } else {
+        (lists.len() * 2).next_power_of_two()
+    };
     let mut table = std::vec![None; index_buckets];
     for (m, list) in &lists {
         let key = u32::from(*m) + 1;
@@ -333,7 +354,11 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         d.u32(key);
         d.pair(list);
     }
-    let override_buckets = if overrides.is_empty() { 0 } else { (overrides.len() * 2).next_power_of_two() };
+    let override_buckets = if overrides.is_empty() {
+        0
+    } else {
+        (overrides.len() * 2).next_power_of_two()
+    };
     let mut table = std::vec![None; override_buckets];
     for o in &overrides {
         let mut slot = o.1 as usize & (override_buckets - 1);
@@ -365,7 +390,13 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
     debug_assert_eq!(head.len(), header::CHUNKS - header::MUVM);
     debug_assert_eq!(index_at - rules_at, (config.rules.len() * rule::LEN) as u32);
     debug_assert_eq!(rules_at - interps_at, (parts.len() * interp::LEN) as u32);
-    debug_assert_eq!(d.at() - overrides_at, (override_buckets * override_bucket::LEN) as u32);
-    debug_assert_eq!(overrides_at - index_at, (index_buckets * rule_bucket::LEN) as u32);
+    debug_assert_eq!(
+        d.at() - overrides_at,
+        (override_buckets * override_bucket::LEN) as u32
+    );
+    debug_assert_eq!(
+        overrides_at - index_at,
+        (index_buckets * rule_bucket::LEN) as u32
+    );
     (head, d.bytes)
 }

@@ -1,11 +1,11 @@
 //! Reading config layers from disk and writing blobs atomically.
 
+use std::format;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::string::String;
 use std::vec::Vec;
-use std::format;
 
 use super::{compile, Config, ConfigError, Loc};
 
@@ -39,7 +39,10 @@ pub fn load_layers(layers: &[PathBuf]) -> Result<Config, CompileError> {
             CompileError::Config(ConfigError {
                 loc: Loc {
                     file: name.clone(),
-                    line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count(),
+                    line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                        .iter()
+                        .filter(|&&b| b == b'\n')
+                        .count(),
                     column: 1,
                 },
                 message: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),

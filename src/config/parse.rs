@@ -16,6 +16,8 @@ use crate::probe::{self, Format};
 struct Layer<'a> {
     file: &'a str,
     text: &'a str,
+    /// Byte offsets where lines start, for span -> line:column.
+    line_starts: Vec<usize>,
 }
 
 type Res<T> = Result<T, ConfigError>;
@@ -23,10 +25,12 @@ type Res<T> = Result<T, ConfigError>;
 impl Layer<'_> {
     fn loc(&self, span: Option<std::ops::Range<usize>>) -> Loc {
         let at = span.map_or(0, |s| s.start).min(self.text.len());
-        let before = &self.text.as_bytes()[..at];
-        let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let column = self.text[line_start..at].chars().count() + 1;
+        let line = self.line_starts.partition_point(|&start| start <= at);
+        let line_start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(line_start..at)
+            .map_or(1, |s| s.chars().count() + 1);
         Loc {
             file: self.file.to_string(),
             line,
@@ -48,7 +52,10 @@ impl Layer<'_> {
                 let span = table.key(key).and_then(|k| k.span());
                 return Err(self.error(
                     span,
-                    format!("unknown key `{key}` in {what} (known: {})", known.join(", ")),
+                    format!(
+                        "unknown key `{key}` in {what} (known: {})",
+                        known.join(", ")
+                    ),
                 ));
             }
         }
@@ -100,9 +107,9 @@ impl Layer<'_> {
     }
 
     fn strings(&self, item: &Item, what: &str) -> Res<Spanned<Vec<Spanned<String>>>> {
-        let array = item
-            .as_array()
-            .ok_or_else(|| self.error(item.span(), format!("{what} must be an array of strings")))?;
+        let array = item.as_array().ok_or_else(|| {
+            self.error(item.span(), format!("{what} must be an array of strings"))
+        })?;
         let mut out = Vec::new();
         for v in array.iter() {
             match v {
@@ -139,7 +146,14 @@ impl Layer<'_> {
 
 /// Parses one layer.
 pub(super) fn layer(file: &str, text: &str) -> Res<Config> {
-    let l = Layer { file, text };
+    let line_starts = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let l = Layer {
+        file,
+        text,
+        line_starts,
+    };
     let doc = Document::parse(text).map_err(|e| ConfigError {
         loc: l.loc(e.span()),
         message: format!("TOML syntax error: {}", e.message().trim_end()),
@@ -209,7 +223,10 @@ pub(super) fn layer(file: &str, text: &str) -> Res<Config> {
     }
     if let Some(item) = root.get("rules") {
         let array = item.as_array_of_tables().ok_or_else(|| {
-            l.error(item.span(), "rules must be written as [[rules]] tables".to_string())
+            l.error(
+                item.span(),
+                "rules must be written as [[rules]] tables".to_string(),
+            )
         })?;
         for (n, t) in array.iter().enumerate() {
             config.rules.push(rule(&l, t, n + 1)?);
@@ -366,7 +383,11 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
         let a = probe::arch_by_name(&s.value).ok_or_else(|| {
             l.error(
                 v.span(),
-                format!("{} `{}` is not a QEMU linux-user target name", key("arch"), s.value),
+                format!(
+                    "{} `{}` is not a QEMU linux-user target name",
+                    key("arch"),
+                    s.value
+                ),
             )
         })?;
         r.arch = Some(s.value);
@@ -382,7 +403,10 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
         r.format = Some(match s.value.as_str() {
             "elf" => Format::Elf,
             other => {
-                return Err(l.error(v.span(), format!("{} `{other}` is not `elf`", key("format"))));
+                return Err(l.error(
+                    v.span(),
+                    format!("{} `{other}` is not `elf`", key("format")),
+                ));
             }
         });
     }
@@ -391,7 +415,10 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
             Some(name) => probe::machine_by_name(name).ok_or_else(|| {
                 l.error(
                     v.span(),
-                    format!("{} `{name}` is not a known ELF machine name; give its number", key("machine")),
+                    format!(
+                        "{} `{name}` is not a known ELF machine name; give its number",
+                        key("machine")
+                    ),
                 )
             })?,
             None => l.integer(v, &key("machine"), u64::from(u16::MAX))? as u16,
@@ -409,7 +436,10 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
             Some("little") => probe::ELFDATA2LSB,
             Some("big") => probe::ELFDATA2MSB,
             _ => {
-                return Err(l.error(v.span(), format!("{} must be \"little\" or \"big\"", key("endian"))));
+                return Err(l.error(
+                    v.span(),
+                    format!("{} must be \"little\" or \"big\"", key("endian")),
+                ));
             }
         });
     }
@@ -438,7 +468,11 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
         if !s.value.starts_with('/') && !s.value.starts_with("**") {
             return Err(l.error(
                 v.span(),
-                format!("{} must be an absolute path glob, not `{}`", key("path"), s.value),
+                format!(
+                    "{} must be an absolute path glob, not `{}`",
+                    key("path"),
+                    s.value
+                ),
             ));
         }
         r.path = Some(s.value);

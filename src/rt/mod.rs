@@ -154,7 +154,6 @@ pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
 }
 
-
 /// The owner uid, mode and size of an open file.
 pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
     let st = rustix::fs::fstat(fd)?;
@@ -183,7 +182,9 @@ pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> 
 /// Fresh zeroed memory of `count` elements, never freed (the process execs
 /// or exits right after using it).
 pub fn alloc_zeroed<T: Copy>(count: usize) -> Result<&'static mut [T], Errno> {
-    let bytes = count.checked_mul(core::mem::size_of::<T>()).ok_or(Errno::NOMEM)?;
+    let bytes = count
+        .checked_mul(core::mem::size_of::<T>())
+        .ok_or(Errno::NOMEM)?;
     // SAFETY: an anonymous private mapping is zero-filled, page-aligned and
     // aliased by nothing; it is only used for `T`s for which all-zero bytes
     // are a valid value (pointers: null; bytes).
@@ -202,7 +203,6 @@ pub fn alloc_zeroed<T: Copy>(count: usize) -> Result<&'static mut [T], Errno> {
 pub fn exists(path: &CStr) -> bool {
     rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
 }
-
 
 /// Sets or clears close-on-exec on a descriptor.
 pub fn set_cloexec(fd: BorrowedFd<'_>, cloexec: bool) {

@@ -86,7 +86,9 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
                 return 0;
             }
             b"--version" => {
-                rt::write_stderr(concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes());
+                rt::write_stderr(
+                    concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
+                );
                 return 0;
             }
             _ => {}
@@ -94,7 +96,10 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     }
     let trusted_env = !p.secure;
     let env_level = trusted_env
-        .then(|| env.var(paths::ENV_LOG).or_else(|| env.var(paths::ENV_LOG_COMPAT)))
+        .then(|| {
+            env.var(paths::ENV_LOG)
+                .or_else(|| env.var(paths::ENV_LOG_COMPAT))
+        })
         .flatten()
         .and_then(|v| LogLevel::from_name(v.to_bytes()));
     let mut log = Log {
@@ -149,8 +154,16 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let fd_link = proc_fd_path(rt::raw(&fd), &mut fd_link);
     let via_fd = p.execfd.is_some() && name.starts_with(b"/dev/fd/");
     let guest = Guest {
-        binary: if via_fd { fd_link } else { filename.to_bytes_with_nul() },
-        argv0: args.with_nul(if p.flags & 1 != 0 && args.count() >= 3 { 2 } else { 1 }),
+        binary: if via_fd {
+            fd_link
+        } else {
+            filename.to_bytes_with_nul()
+        },
+        argv0: args.with_nul(if p.flags & 1 != 0 && args.count() >= 3 {
+            2
+        } else {
+            1
+        }),
         args: &args,
         first_arg: if p.flags & 1 != 0 { 3 } else { 2 }.min(args.count()),
         execfd: Some(rt::raw(&fd)),
@@ -180,7 +193,11 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         Err(e) => {
             log.say(
                 LogLevel::Warn,
-                &[b"the configuration cache is ", e.describe().as_bytes(), b"; using the built-in one"],
+                &[
+                    b"the configuration cache is ",
+                    e.describe().as_bytes(),
+                    b"; using the built-in one",
+                ],
             );
             exec.count = 0;
             match Blob::open(baked).map(|b| dispatch(&b, &inputs, &mut canonical_buf, &mut exec)) {
@@ -235,14 +252,24 @@ fn dispatch(
     let Some(plan) = decide::decide(blob, &subject, inputs.env_interpreter)? else {
         exec.log.say(
             LogLevel::Error,
-            &[inputs.name, b": no interpreter is configured for this kind of binary (", kind(&inputs.facts), b")"],
+            &[
+                inputs.name,
+                b": no interpreter is configured for this kind of binary (",
+                kind(&inputs.facts),
+                b")",
+            ],
         );
         return Ok(Err(127));
     };
     if exec.log.level >= LogLevel::Info {
         log_plan(exec.log, blob, inputs.name, &plan)?;
     }
-    match decide::walk(blob, &plan, exec.p.page_size, &mut ExecSystem { exec, blob })? {
+    match decide::walk(
+        blob,
+        &plan,
+        exec.p.page_size,
+        &mut ExecSystem { exec, blob },
+    )? {
         Ok(()) => Ok(Ok(())),
         Err(nothing) => {
             report(exec, blob, inputs.name, &plan)?;
@@ -262,7 +289,10 @@ fn log_plan(log: &Log, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blob::R
         Reason::Rule(n) => [b"rule #", launch::decimal(n + 1, &mut digits)],
         Reason::Default => [b"[defaults] interpreter", b""],
     };
-    log.say(LogLevel::Info, &[name, b": ", id, b" (", why[0], why[1], b")"]);
+    log.say(
+        LogLevel::Info,
+        &[name, b": ", id, b" (", why[0], why[1], b")"],
+    );
     Ok(())
 }
 
@@ -314,7 +344,10 @@ fn report(exec: &Exec<'_>, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blo
             }
         }
     }
-    let hint = blob.str(blob.record(all, plan.interpreter, interp::LEN)?, interp::INSTALL_HINT)?;
+    let hint = blob.str(
+        blob.record(all, plan.interpreter, interp::LEN)?,
+        interp::INSTALL_HINT,
+    )?;
     if !hint.is_empty() {
         put(b". ");
         put(hint);
@@ -380,7 +413,13 @@ fn user_cache_path<'b>(env: &CStrList, buf: &'b mut [u8]) -> Option<&'b CStr> {
 }
 
 /// Loads one cache file; warns and returns `None` when it cannot be used.
-fn load_file(p: &Process, log: &Log, buf: &mut [u8], path: &CStr, warn_missing: bool) -> Option<Loaded> {
+fn load_file(
+    p: &Process,
+    log: &Log,
+    buf: &mut [u8],
+    path: &CStr,
+    warn_missing: bool,
+) -> Option<Loaded> {
     let name = path.to_bytes();
     let warn = |what: &[u8]| log.say(LogLevel::Warn, &[b"ignoring cache ", name, b": ", what]);
     let fd = match rt::open(path) {
@@ -412,9 +451,9 @@ fn load_file(p: &Process, log: &Log, buf: &mut [u8], path: &CStr, warn_missing: 
             return None;
         }
     };
-    let claimed = buf.get(header::TOTAL_LEN..header::TOTAL_LEN + 4).map_or(0, |b| {
-        u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
-    });
+    let claimed = buf
+        .get(header::TOTAL_LEN..header::TOTAL_LEN + 4)
+        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
     let loaded = if n == buf.len() && claimed > n {
         let size = rt::stat(fd.as_fd()).map_or(0, |(_, _, size)| size as usize);
         match rt::map_file(fd.as_fd(), size) {
@@ -473,7 +512,7 @@ impl System for ExecSystem<'_, '_, '_> {
             .ok()
             .and_then(ArgvStyle::from_code);
         // The descriptor survives exec only when the argv names it.
-        let want = e.keep_fd || style == Some(ArgvStyle::Custom);
+        let want = e.keep_fd || style.is_some_and(ArgvStyle::passes_execfd);
         if want != e.inherited {
             rt::set_cloexec(e.fd, !want);
             e.inherited = want;
@@ -490,7 +529,11 @@ impl System for ExecSystem<'_, '_, '_> {
         let errno = match built {
             Ok(sizes) => exec(candidate, &out, sizes),
             Err(BuildError::TooSmall(sizes)) => {
-                match (rt::alloc_zeroed(sizes.argv), rt::alloc_zeroed(sizes.envp), rt::alloc_zeroed(sizes.arena)) {
+                match (
+                    rt::alloc_zeroed(sizes.argv),
+                    rt::alloc_zeroed(sizes.envp),
+                    rt::alloc_zeroed(sizes.arena),
+                ) {
                     (Ok(argv), Ok(envp), Ok(arena)) => {
                         let mut big = Buffers { argv, envp, arena };
                         match launch::build(self.blob, candidate, e.guest, &e.p.env, &mut big) {
@@ -505,7 +548,9 @@ impl System for ExecSystem<'_, '_, '_> {
         };
         let path = candidate.muvm.unwrap_or(candidate.path);
         match errno {
-            Errno::NOENT | Errno::NOTDIR if !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) => {
+            Errno::NOENT | Errno::NOTDIR
+                if !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
+            {
                 Err(Failure::Missing)
             }
             errno => Err(Failure::NotExecutable(errno.raw_os_error())),
@@ -529,7 +574,15 @@ impl System for ExecSystem<'_, '_, '_> {
                 Failure::RequiredPathMissing(path) => path,
                 Failure::NotExecutable(n) => describe(Errno::from_raw_os_error(n)),
             };
-            e.log.say(LogLevel::Debug, &[b"skipping ", &candidate.path[..candidate.path.len() - 1], b": ", what]);
+            e.log.say(
+                LogLevel::Debug,
+                &[
+                    b"skipping ",
+                    &candidate.path[..candidate.path.len() - 1],
+                    b": ",
+                    what,
+                ],
+            );
         }
     }
 }

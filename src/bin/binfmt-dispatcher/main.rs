@@ -16,6 +16,7 @@ mod blob;
 #[path = "../../decide.rs"]
 #[allow(dead_code)]
 mod decide;
+mod dispatch;
 #[path = "../../launch.rs"]
 #[allow(dead_code)]
 mod launch;
@@ -27,7 +28,6 @@ mod paths;
 mod probe;
 #[path = "../../rt/mod.rs"]
 mod rt;
-mod dispatch;
 
 use rt::Process;
 

@@ -1,0 +1,650 @@
+//! The no_std core end to end without a kernel: TOML -> blob -> decide ->
+//! walk -> argv, with a fake `System`.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+
+use binfmt_dispatcher::blob::{self, header, Blob, BlobError};
+use binfmt_dispatcher::config::{compile, Config};
+use binfmt_dispatcher::decide::{self, Candidate, Failure, NothingRan, Reason, Subject, System};
+use binfmt_dispatcher::launch::{self, Buffers, BuildError, Guest, Strings};
+use binfmt_dispatcher::probe::{self, Facts, Format};
+
+fn blob_of(toml: &str) -> Vec<u8> {
+    compile(&Config::parse("test.toml", toml).expect("parses")).expect("compiles")
+}
+
+fn elf_facts(machine: u16, class: u8, endian: u8) -> Facts<'static> {
+    Facts {
+        format: Format::Elf,
+        class,
+        endian,
+        osabi: 0,
+        kind: 2,
+        machine,
+        flags: 0,
+        interp: None,
+    }
+}
+
+const AARCH64: Facts<'static> = Facts {
+    format: Format::Elf,
+    class: probe::ELFCLASS64,
+    endian: probe::ELFDATA2LSB,
+    osabi: 0,
+    kind: 2,
+    machine: 183,
+    flags: 0,
+    interp: Some(b"/lib/ld-linux-aarch64.so.1"),
+};
+
+/// Strings owned by the test.
+struct Owned(Vec<CString>);
+
+impl Owned {
+    fn new(items: &[&str]) -> Owned {
+        Owned(items.iter().map(|s| CString::new(*s).unwrap()).collect())
+    }
+}
+
+impl Strings for Owned {
+    fn count(&self) -> usize {
+        self.0.len()
+    }
+    fn ptr(&self, i: usize) -> *const u8 {
+        self.0[i].as_ptr().cast()
+    }
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.0[i].as_bytes()
+    }
+}
+
+/// A world where only `present` paths exist and `broken` ones fail to run.
+#[derive(Default)]
+struct Fake {
+    present: HashSet<Vec<u8>>,
+    broken: HashSet<Vec<u8>>,
+    ran: Vec<String>,
+    failed: Vec<(String, Failure<'static>)>,
+}
+
+impl Fake {
+    fn with(present: &[&str]) -> Fake {
+        Fake {
+            present: present.iter().map(|p| p.as_bytes().to_vec()).collect(),
+            ..Fake::default()
+        }
+    }
+}
+
+fn bare(c: &[u8]) -> String {
+    String::from_utf8_lossy(c.strip_suffix(&[0]).unwrap_or(c)).into_owned()
+}
+
+impl System for Fake {
+    fn exists(&mut self, path: &[u8]) -> bool {
+        self.present.contains(bare(path).as_bytes())
+    }
+    fn run(&mut self, c: &Candidate<'_>) -> Result<(), Failure<'static>> {
+        let path = bare(c.muvm.unwrap_or(c.path));
+        if self.broken.contains(path.as_bytes()) {
+            return Err(Failure::NotExecutable(13));
+        }
+        if !self.present.contains(path.as_bytes()) {
+            return Err(Failure::Missing);
+        }
+        self.ran.push(path);
+        Ok(())
+    }
+    fn failed(&mut self, c: &Candidate<'_>, f: Failure<'_>) {
+        let stored = match f {
+            Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
+            Failure::Missing => Failure::Missing,
+            Failure::NotExecutable(e) => Failure::NotExecutable(e),
+        };
+        self.failed.push((bare(c.path), stored));
+    }
+}
+
+const CHAIN: &str = r#"
+[muvm]
+path = "/usr/bin/muvm"
+
+[interpreters.fex]
+path = "/usr/bin/FEXInterpreter"
+fallback = ["box64", "qemu"]
+use_muvm = true
+
+[interpreters.box64]
+path = "/usr/bin/box64"
+required_paths = ["/usr/lib/box64-x86_64-linux-gnu"]
+fallback = ["box64-local"]
+
+[interpreters.box64-local]
+path = "/usr/local/bin/box64"
+
+[interpreters.qemu]
+path = "/usr/bin/qemu-x86_64-static"
+fallback = ["fex"]
+
+[interpreters.qemu-arm]
+path = "/usr/bin/qemu-aarch64-static"
+
+[[rules]]
+arch = "x86_64"
+interpreter = "fex"
+
+[[rules]]
+path = "/opt/games/**"
+interpreter = "box64"
+
+[[rules]]
+machine = "aarch64"
+interp = "/lib/ld-linux-*"
+interpreter = "qemu-arm"
+"#;
+
+fn walk(
+    blob: &Blob<'_>,
+    facts: Facts<'_>,
+    paths: &[&[u8]],
+    world: &mut Fake,
+    page: usize,
+) -> Result<(), NothingRan> {
+    let plan = decide::decide(blob, &Subject { facts, paths }, None)
+        .unwrap()
+        .expect("a plan");
+    decide::walk(blob, &plan, page, world).unwrap()
+}
+
+#[test]
+fn fallback_chain_is_flattened_in_order_and_deduplicated() {
+    let bytes = blob_of(CHAIN);
+    let blob = Blob::open(&bytes).unwrap();
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let mut nothing = Fake::with(&[]);
+    assert_eq!(
+        walk(&blob, x86, &[], &mut nothing, 4096),
+        Err(NothingRan::NotFound)
+    );
+    let tried: Vec<&str> = nothing.failed.iter().map(|(p, _)| p.as_str()).collect();
+    // fex -> box64 (its required path is missing) -> box64-local -> qemu;
+    // qemu's fallback to fex is a cycle and is not tried twice.
+    assert_eq!(
+        tried,
+        [
+            "/usr/bin/FEXInterpreter",
+            "/usr/bin/box64",
+            "/usr/local/bin/box64",
+            "/usr/bin/qemu-x86_64-static"
+        ]
+    );
+    assert_eq!(nothing.failed[1].1, Failure::RequiredPathMissing(b""));
+
+    let mut some = Fake::with(&["/usr/bin/box64", "/usr/bin/qemu-x86_64-static"]);
+    walk(&blob, x86, &[], &mut some, 4096).unwrap();
+    assert_eq!(
+        some.ran,
+        ["/usr/bin/qemu-x86_64-static"],
+        "box64 lacks its required path"
+    );
+
+    let mut all = Fake::with(&["/usr/bin/box64", "/usr/lib/box64-x86_64-linux-gnu"]);
+    walk(&blob, x86, &[], &mut all, 4096).unwrap();
+    assert_eq!(all.ran, ["/usr/bin/box64"]);
+}
+
+#[test]
+fn broken_interpreter_gives_126_missing_gives_127() {
+    let bytes = blob_of(CHAIN);
+    let blob = Blob::open(&bytes).unwrap();
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let mut world = Fake::with(&["/usr/bin/FEXInterpreter"]);
+    world.broken.insert(b"/usr/bin/FEXInterpreter".to_vec());
+    let outcome = walk(&blob, x86, &[], &mut world, 4096);
+    assert_eq!(outcome, Err(NothingRan::CannotExecute));
+    assert_eq!(outcome.unwrap_err().exit_code(), 126);
+    assert_eq!(NothingRan::NotFound.exit_code(), 127);
+}
+
+#[test]
+fn muvm_wraps_only_off_4k_pages() {
+    let bytes = blob_of(CHAIN);
+    let blob = Blob::open(&bytes).unwrap();
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let mut world = Fake::with(&["/usr/bin/FEXInterpreter", "/usr/bin/muvm"]);
+    walk(&blob, x86, &[], &mut world, 16384).unwrap();
+    assert_eq!(world.ran, ["/usr/bin/muvm"]);
+    let mut world = Fake::with(&["/usr/bin/FEXInterpreter", "/usr/bin/muvm"]);
+    walk(&blob, x86, &[], &mut world, 4096).unwrap();
+    assert_eq!(world.ran, ["/usr/bin/FEXInterpreter"]);
+}
+
+#[test]
+fn rules_in_order_path_globs_and_pt_interp() {
+    let bytes = blob_of(CHAIN);
+    let blob = Blob::open(&bytes).unwrap();
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let decide = |facts, paths: &[&[u8]]| {
+        decide::decide(&blob, &Subject { facts, paths }, None)
+            .unwrap()
+            .map(|p| (p.reason, p.interpreter))
+    };
+    // The arch rule comes first, so the games rule never sees x86-64.
+    assert_eq!(
+        decide(x86, &[b"/opt/games/a/b"]).unwrap().0,
+        Reason::Rule(0)
+    );
+    let i386 = elf_facts(3, probe::ELFCLASS32, probe::ELFDATA2LSB);
+    assert_eq!(
+        decide(i386, &[b"/opt/games/a/b"]).unwrap().0,
+        Reason::Rule(1)
+    );
+    assert_eq!(decide(i386, &[b"/opt/other"]), None);
+    assert_eq!(decide(AARCH64, &[]).unwrap().0, Reason::Rule(2));
+    let static_arm = Facts {
+        interp: None,
+        ..AARCH64
+    };
+    assert_eq!(
+        decide(static_arm, &[]),
+        None,
+        "interp glob needs a PT_INTERP"
+    );
+    assert_eq!(
+        decide(Facts::UNKNOWN, &[b"/opt/games/x"]).unwrap().0,
+        Reason::Rule(1)
+    );
+}
+
+#[test]
+fn overrides_beat_rules_and_env_beats_all() {
+    let toml = format!(
+        "{CHAIN}\n[binaries.special]\npath = \"/usr/bin/special\"\ninterpreter = \"box64\"\n\n[defaults]\ninterpreter = \"qemu\"\n"
+    );
+    let bytes = blob_of(&toml);
+    let blob = Blob::open(&bytes).unwrap();
+    assert_ne!(blob.header(header::FLAGS) & blob::Flags::PATH_MATCHERS, 0);
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let subject = Subject {
+        facts: x86,
+        paths: &[b"/usr/bin/special"],
+    };
+    let plan = decide::decide(&blob, &subject, None).unwrap().unwrap();
+    assert_eq!(plan.reason, Reason::Binary(b"/usr/bin/special"));
+    let box64 = decide::interpreter_by_id(&blob, b"box64").unwrap().unwrap();
+    assert_eq!(plan.interpreter, box64);
+    let plan = decide::decide(&blob, &subject, Some(b"qemu"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.reason, Reason::Environment);
+    // An unknown ID in the environment is ignored.
+    let plan = decide::decide(&blob, &subject, Some(b"nope"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(plan.reason, Reason::Binary(b"/usr/bin/special"));
+    // Nothing matches a PE file but the default.
+    let plan = decide::decide(
+        &blob,
+        &Subject {
+            facts: Facts::UNKNOWN,
+            paths: &[],
+        },
+        None,
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(plan.reason, Reason::Default);
+}
+
+#[test]
+fn ten_thousand_overrides_are_found_by_hash() {
+    let mut toml =
+        String::from("[interpreters.a]\npath = \"/a\"\n[interpreters.b]\npath = \"/b\"\n");
+    for i in 0..10_000 {
+        let id = if i % 2 == 0 { "a" } else { "b" };
+        toml.push_str(&format!(
+            "[binaries.x{i}]\npath = \"/games/{i}/bin\"\ninterpreter = \"{id}\"\n"
+        ));
+    }
+    let bytes = blob_of(&toml);
+    let blob = Blob::open(&bytes).unwrap();
+    let a = decide::interpreter_by_id(&blob, b"a").unwrap().unwrap();
+    let b = decide::interpreter_by_id(&blob, b"b").unwrap().unwrap();
+    for i in [0, 1, 4_999, 9_998, 9_999] {
+        let path = format!("/games/{i}/bin");
+        let subject = Subject {
+            facts: Facts::UNKNOWN,
+            paths: &[path.as_bytes()],
+        };
+        let plan = decide::decide(&blob, &subject, None).unwrap().unwrap();
+        assert_eq!(plan.interpreter, if i % 2 == 0 { a } else { b }, "{path}");
+    }
+    let subject = Subject {
+        facts: Facts::UNKNOWN,
+        paths: &[b"/games/10000/bin"],
+    };
+    assert_eq!(decide::decide(&blob, &subject, None).unwrap(), None);
+}
+
+#[test]
+fn every_byte_of_a_blob_is_covered_by_a_checksum() {
+    let bytes = blob_of(CHAIN);
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    for i in 8..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x40;
+        let Ok(blob) = Blob::open(&bad) else { continue };
+        // A flipped byte the header check missed must be caught when read:
+        // every decision either errs or reads none of the corrupted chunk.
+        let result = (|| -> Result<(), BlobError> {
+            for facts in [x86, AARCH64, Facts::UNKNOWN] {
+                let paths: &[&[u8]] = &[b"/opt/games/x"];
+                if let Some(plan) = decide::decide(&blob, &Subject { facts, paths }, None)? {
+                    let _ = decide::walk(&blob, &plan, 4096, &mut Fake::with(&[]))?;
+                }
+            }
+            // Touch every byte.
+            blob.bytes(0, bad.len() as u32)?;
+            Ok(())
+        })();
+        assert_eq!(
+            result,
+            Err(BlobError::Checksum),
+            "flipped byte {i} went unnoticed"
+        );
+    }
+}
+
+#[test]
+fn truncated_and_foreign_blobs_are_rejected() {
+    let bytes = blob_of(CHAIN);
+    for len in [0, 10, 87, 88, bytes.len() - 1] {
+        assert!(Blob::open(&bytes[..len]).is_err(), "len {len}");
+    }
+    let mut other = bytes.clone();
+    other[8] = 99;
+    assert_eq!(Blob::open(&other).err(), Some(BlobError::Version(99)));
+    let mut bad = bytes.clone();
+    bad[0] = b'X';
+    assert_eq!(Blob::open(&bad).err(), Some(BlobError::BadMagic));
+}
+
+#[test]
+fn compile_is_deterministic() {
+    assert_eq!(blob_of(CHAIN), blob_of(CHAIN));
+}
+
+/// Builds the argv and envp for `id`, as strings.
+fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<String>, Vec<String>) {
+    let bytes = blob_of(toml);
+    let blob = Blob::open(&bytes).unwrap();
+    let index = decide::interpreter_by_id(&blob, id.as_bytes())
+        .unwrap()
+        .unwrap();
+    let all = blob.header_array(header::INTERPRETERS);
+    let record = blob.record(all, index, blob::interp::LEN).unwrap();
+    let candidate = Candidate {
+        index,
+        record,
+        path: blob.c_str(record, blob::interp::PATH).unwrap(),
+        muvm: None,
+    };
+    // The kernel's argv with P: dispatcher, filename, argv0, args.
+    let args = Owned::new(&[
+        "/usr/bin/binfmt-dispatcher",
+        "/bin/foreign",
+        guest_argv0,
+        "a",
+        "",
+        "b c",
+    ]);
+    let argv0 = CString::new(guest_argv0).unwrap();
+    let env = Owned::new(env);
+    let guest = Guest {
+        binary: b"/bin/foreign\0",
+        argv0: argv0.as_bytes_with_nul(),
+        args: &args,
+        first_arg: 3,
+        execfd: Some(3),
+    };
+    let (mut argv, mut envp, mut arena) = ([std::ptr::null(); 2], [std::ptr::null(); 2], [0u8; 4]);
+    let mut small = Buffers {
+        argv: &mut argv,
+        envp: &mut envp,
+        arena: &mut arena,
+    };
+    let Err(BuildError::TooSmall(sizes)) =
+        launch::build(&blob, &candidate, &guest, &env, &mut small)
+    else {
+        panic!("tiny buffers must be reported too small");
+    };
+    let mut argv = vec![std::ptr::null(); sizes.argv];
+    let mut envp = vec![std::ptr::null(); sizes.envp];
+    let mut arena = vec![0u8; sizes.arena];
+    let mut out = Buffers {
+        argv: &mut argv,
+        envp: &mut envp,
+        arena: &mut arena,
+    };
+    assert_eq!(
+        launch::build(&blob, &candidate, &guest, &env, &mut out),
+        Ok(sizes)
+    );
+    let strings = |list: &[*const u8]| -> Vec<String> {
+        assert!(list.last().unwrap().is_null(), "NULL-terminated");
+        list[..list.len() - 1]
+            .iter()
+            // SAFETY (test only): build() points every entry at a live
+            // NUL-terminated string owned by this function's buffers.
+            .map(|&p| {
+                unsafe { std::ffi::CStr::from_ptr(p.cast()) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect()
+    };
+    (strings(&argv), strings(&envp))
+}
+
+const STYLES: &str = r#"
+[interpreters.qemu]
+path = "/usr/bin/qemu-aarch64-static"
+[interpreters.box64]
+path = "/usr/bin/box64"
+env = { BOX64_LOG = "0" }
+[interpreters.box86]
+path = "/usr/bin/box86"
+[interpreters.fex]
+path = "/usr/bin/FEXInterpreter"
+[interpreters.wine]
+path = "/usr/bin/wine"
+[interpreters.custom]
+path = "/opt/emu"
+argv = "custom"
+template = ["{interpreter}", "--fd={execfd}", "--argv0", "{argv0}", "{binary}", "--", "{args}", "x{binary}y{argv0}z"]
+"#;
+
+#[test]
+fn argv_conventions() {
+    let env = ["PATH=/bin", "BOX64_ARG0=stale", "BOX64_LOG=1", "HOME=/root"];
+    let (argv, envp) = argv_for(STYLES, "qemu", "busybox-echo", &env);
+    assert_eq!(
+        argv,
+        [
+            "/usr/bin/qemu-aarch64-static",
+            "-0",
+            "busybox-echo",
+            "/bin/foreign",
+            "a",
+            "",
+            "b c"
+        ]
+    );
+    assert_eq!(envp, env);
+
+    let (argv, envp) = argv_for(STYLES, "box64", "name0", &env);
+    assert_eq!(argv, ["/usr/bin/box64", "/bin/foreign", "a", "", "b c"]);
+    assert_eq!(
+        envp,
+        ["PATH=/bin", "HOME=/root", "BOX64_LOG=0", "BOX64_ARG0=name0"]
+    );
+
+    let (argv, envp) = argv_for(STYLES, "box86", "name0", &env);
+    assert_eq!(argv, ["/usr/bin/box86", "/bin/foreign", "a", "", "b c"]);
+    assert_eq!(
+        envp,
+        [
+            "PATH=/bin",
+            "BOX64_ARG0=stale",
+            "BOX64_LOG=1",
+            "HOME=/root",
+            "BOX86_ARG0=name0"
+        ]
+    );
+
+    let (argv, envp) = argv_for(STYLES, "fex", "name0", &env);
+    assert_eq!(
+        argv,
+        [
+            "/usr/bin/FEXInterpreter",
+            "/bin/foreign",
+            "name0",
+            "a",
+            "",
+            "b c"
+        ]
+    );
+    assert_eq!(envp, [&env[..], &["FEX_EXECVEFD=3"]].concat());
+
+    let (argv, envp) = argv_for(STYLES, "wine", "name0", &env);
+    assert_eq!(argv, ["/usr/bin/wine", "/bin/foreign", "a", "", "b c"]);
+    assert_eq!(envp, env);
+
+    let (argv, _) = argv_for(STYLES, "custom", "name0", &env);
+    assert_eq!(
+        argv,
+        [
+            "/opt/emu",
+            "--fd=3",
+            "--argv0",
+            "name0",
+            "/bin/foreign",
+            "--",
+            "a",
+            "",
+            "b c",
+            "x/bin/foreignyname0z"
+        ]
+    );
+}
+
+#[test]
+fn config_errors_name_file_line_and_column() {
+    let cases: &[(&str, &str)] = &[
+        ("[defaults\n", "test.toml:1:10: TOML syntax error"),
+        (
+            "[interpreters.a]\npath = \"rel/x\"\n",
+            "test.toml:2:8: [interpreters.a] path must be an absolute path",
+        ),
+        (
+            "[interpreters.a]\npath = \"/x\"\nsurprise = 1\n",
+            "test.toml:3:1: unknown key `surprise` in [interpreters.a]",
+        ),
+        (
+            "[defaults]\ninterpreter = \"ghost\"\n",
+            "test.toml:2:15: [defaults] interpreter names interpreter `ghost`",
+        ),
+        (
+            "[interpreters.a]\nname = \"A\"\n",
+            "test.toml:1:15: [interpreters.a] has no path",
+        ),
+        (
+            "[[rules]]\narch = \"pdp11\"\ninterpreter = \"a\"\n",
+            "test.toml:2:8: [[rules]] #1 arch `pdp11`",
+        ),
+        (
+            "[interpreters.a]\npath = \"/x\"\nargv = \"custom\"\n",
+            "test.toml:1:15: [interpreters.a] has argv = \"custom\" but no template",
+        ),
+        (
+            "[interpreters.a]\npath = \"/x\"\nargv = \"custom\"\ntemplate = [\"{nope}\"]\n",
+            "test.toml:4:13: [interpreters.a] template: unknown placeholder `{nope}`",
+        ),
+        (
+            "[defaults]\nlog_level = \"loud\"\n",
+            "test.toml:2:13: [defaults] log_level `loud`",
+        ),
+    ];
+    for (toml, expected) in cases {
+        let message = Config::parse("test.toml", toml)
+            .and_then(|c| compile(&c))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with(expected),
+            "{toml:?}\n got: {message}\nwant: {expected}"
+        );
+    }
+}
+
+#[test]
+fn later_layers_win_key_by_key_and_their_rules_come_first() {
+    let base = "[interpreters.q]\npath = \"/usr/bin/q\"\nname = \"Q\"\n[[rules]]\narch = \"arm\"\ninterpreter = \"q\"\n";
+    let over = "[interpreters.q]\npath = \"/opt/q\"\n[interpreters.r]\npath = \"/opt/r\"\n[[rules]]\narch = \"arm\"\ninterpreter = \"r\"\n";
+    let config = Config::parse_layers([("base.toml", base), ("over.toml", over)]).unwrap();
+    let q = &config.interpreters["q"];
+    assert_eq!(q.path.as_ref().unwrap().value, "/opt/q");
+    assert_eq!(
+        q.name.as_deref(),
+        Some("Q"),
+        "keys the later layer leaves out are kept"
+    );
+    let ids: Vec<&str> = config
+        .rules
+        .iter()
+        .map(|r| r.interpreter.value.as_str())
+        .collect();
+    assert_eq!(ids, ["r", "q"]);
+}
+
+#[test]
+fn the_default_config_compiles_and_covers_every_qemu_target() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/binfmt-dispatcher.toml"
+    ))
+    .unwrap();
+    let bytes = compile(&Config::parse("data/binfmt-dispatcher.toml", &text).unwrap()).unwrap();
+    let blob = Blob::open(&bytes).unwrap();
+    for arch in probe::ARCHES {
+        let facts = Facts {
+            flags: arch.flags,
+            ..elf_facts(arch.machine, arch.class, arch.endian)
+        };
+        let plan = decide::decide(&blob, &Subject { facts, paths: &[] }, None).unwrap();
+        let plan = plan.unwrap_or_else(|| panic!("{} has no rule", arch.name));
+        let mut world = Fake::with(&[]);
+        let _ = decide::walk(&blob, &plan, 4096, &mut world).unwrap();
+        let tried: Vec<&str> = world.failed.iter().map(|(p, _)| p.as_str()).collect();
+        let qemu = match arch.name {
+            "i486" => "i386",
+            name => name,
+        };
+        let static_path = format!("/usr/bin/qemu-{qemu}-static");
+        let dynamic_path = format!("/usr/bin/qemu-{qemu}");
+        let at = tried
+            .iter()
+            .position(|p| *p == static_path)
+            .unwrap_or_else(|| panic!("{}: {tried:?}", arch.name));
+        assert_eq!(
+            tried.get(at + 1),
+            Some(&dynamic_path.as_str()),
+            "{}",
+            arch.name
+        );
+        if matches!(arch.name, "x86_64" | "i386" | "i486") {
+            assert_eq!(tried[0], "/usr/bin/FEXInterpreter", "{}", arch.name);
+        }
+    }
+}
