@@ -1,0 +1,870 @@
+//! The trampoline on the real exec path: each test registers it in a private
+//! binfmt_misc instance and runs a foreign (aarch64) binary whose configured
+//! interpreter is the reporter, which prints the exact argv, environment and
+//! open descriptors it received.
+
+mod support;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::*;
+
+/// Every flag combination exercised for each convention.
+const FLAG_SETS: &[&str] = &["", "P", "O", "PO", "POC", "POCF", "F", "C"];
+
+/// Arguments the guest is given: spaces and an empty one included.
+const ARGS: &[&str] = &["a", "b c", "", " lead"];
+
+/// A test's directory: its cache, a foreign binary `./foreign`.
+struct Case {
+    dir: PathBuf,
+    cache: PathBuf,
+}
+
+impl Case {
+    /// `toml` with `@R` replaced by the reporter's path and `@D` by the
+    /// case directory, compiled into the case's cache.
+    fn new(tag: &str, toml: &str) -> Case {
+        let dir = temp_dir(tag);
+        write_foreign(&dir.join("foreign"));
+        let toml = toml
+            .replace("@R", reporter().to_str().unwrap())
+            .replace("@D", dir.to_str().unwrap());
+        let cache = compile_cache(&dir, "config", &toml);
+        Case { dir, cache }
+    }
+
+    fn cache_var(&self) -> String {
+        format!("BINFMT_DISPATCHER_CACHE={}", self.cache.display())
+    }
+
+    /// A shell command that executes `path` with argv `[argv0, args...]`
+    /// and exactly `env` (plus the cache variable), via the launcher.
+    fn launch(&self, fexec: bool, env: &[&str], path: &str, argv0: &str, args: &[&str]) -> String {
+        let mut cmd = sh_quote(launcher().to_str().unwrap());
+        if fexec {
+            cmd += " -f";
+        }
+        for e in std::iter::once(self.cache_var().as_str()).chain(env.iter().copied()) {
+            cmd += " -e ";
+            cmd += &sh_quote(e);
+        }
+        for a in [path, argv0].iter().chain(args) {
+            cmd += " ";
+            cmd += &sh_quote(a);
+        }
+        cmd
+    }
+
+    /// Runs `script` in a private binfmt_misc with the dispatcher
+    /// registered with `flags`.
+    fn run(&self, flags: &str, script: &str) -> Output {
+        run_in_private_binfmt_in(&self.dir, &[dispatcher_entry(flags)], script, &[])
+    }
+
+    /// Launches `./foreign` as `CUSTOM0 ARGS...` with `env` and returns the report.
+    fn report(&self, flags: &str, env: &[&str]) -> Report {
+        let out = self.run(
+            flags,
+            &self.launch(false, env, "./foreign", "CUSTOM0", ARGS),
+        );
+        let r = report_of(&out);
+        assert!(
+            stderr(&out).is_empty(),
+            "flags {flags:?}: unexpected stderr:\n{}",
+            stderr(&out)
+        );
+        r
+    }
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn r() -> String {
+    reporter().to_str().unwrap().to_string()
+}
+
+/// The guest's argv[0] under `flags`: the caller's with P, else the filename.
+fn argv0(flags: &str) -> &'static str {
+    if flags.contains('P') {
+        "CUSTOM0"
+    } else {
+        "./foreign"
+    }
+}
+
+fn guest_args() -> Vec<String> {
+    strings(ARGS)
+}
+
+#[test]
+fn qemu_convention_for_every_flag_set() {
+    let case = Case::new(
+        "qemu",
+        r#"
+[interpreters.q]
+path = "@R"
+argv = "qemu"
+[[rules]]
+arch = "aarch64"
+interpreter = "q"
+"#,
+    );
+    for flags in FLAG_SETS {
+        let rep = case.report(flags, &["KEEP=1"]);
+        let mut want = strings(&[&r(), "-0", argv0(flags), "./foreign"]);
+        want.extend(guest_args());
+        assert_eq!(rep.argv, want, "flags {flags:?}");
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![case.cache_var(), "KEEP=1".into()]),
+            "flags {flags:?}"
+        );
+        assert_eq!(
+            rep.fds,
+            Vec::<u32>::new(),
+            "flags {flags:?}: descriptors leaked"
+        );
+    }
+}
+
+#[test]
+fn qemu_style_guessed_from_file_name() {
+    let case = Case::new("guess", "");
+    let qemu_named = case.dir.join("qemu-aarch64-fake");
+    fs::copy(reporter(), &qemu_named).unwrap();
+    let toml = format!(
+        "[interpreters.q]\npath = \"{}\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"q\"\n",
+        qemu_named.display()
+    );
+    let case = Case {
+        cache: compile_cache(&case.dir, "guess", &toml),
+        dir: case.dir,
+    };
+    let rep = case.report("P", &[]);
+    let mut want = strings(&[qemu_named.to_str().unwrap(), "-0", "CUSTOM0", "./foreign"]);
+    want.extend(guest_args());
+    assert_eq!(rep.argv, want);
+}
+
+fn box_convention(style: &str, key: &str) {
+    let case = Case::new(
+        style,
+        &format!(
+            r#"
+[interpreters.b]
+path = "@R"
+argv = "{style}"
+[[rules]]
+arch = "aarch64"
+interpreter = "b"
+"#
+        ),
+    );
+    let other = if key == "BOX64_ARG0" {
+        "BOX86_ARG0"
+    } else {
+        "BOX64_ARG0"
+    };
+    let stale = format!("{key}=stale");
+    let unrelated = format!("{other}=untouched");
+    for flags in FLAG_SETS {
+        let rep = case.report(flags, &[&stale, "KEEP=1", &unrelated]);
+        let mut want = strings(&[&r(), "./foreign"]);
+        want.extend(guest_args());
+        assert_eq!(rep.argv, want, "{style} flags {flags:?}");
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![
+                case.cache_var(),
+                "KEEP=1".into(),
+                unrelated.clone(),
+                format!("{key}={}", argv0(flags)),
+            ]),
+            "{style} flags {flags:?}"
+        );
+        assert_eq!(
+            rep.fds,
+            Vec::<u32>::new(),
+            "{style} flags {flags:?}: descriptors leaked"
+        );
+    }
+}
+
+#[test]
+fn box64_convention_for_every_flag_set() {
+    box_convention("box64", "BOX64_ARG0");
+}
+
+#[test]
+fn box86_convention_for_every_flag_set() {
+    box_convention("box86", "BOX86_ARG0");
+}
+
+fn plain_like(style: &str) {
+    let case = Case::new(
+        style,
+        &format!(
+            "[interpreters.p]\npath = \"@R\"\nargv = \"{style}\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n"
+        ),
+    );
+    for flags in FLAG_SETS {
+        let rep = case.report(flags, &["KEEP=1"]);
+        let mut want = strings(&[&r(), "./foreign"]);
+        want.extend(guest_args());
+        assert_eq!(rep.argv, want, "{style} flags {flags:?}");
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![case.cache_var(), "KEEP=1".into()]),
+            "{style} flags {flags:?}"
+        );
+        assert_eq!(
+            rep.fds,
+            Vec::<u32>::new(),
+            "{style} flags {flags:?}: descriptors leaked"
+        );
+    }
+}
+
+#[test]
+fn fex_convention_for_every_flag_set() {
+    plain_like("fex");
+}
+
+#[test]
+fn plain_convention_for_every_flag_set() {
+    plain_like("plain");
+}
+
+#[test]
+fn custom_template_with_execfd_for_every_flag_set() {
+    let case = Case::new(
+        "custom",
+        r#"
+[interpreters.c]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "--fd", "{execfd}", "{binary}", "--name={argv0}", "{args}", "x{argv0}y{execfd}z", "{interpreter}{binary}", "literal"]
+[[rules]]
+arch = "aarch64"
+interpreter = "c"
+"#,
+    );
+    for flags in FLAG_SETS {
+        let rep = case.report(flags, &["KEEP=1"]);
+        assert!(rep.argv.len() > 3, "flags {flags:?}: {rep:?}");
+        let fd = rep.argv[2].clone();
+        let n: u32 = fd
+            .parse()
+            .unwrap_or_else(|_| panic!("flags {flags:?}: {{execfd}} gave {fd:?}"));
+        let a0 = argv0(flags);
+        let mut want = strings(&[&r(), "--fd", &fd, "./foreign", &format!("--name={a0}")]);
+        want.extend(guest_args());
+        want.push(format!("x{a0}y{fd}z"));
+        want.push(format!("{}./foreign", r()));
+        want.push("literal".into());
+        assert_eq!(rep.argv, want, "flags {flags:?}");
+        assert_eq!(
+            rep.fds,
+            vec![n],
+            "flags {flags:?}: the {{execfd}} descriptor must be open, and only it"
+        );
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![case.cache_var(), "KEEP=1".into()]),
+            "flags {flags:?}"
+        );
+    }
+}
+
+#[test]
+fn custom_execfd_refers_to_the_binary() {
+    let case = Case::new(
+        "custom-fd",
+        r#"
+[interpreters.c]
+path = "/bin/sh"
+argv = "custom"
+template = ["{interpreter}", "-c", "cmp /proc/self/fd/{execfd} \"$0\" && echo same", "{binary}"]
+[[rules]]
+arch = "aarch64"
+interpreter = "c"
+"#,
+    );
+    for flags in ["", "PO", "POCF"] {
+        let out = case.run(
+            flags,
+            &case.launch(false, &["PATH=/usr/bin:/bin"], "./foreign", "x", &[]),
+        );
+        assert_eq!(
+            stdout(&out),
+            "same\n",
+            "flags {flags:?}; stderr:\n{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn env_additions_replace_and_add() {
+    let case = Case::new(
+        "env",
+        r#"
+[interpreters.q]
+path = "@R"
+argv = "qemu"
+env = { ADDED = "new value", KEEP = "replaced", EMPTY = "" }
+[[rules]]
+arch = "aarch64"
+interpreter = "q"
+"#,
+    );
+    for flags in ["", "POCF"] {
+        let rep = case.report(flags, &["KEEP=1", "OTHER=2"]);
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![
+                case.cache_var(),
+                "OTHER=2".into(),
+                "ADDED=new value".into(),
+                "KEEP=replaced".into(),
+                "EMPTY=".into(),
+            ]),
+            "flags {flags:?}"
+        );
+    }
+    // With box64, both the interpreter's env and BOX64_ARG0.
+    let case = Case::new(
+        "env-box",
+        r#"
+[interpreters.b]
+path = "@R"
+argv = "box64"
+env = { BOX64_LOG = "0" }
+[[rules]]
+arch = "aarch64"
+interpreter = "b"
+"#,
+    );
+    let rep = case.report("P", &["BOX64_LOG=1", "BOX64_ARG0=old"]);
+    assert_eq!(
+        sorted(rep.env),
+        sorted(vec![
+            case.cache_var(),
+            "BOX64_LOG=0".into(),
+            "BOX64_ARG0=CUSTOM0".into()
+        ])
+    );
+}
+
+#[test]
+fn bash_exec_a_sets_argv0_with_p() {
+    let case = Case::new(
+        "bash",
+        "[interpreters.q]\npath = \"@R\"\nargv = \"qemu\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"q\"\n",
+    );
+    let script = r#"exec bash -c 'exec -a CUSTOM0 ./foreign a "b c" ""'"#;
+    for flags in ["P", "POCF", "", "OCF"] {
+        let out = run_in_private_binfmt_in(
+            &case.dir,
+            &[dispatcher_entry(flags)],
+            script,
+            &[("BINFMT_DISPATCHER_CACHE", case.cache.to_str().unwrap())],
+        );
+        let rep = report_of(&out);
+        // bash executes a relative command by its absolute path.
+        let binary = case.dir.join("foreign").display().to_string();
+        let a0 = if flags.contains('P') {
+            "CUSTOM0"
+        } else {
+            &binary
+        };
+        assert_eq!(
+            rep.argv,
+            strings(&[&r(), "-0", a0, &binary, "a", "b c", ""]),
+            "flags {flags:?}"
+        );
+        assert!(
+            rep.env.contains(&case.cache_var()),
+            "flags {flags:?}: {:?}",
+            rep.env
+        );
+        assert!(
+            rep.env.iter().any(|e| e.starts_with("PATH=")),
+            "flags {flags:?}: {:?}",
+            rep.env
+        );
+    }
+}
+
+#[test]
+fn fexecve_binary_is_the_exec_fd() {
+    let case = Case::new(
+        "fexec",
+        r#"
+[interpreters.q]
+path = "@R"
+argv = "qemu"
+[[rules]]
+arch = "aarch64"
+interpreter = "q"
+"#,
+    );
+    // The launcher opens ./foreign as descriptor 3 (binfmt_misc refuses
+    // close-on-exec ones) and fexecve's it: the kernel's filename is /dev/fd/3.
+    for flags in ["O", "PO", "POCF"] {
+        let out = case.run(
+            flags,
+            &case.launch(true, &[], "./foreign", "CUSTOM0", &["a"]),
+        );
+        let rep = report_of(&out);
+        assert_eq!(
+            rep.fds.len(),
+            2,
+            "flags {flags:?}: fd 3 and the exec fd: {rep:?}"
+        );
+        assert_eq!(rep.fds[0], 3, "flags {flags:?}: {rep:?}");
+        let m = rep.fds[1];
+        let a0 = if flags.contains('P') {
+            "CUSTOM0"
+        } else {
+            "/dev/fd/3"
+        };
+        assert_eq!(
+            rep.argv,
+            strings(&[&r(), "-0", a0, &format!("/proc/self/fd/{m}"), "a"]),
+            "flags {flags:?}"
+        );
+    }
+    // Without O, the interpreter is given the kernel's name, still valid.
+    for flags in ["", "P"] {
+        let out = case.run(
+            flags,
+            &case.launch(true, &[], "./foreign", "CUSTOM0", &["a"]),
+        );
+        let rep = report_of(&out);
+        let a0 = if flags.contains('P') {
+            "CUSTOM0"
+        } else {
+            "/dev/fd/3"
+        };
+        assert_eq!(
+            rep.argv,
+            strings(&[&r(), "-0", a0, "/dev/fd/3", "a"]),
+            "flags {flags:?}"
+        );
+        assert_eq!(rep.fds, vec![3], "flags {flags:?}");
+    }
+}
+
+#[test]
+fn exec_fd_does_not_leak_with_o_flag() {
+    let case = Case::new(
+        "noleak",
+        "[interpreters.p]\npath = \"@R\"\nargv = \"plain\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+    );
+    for flags in ["O", "PO", "POC", "POCF"] {
+        let rep = case.report(flags, &[]);
+        assert_eq!(rep.fds, Vec::<u32>::new(), "flags {flags:?}");
+    }
+}
+
+#[test]
+fn f_flag_survives_the_dispatcher_disappearing() {
+    let case = Case::new(
+        "fflag",
+        "[interpreters.p]\npath = \"@R\"\nargv = \"plain\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+    );
+    let bin_dir = Path::new(DISPATCHER)
+        .parent()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let hide = format!("mount -t tmpfs none {}\n", sh_quote(&bin_dir));
+    let script = hide + &case.launch(false, &[], "./foreign", "x", &["a"]);
+    // F: the kernel opened the dispatcher at registration.
+    let rep = report_of(&case.run("F", &script));
+    assert_eq!(rep.argv, strings(&[&r(), "./foreign", "a"]));
+    // Without F the kernel looks it up at exec time, and it is gone.
+    let out = case.run("", &script);
+    assert!(
+        !out.status.success(),
+        "without F the hidden dispatcher still ran: {}",
+        stdout(&out)
+    );
+    assert!(parse_report(&out.stdout).argv.is_empty());
+}
+
+#[test]
+fn run_by_hand_uses_the_file_as_argv0() {
+    let case = Case::new(
+        "hand",
+        "[interpreters.q]\npath = \"@R\"\nargv = \"qemu\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"q\"\n",
+    );
+    let foreign = case.dir.join("foreign");
+    let f = foreign.to_str().unwrap();
+    // Through the launcher, for an exact environment and no inherited fds.
+    let cache = case.cache_var();
+    let out = Command::new(launcher())
+        .args(["-e", &cache, DISPATCHER, DISPATCHER, f, "a", "b c", ""])
+        .output()
+        .unwrap();
+    let rep = report_of(&out);
+    assert_eq!(rep.argv, strings(&[&r(), "-0", f, f, "a", "b c", ""]));
+    assert_eq!(rep.env, vec![case.cache_var()]);
+    assert_eq!(rep.fds, Vec::<u32>::new());
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    for flag in ["--help", "--version"] {
+        let out = Command::new(DISPATCHER)
+            .arg(flag)
+            .env_clear()
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{flag}: {}", stderr(&out));
+        let text = stdout(&out) + &stderr(&out);
+        assert!(!text.trim().is_empty(), "{flag} printed nothing");
+        if flag == "--version" {
+            assert!(text.contains(env!("CARGO_PKG_VERSION")), "{flag}: {text}");
+        } else {
+            assert!(text.to_lowercase().contains("usage"), "{flag}: {text}");
+        }
+    }
+    let out = Command::new(DISPATCHER).env_clear().output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "no arguments must be an error");
+}
+
+#[test]
+fn fallback_when_first_interpreter_missing() {
+    let case = Case::new(
+        "fallback",
+        r#"
+[interpreters.first]
+path = "@D/missing-interpreter"
+argv = "qemu"
+fallback = ["second"]
+[interpreters.second]
+path = "@R"
+argv = "plain"
+[[rules]]
+arch = "aarch64"
+interpreter = "first"
+"#,
+    );
+    let rep = case.report("POCF", &[]);
+    let mut want = strings(&[&r(), "./foreign"]);
+    want.extend(guest_args());
+    assert_eq!(rep.argv, want);
+}
+
+#[test]
+fn fallback_when_required_path_missing() {
+    let case = Case::new(
+        "required",
+        r#"
+[interpreters.first]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "FIRST"]
+required_paths = ["@D/not-there"]
+fallback = ["second"]
+[interpreters.second]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "SECOND"]
+[[rules]]
+arch = "aarch64"
+interpreter = "first"
+"#,
+    );
+    let rep = case.report("PO", &[]);
+    assert_eq!(rep.argv, strings(&[&r(), "SECOND"]));
+    // Once the required path exists, the first one runs.
+    fs::write(case.dir.join("not-there"), "").unwrap();
+    let rep = case.report("PO", &[]);
+    assert_eq!(rep.argv, strings(&[&r(), "FIRST"]));
+}
+
+#[test]
+fn all_missing_exits_127_naming_everything() {
+    let case = Case::new(
+        "allmissing",
+        r#"
+[interpreters.first-interp]
+path = "@D/missing-one"
+fallback = ["second-interp"]
+[interpreters.second-interp]
+path = "@D/missing-two"
+[[rules]]
+arch = "aarch64"
+interpreter = "first-interp"
+"#,
+    );
+    for flags in ["", "POCF"] {
+        let out = case.run(
+            flags,
+            &case.launch(false, &[], "./foreign", "CUSTOM0", &["a"]),
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(127),
+            "flags {flags:?}: {}",
+            stderr(&out)
+        );
+        let err = stderr(&out);
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "flags {flags:?}: one line expected:\n{err}"
+        );
+        for needle in ["./foreign", "first-interp", "second-interp"] {
+            assert!(
+                err.contains(needle),
+                "flags {flags:?}: {needle:?} not in {err:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn no_interpreter_configured_exits_127() {
+    let case = Case::new(
+        "nothing",
+        "[interpreters.x]\npath = \"@R\"\n[[rules]]\narch = \"riscv64\"\ninterpreter = \"x\"\n",
+    );
+    let out = case.run("POCF", &case.launch(false, &[], "./foreign", "x", &[]));
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("./foreign"), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn not_executable_interpreter_exits_126() {
+    let case = Case::new(
+        "noexec",
+        r#"
+[interpreters.dir]
+path = "@D/a-directory"
+[interpreters.file]
+path = "@D/not-executable"
+[binaries.d]
+path = "@D/foreign"
+interpreter = "dir"
+[[rules]]
+arch = "aarch64"
+interpreter = "file"
+"#,
+    );
+    fs::create_dir(case.dir.join("a-directory")).unwrap();
+    let file = case.dir.join("not-executable");
+    fs::copy(reporter(), &file).unwrap();
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::copy(case.dir.join("foreign"), case.dir.join("foreign2")).unwrap();
+    fs::set_permissions(case.dir.join("foreign2"), fs::Permissions::from_mode(0o755)).unwrap();
+    for (binary, id) in [("./foreign", "dir"), ("./foreign2", "file")] {
+        for flags in ["", "POCF"] {
+            let out = case.run(flags, &case.launch(false, &[], binary, "x", &[]));
+            let err = stderr(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(126),
+                "{binary} flags {flags:?}: {err}"
+            );
+            assert!(
+                err.contains(binary) && err.contains(id),
+                "{binary} flags {flags:?}: {err}"
+            );
+            assert!(out.stdout.is_empty());
+        }
+    }
+}
+
+#[test]
+fn binary_override_beats_rule() {
+    let case = Case::new(
+        "override",
+        r#"
+[interpreters.by-rule]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "RULE"]
+[interpreters.by-path]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "BINARY"]
+[binaries.special]
+path = "@D/foreign"
+interpreter = "by-path"
+[[rules]]
+arch = "aarch64"
+interpreter = "by-rule"
+"#,
+    );
+    write_foreign(&case.dir.join("ordinary"));
+    for flags in ["", "POCF"] {
+        // Relative and absolute names of the overridden binary.
+        for name in [
+            "./foreign".to_string(),
+            case.dir.join("foreign").display().to_string(),
+        ] {
+            let rep = report_of(&case.run(flags, &case.launch(false, &[], &name, "x", &[])));
+            assert_eq!(
+                rep.argv,
+                strings(&[&r(), "BINARY"]),
+                "{name} flags {flags:?}"
+            );
+        }
+        let rep = report_of(&case.run(flags, &case.launch(false, &[], "./ordinary", "x", &[])));
+        assert_eq!(rep.argv, strings(&[&r(), "RULE"]), "flags {flags:?}");
+    }
+}
+
+#[test]
+fn path_glob_rule() {
+    let case = Case::new(
+        "glob",
+        r#"
+[interpreters.globbed]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "GLOB"]
+[interpreters.arch]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "ARCH"]
+[[rules]]
+path = "@D/special-*"
+interpreter = "globbed"
+[[rules]]
+arch = "aarch64"
+interpreter = "arch"
+"#,
+    );
+    write_foreign(&case.dir.join("special-one"));
+    write_foreign(&case.dir.join("other"));
+    for flags in ["", "POCF"] {
+        for (name, want) in [("./special-one", "GLOB"), ("./other", "ARCH")] {
+            let rep = report_of(&case.run(flags, &case.launch(false, &[], name, "x", &[])));
+            assert_eq!(rep.argv, strings(&[&r(), want]), "{name} flags {flags:?}");
+        }
+    }
+}
+
+#[test]
+fn environment_override_of_interpreter() {
+    let case = Case::new(
+        "envoverride",
+        r#"
+[interpreters.by-rule]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "RULE"]
+[interpreters.chosen]
+path = "@R"
+argv = "custom"
+template = ["{interpreter}", "CHOSEN"]
+[[rules]]
+arch = "aarch64"
+interpreter = "by-rule"
+"#,
+    );
+    for flags in ["", "POCF"] {
+        let rep = case.report(flags, &["BINFMT_DISPATCHER_INTERPRETER=chosen"]);
+        assert_eq!(rep.argv, strings(&[&r(), "CHOSEN"]), "flags {flags:?}");
+        let rep = case.report(flags, &[]);
+        assert_eq!(rep.argv, strings(&[&r(), "RULE"]), "flags {flags:?}");
+    }
+}
+
+#[test]
+fn corrupt_cache_warns_and_uses_built_in_default() {
+    require_qemu();
+    let dir = temp_dir("corrupt");
+    write_foreign(&dir.join("foreign"));
+    let garbage = dir.join("garbage.cache");
+    fs::write(
+        &garbage,
+        b"this is not a binfmt-dispatcher cache at all\n".repeat(20),
+    )
+    .unwrap();
+    for flags in ["", "POCF"] {
+        let out = run_in_private_binfmt_in(
+            &dir,
+            &[dispatcher_entry(flags)],
+            "./foreign; echo \"status=$?\"",
+            &[("BINFMT_DISPATCHER_CACHE", garbage.to_str().unwrap())],
+        );
+        let err = stderr(&out);
+        // The built-in default runs it with qemu-aarch64-static: exit(42).
+        assert_eq!(
+            stdout(&out),
+            "status=42\n",
+            "flags {flags:?}; stderr:\n{err}"
+        );
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "flags {flags:?}: one warning line expected:\n{err}"
+        );
+        assert!(
+            err.contains("garbage.cache"),
+            "flags {flags:?}: the warning must name the cache:\n{err}"
+        );
+    }
+}
+
+#[test]
+fn foreign_binary_really_runs_under_qemu() {
+    // The test binary itself is valid: qemu registered directly runs it.
+    require_qemu();
+    let out = run_in_private_binfmt(
+        &[(
+            "qemu-aarch64",
+            AARCH64_MAGIC,
+            AARCH64_MASK,
+            QEMU_AARCH64,
+            "F",
+        )],
+        &format!(
+            "{} ; echo \"status=$?\"",
+            sh_quote(&{
+                let dir = temp_dir("qemu-direct");
+                let p = dir.join("foreign");
+                write_foreign(&p);
+                p.display().to_string()
+            })
+        ),
+        &[],
+    );
+    assert_eq!(stdout(&out), "status=42\n", "{}", stderr(&out));
+}
+
+#[test]
+fn reporter_exit_status_is_passed_through() {
+    let case = Case::new(
+        "exitcode",
+        "[interpreters.p]\npath = \"@R\"\nargv = \"plain\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+    );
+    let out = case.run(
+        "POCF",
+        &case.launch(false, &["REPORTER_EXIT=7"], "./foreign", "x", &[]),
+    );
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert_eq!(
+        parse_report(&out.stdout).argv,
+        strings(&[&r(), "./foreign"])
+    );
+}
