@@ -236,9 +236,75 @@ fn plain_like(style: &str) {
     }
 }
 
+/// FEX (src/launch.rs): `FEX_EXECVEFD=FD` in the environment (replacing
+/// any), the descriptor open, and `INTERPRETER BINARY ARGV0 ARGS...`, as FEX
+/// expects for a binfmt_misc launch with P.
 #[test]
 fn fex_convention_for_every_flag_set() {
-    plain_like("fex");
+    let case = Case::new(
+        "fex",
+        "[interpreters.f]\npath = \"@R\"\nargv = \"fex\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"f\"\n",
+    );
+    for flags in FLAG_SETS {
+        let rep = case.report(flags, &["KEEP=1", "FEX_EXECVEFD=99"]);
+        assert_eq!(
+            rep.fds.len(),
+            1,
+            "fex flags {flags:?}: the binary's descriptor must be open: {rep:?}"
+        );
+        let fd = rep.fds[0];
+        let mut want = strings(&[&r(), "./foreign", argv0(flags)]);
+        want.extend(guest_args());
+        assert_eq!(rep.argv, want, "fex flags {flags:?}");
+        assert_eq!(
+            sorted(rep.env),
+            sorted(vec![
+                case.cache_var(),
+                "KEEP=1".into(),
+                format!("FEX_EXECVEFD={fd}")
+            ]),
+            "fex flags {flags:?}"
+        );
+    }
+}
+
+/// The FEX_EXECVEFD descriptor really is the binary; the style is guessed
+/// from the interpreter's name (FEX...).
+#[test]
+fn fex_execvefd_refers_to_the_binary() {
+    let case = Case::new("fex-fd", "");
+    let wrapper = case.dir.join("FEXwrapper");
+    fs::write(
+        &wrapper,
+        "#!/bin/sh\ncmp \"/proc/self/fd/$FEX_EXECVEFD\" \"$1\" && echo same \"$2\"\n",
+    )
+    .unwrap();
+    fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+    let toml = format!(
+        "[interpreters.f]\npath = \"{}\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"f\"\n",
+        wrapper.display()
+    );
+    let case = Case {
+        cache: compile_cache(&case.dir, "wrapper", &toml),
+        dir: case.dir,
+    };
+    for flags in ["", "PO", "POCF"] {
+        let out = case.run(
+            flags,
+            &case.launch(false, &["PATH=/usr/bin:/bin"], "./foreign", "ZERO", &[]),
+        );
+        let a0 = if flags.contains('P') {
+            "ZERO"
+        } else {
+            "./foreign"
+        };
+        assert_eq!(
+            stdout(&out),
+            format!("same {a0}\n"),
+            "flags {flags:?}; stderr:\n{}",
+            stderr(&out)
+        );
+    }
 }
 
 #[test]
@@ -867,4 +933,47 @@ fn reporter_exit_status_is_passed_through() {
         parse_report(&out.stdout).argv,
         strings(&[&r(), "./foreign"])
     );
+}
+
+#[test]
+fn user_cache_from_home_and_xdg_cache_home() {
+    let case = Case::new(
+        "usercache",
+        "[interpreters.p]\npath = \"@R\"\nargv = \"custom\"\ntemplate = [\"{interpreter}\", \"HOME-CACHE\"]\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+    );
+    let home_cache = case.dir.join("home/.cache/binfmt-dispatcher");
+    fs::create_dir_all(&home_cache).unwrap();
+    fs::copy(&case.cache, home_cache.join("binfmt-dispatcher.cache")).unwrap();
+    let xdg = case.dir.join("xdg/binfmt-dispatcher");
+    fs::create_dir_all(&xdg).unwrap();
+    let xdg_cache = compile_cache(
+        &case.dir,
+        "xdg",
+        &format!(
+            "[interpreters.p]\npath = \"{}\"\nargv = \"custom\"\ntemplate = [\"{{interpreter}}\", \"XDG-CACHE\"]\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+            r()
+        ),
+    );
+    fs::copy(&xdg_cache, xdg.join("binfmt-dispatcher.cache")).unwrap();
+    let home = format!("HOME={}", case.dir.join("home").display());
+    let xdg_var = format!("XDG_CACHE_HOME={}", case.dir.join("xdg").display());
+    let launch = |env: &[&str]| {
+        let mut cmd = sh_quote(launcher().to_str().unwrap());
+        for e in env {
+            cmd += &format!(" -e {}", sh_quote(e));
+        }
+        cmd + " ./foreign x"
+    };
+    for flags in ["", "POCF"] {
+        let rep = report_of(&case.run(flags, &launch(&[&home])));
+        assert_eq!(rep.argv, strings(&[&r(), "HOME-CACHE"]), "flags {flags:?}");
+        let rep = report_of(&case.run(flags, &launch(&[&home, &xdg_var])));
+        assert_eq!(rep.argv, strings(&[&r(), "XDG-CACHE"]), "flags {flags:?}");
+        // BINFMT_DISPATCHER_CACHE beats both.
+        let rep = report_of(&case.run(
+            flags,
+            &case.launch(false, &[&home, &xdg_var], "./foreign", "x", &[]),
+        ));
+        assert_eq!(rep.argv, strings(&[&r(), "HOME-CACHE"]), "flags {flags:?}");
+    }
 }
