@@ -2,11 +2,12 @@
 //! build the argv, execute; and the one-line message when nothing can run.
 
 use core::ffi::CStr;
+use core::mem::MaybeUninit;
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
-use crate::blob::{self, header, interp, Blob, Flags};
+use crate::blob::{self, header, interp, Blob, BlobError, Flags};
 use crate::decide::{self, Candidate, Failure, LogLevel, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 use crate::paths;
@@ -21,10 +22,8 @@ Configuration: binfmtctl compile; explain a decision: binfmtctl explain BINARY.\
 Environment (ignored for setuid binaries): BINFMT_DISPATCHER_CACHE=FILE,\n\
 BINFMT_DISPATCHER_INTERPRETER=ID, BINFMT_DISPATCHER_LOG=off|error|warn|info|debug.\n";
 
-/// Bytes of blob read onto the stack; larger blobs are mapped.
-const CACHE_BUF: usize = 32 * 1024;
 /// Argv and envp entries, and arena bytes, built on the stack; more are mapped.
-const STACK_ARGS: usize = 256;
+const STACK_ARGS: usize = 128;
 const STACK_ARENA: usize = 1024;
 
 /// One line on stderr per message, at or above the level in force.
@@ -122,9 +121,11 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
             }
         },
     };
-    let mut header_buf = [0u8; HEADER_LEN];
+    // Buffers stay uninitialised: zeroing them would fault in stack pages
+    // that the exec path never otherwise touches.
+    let mut header_buf = [MaybeUninit::uninit(); HEADER_LEN];
     let header = match rustix::io::pread(fd, &mut header_buf[..], 0) {
-        Ok(n) => &header_buf[..n],
+        Ok((header, _)) => &*header,
         Err(e) => {
             log.say(LogLevel::Error, &[name, b": cannot read: ", describe(e)]);
             return 126;
@@ -133,13 +134,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let mut cache_buf = [0u8; CACHE_BUF];
-    let loaded = load_config(p, &log, &mut cache_buf);
-    let blob = match loaded {
-        Some(Loaded::Stack(n)) => Blob::open(&cache_buf[..n]),
-        Some(Loaded::Mapped(bytes)) => Blob::open(bytes),
-        None => Blob::open(baked),
-    };
+    let blob = Blob::open(load_config(p, &log).unwrap_or(baked));
     let Ok(blob) = blob else {
         log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
         return 127;
@@ -178,7 +173,6 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         failures: [None; 8],
         count: 0,
     };
-    let mut canonical_buf = [0u8; 4096];
     let inputs = Inputs {
         facts,
         name,
@@ -188,7 +182,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
             .flatten()
             .map(CStr::to_bytes),
     };
-    let outcome = match dispatch(&blob, &inputs, &mut canonical_buf, &mut exec) {
+    let outcome = match dispatch(&blob, &inputs, &mut exec) {
         Ok(outcome) => outcome,
         Err(e) => {
             log.say(
@@ -200,7 +194,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
                 ],
             );
             exec.count = 0;
-            match Blob::open(baked).map(|b| dispatch(&b, &inputs, &mut canonical_buf, &mut exec)) {
+            match Blob::open(baked).map(|b| dispatch(&b, &inputs, &mut exec)) {
                 Ok(Ok(outcome)) => outcome,
                 _ => {
                     log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
@@ -225,29 +219,56 @@ struct Inputs<'a> {
 fn dispatch(
     blob: &Blob<'_>,
     inputs: &Inputs<'_>,
-    canonical_buf: &mut [u8],
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
+    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0 {
+        dispatch_with_paths(blob, inputs, exec)
+    } else {
+        dispatch_paths(blob, inputs, &[], exec)
+    }
+}
+
+/// [`dispatch`] when the config looks at paths: with the filename when it
+/// is absolute and the canonical path of the open binary. Its own function
+/// so that the path buffer costs stack pages only when it is needed.
+#[inline(never)]
+fn dispatch_with_paths(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
+    let mut canonical_buf = [MaybeUninit::uninit(); 4096];
     let mut paths: [&[u8]; 2] = [b""; 2];
     let mut n = 0;
-    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0 {
+    {
         if inputs.name.starts_with(b"/") {
             paths[n] = inputs.name;
             n += 1;
         }
         let link = CStr::from_bytes_with_nul(inputs.fd_link).unwrap_or(c"");
-        let canonical = rustix::fs::readlinkat_raw(rustix::fs::CWD, link, &mut *canonical_buf)
+        // A full buffer may hold a truncated path: then there is none.
+        let canonical = rustix::fs::readlinkat_raw(rustix::fs::CWD, link, &mut canonical_buf[..])
             .ok()
-            .filter(|&len| len < canonical_buf.len())
-            .map(|len| &canonical_buf[..len]);
+            .filter(|(_, rest)| !rest.is_empty())
+            .map(|(path, _)| &*path);
         if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
             paths[n] = c;
             n += 1;
         }
     }
+    dispatch_paths(blob, inputs, &paths[..n], exec)
+}
+
+/// Decides for the binary known by `paths` and walks the chain.
+fn dispatch_paths(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    paths: &[&[u8]],
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
     let subject = Subject {
         facts: inputs.facts,
-        paths: &paths[..n],
+        paths,
     };
     let Some(plan) = decide::decide(blob, &subject, inputs.env_interpreter)? else {
         exec.log.say(
@@ -366,32 +387,79 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
     &buf[..prefix.len() + digits.len() + 1]
 }
 
-/// Where the blob was read to.
-enum Loaded {
-    /// The first N bytes of the stack buffer.
-    Stack(usize),
-    /// A mapping of a larger file.
-    Mapped(&'static [u8]),
-}
-
-/// Reads the first usable compiled cache: `BINFMT_DISPATCHER_CACHE`, the
-/// user's, the system's. `None`: use the built-in configuration.
-fn load_config(p: &Process, log: &Log, buf: &mut [u8]) -> Option<Loaded> {
+/// The first compiled cache that exists, mapped: `BINFMT_DISPATCHER_CACHE`,
+/// the user's, the system's. A missing one is skipped; the first that exists
+/// is the one used, and one that cannot be used is reported and the
+/// built-in configuration used instead (`None`).
+///
+/// Mapping rather than reading keeps the cost flat in the size of the
+/// cache: only the pages a lookup touches are faulted in, from the page
+/// cache, and no stack pages are spent on a copy.
+fn load_config(p: &Process, log: &Log) -> Option<&'static [u8]> {
     let env = &p.env;
-    if !p.secure {
-        if let Some(path) = env.var(paths::ENV_CACHE) {
-            if let Some(loaded) = load_file(p, log, buf, path, true) {
-                return Some(loaded);
+    let mut user = [0u8; 1024];
+    let candidates: [Option<&CStr>; 3] = match p.secure {
+        true => [None, None, Some(paths::SYSTEM_CACHE)],
+        false => [
+            env.var(paths::ENV_CACHE),
+            user_cache_path(env, &mut user),
+            Some(paths::SYSTEM_CACHE),
+        ],
+    };
+    let warn = |path: &CStr, what: &[u8]| {
+        log.say(
+            LogLevel::Warn,
+            &[
+                b"ignoring cache ",
+                path.to_bytes(),
+                b": ",
+                what,
+                b"; using the built-in configuration",
+            ],
+        )
+    };
+    let (path, fd) = candidates.iter().enumerate().find_map(|(i, path)| {
+        let path = (*path)?;
+        match rt::open(path) {
+            Ok(fd) => Some((path, fd)),
+            // Only a cache named in the environment is expected to exist.
+            Err(Errno::NOENT) if i != 0 => None,
+            Err(e) => {
+                warn(path, describe(e));
+                None
             }
         }
-        let mut user = [0u8; 1024];
-        if let Some(path) = user_cache_path(env, &mut user) {
-            if let Some(loaded) = load_file(p, log, buf, path, false) {
-                return Some(loaded);
-            }
+    })?;
+    let (owner, mode, size) = match rt::stat(fd.as_fd()) {
+        Ok(st) => st,
+        Err(e) => {
+            warn(path, describe(e));
+            return None;
+        }
+    };
+    // A setuid exec must not be steered by a file its caller could write.
+    if p.secure && (owner != 0 || mode & 0o022 != 0) {
+        warn(path, b"not owned by root, or writable by others");
+        return None;
+    }
+    if (size as usize) < header::LEN {
+        warn(path, BlobError::Truncated.describe().as_bytes());
+        return None;
+    }
+    let bytes = match rt::map_file(fd.as_fd(), size as usize) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            warn(path, describe(e));
+            return None;
+        }
+    };
+    match Blob::open(bytes) {
+        Ok(_) => Some(bytes),
+        Err(e) => {
+            warn(path, e.describe().as_bytes());
+            None
         }
     }
-    load_file(p, log, buf, paths::SYSTEM_CACHE, false)
 }
 
 /// `$XDG_CACHE_HOME/…` or `$HOME/.cache/…`, composed in `buf`.
@@ -410,73 +478,6 @@ fn user_cache_path<'b>(env: &CStrList, buf: &'b mut [u8]) -> Option<&'b CStr> {
     buf[base.len() + middle.len()..len].copy_from_slice(tail);
     buf[len] = 0;
     CStr::from_bytes_with_nul(&buf[..=len]).ok()
-}
-
-/// Loads one cache file; warns and returns `None` when it cannot be used.
-fn load_file(
-    p: &Process,
-    log: &Log,
-    buf: &mut [u8],
-    path: &CStr,
-    warn_missing: bool,
-) -> Option<Loaded> {
-    let name = path.to_bytes();
-    let warn = |what: &[u8]| log.say(LogLevel::Warn, &[b"ignoring cache ", name, b": ", what]);
-    let fd = match rt::open(path) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) if !warn_missing => return None,
-        Err(e) => {
-            warn(describe(e));
-            return None;
-        }
-    };
-    if p.secure {
-        // A setuid exec must not be steered by a file its caller could write.
-        match rt::stat(fd.as_fd()) {
-            Ok((0, mode, _)) if mode & 0o022 == 0 => {}
-            Ok(_) => {
-                warn(b"not owned by root or writable by others");
-                return None;
-            }
-            Err(e) => {
-                warn(describe(e));
-                return None;
-            }
-        }
-    }
-    let n = match rustix::io::pread(fd.as_fd(), &mut *buf, 0) {
-        Ok(n) => n,
-        Err(e) => {
-            warn(describe(e));
-            return None;
-        }
-    };
-    let claimed = buf
-        .get(header::TOTAL_LEN..header::TOTAL_LEN + 4)
-        .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
-    let loaded = if n == buf.len() && claimed > n {
-        let size = rt::stat(fd.as_fd()).map_or(0, |(_, _, size)| size as usize);
-        match rt::map_file(fd.as_fd(), size) {
-            Ok(bytes) => Loaded::Mapped(bytes),
-            Err(e) => {
-                warn(describe(e));
-                return None;
-            }
-        }
-    } else {
-        Loaded::Stack(n)
-    };
-    let bytes = match loaded {
-        Loaded::Stack(n) => &buf[..n],
-        Loaded::Mapped(bytes) => bytes,
-    };
-    match Blob::open(bytes) {
-        Ok(_) => Some(loaded),
-        Err(e) => {
-            warn(e.describe().as_bytes());
-            None
-        }
-    }
 }
 
 /// The state of the walk: the guest, the descriptor, what failed so far.
