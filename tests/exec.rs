@@ -977,3 +977,44 @@ fn user_cache_from_home_and_xdg_cache_home() {
         assert_eq!(rep.argv, strings(&[&r(), "HOME-CACHE"]), "flags {flags:?}");
     }
 }
+
+#[test]
+fn unusable_cache_is_skipped_for_the_next_one() {
+    let case = Case::new(
+        "skipnext",
+        "[interpreters.p]\npath = \"@R\"\nargv = \"custom\"\ntemplate = [\"{interpreter}\", \"XDG-CACHE\"]\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"p\"\n",
+    );
+    let xdg = case.dir.join("xdg/binfmt-dispatcher");
+    fs::create_dir_all(&xdg).unwrap();
+    fs::copy(&case.cache, xdg.join("binfmt-dispatcher.cache")).unwrap();
+    let truncated = case.dir.join("truncated.cache");
+    let whole = fs::read(&case.cache).unwrap();
+    fs::write(&truncated, &whole[..whole.len() / 2]).unwrap();
+    let env = [
+        format!("XDG_CACHE_HOME={}", case.dir.join("xdg").display()),
+        format!("BINFMT_DISPATCHER_CACHE={}", truncated.display()),
+    ];
+    let mut cmd = sh_quote(launcher().to_str().unwrap());
+    for e in &env {
+        cmd += &format!(" -e {}", sh_quote(e));
+    }
+    cmd += " ./foreign x";
+    for flags in ["", "POCF"] {
+        let out = case.run(flags, &cmd);
+        let err = stderr(&out);
+        assert_eq!(
+            report_of(&out).argv,
+            strings(&[&r(), "XDG-CACHE"]),
+            "flags {flags:?}: the user cache after the broken one; stderr:\n{err}"
+        );
+        assert_eq!(
+            err.lines().count(),
+            1,
+            "flags {flags:?}: one warning:\n{err}"
+        );
+        assert!(
+            err.contains("truncated.cache") && err.contains("truncated"),
+            "flags {flags:?}: the warning names the cache and the fault:\n{err}"
+        );
+    }
+}

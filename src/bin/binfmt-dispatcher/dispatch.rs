@@ -387,10 +387,10 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
     &buf[..prefix.len() + digits.len() + 1]
 }
 
-/// The first compiled cache that exists, mapped: `BINFMT_DISPATCHER_CACHE`,
-/// the user's, the system's. A missing one is skipped; the first that exists
-/// is the one used, and one that cannot be used is reported and the
-/// built-in configuration used instead (`None`).
+/// The first usable compiled cache, mapped: `BINFMT_DISPATCHER_CACHE`, the
+/// user's, the system's. A missing one is skipped silently (but for the one
+/// the environment names); one that cannot be used is skipped with a
+/// one-line warning. `None`: use the built-in configuration.
 ///
 /// Mapping rather than reading keeps the cost flat in the size of the
 /// cache: only the pages a lookup touches are faulted in, from the page
@@ -406,60 +406,57 @@ fn load_config(p: &Process, log: &Log) -> Option<&'static [u8]> {
             Some(paths::SYSTEM_CACHE),
         ],
     };
-    let warn = |path: &CStr, what: &[u8]| {
-        log.say(
-            LogLevel::Warn,
-            &[
-                b"ignoring cache ",
-                path.to_bytes(),
-                b": ",
-                what,
-                b"; using the built-in configuration",
-            ],
-        )
-    };
-    let (path, fd) = candidates.iter().enumerate().find_map(|(i, path)| {
+    candidates.iter().enumerate().find_map(|(i, path)| {
         let path = (*path)?;
-        match rt::open(path) {
-            Ok(fd) => Some((path, fd)),
-            // Only a cache named in the environment is expected to exist.
-            Err(Errno::NOENT) if i != 0 => None,
+        match map_cache(p, path) {
+            Ok(bytes) => Some(bytes),
+            Err(CacheError::Missing) if i != 0 => None,
             Err(e) => {
-                warn(path, describe(e));
+                let why = match e {
+                    CacheError::Missing => describe(Errno::NOENT),
+                    CacheError::Sys(errno) => describe(errno),
+                    CacheError::Unsafe => b"not owned by root, or writable by others",
+                    CacheError::Blob(e) => e.describe().as_bytes(),
+                };
+                log.say(
+                    LogLevel::Warn,
+                    &[b"ignoring cache ", path.to_bytes(), b": ", why],
+                );
                 None
             }
         }
+    })
+}
+
+/// Why a cache file cannot be used.
+enum CacheError {
+    /// It does not exist.
+    Missing,
+    /// A syscall on it failed.
+    Sys(Errno),
+    /// Secure mode, and someone other than root could have written it.
+    Unsafe,
+    /// Its contents are not a valid blob.
+    Blob(BlobError),
+}
+
+/// Opens, checks and maps one cache file.
+fn map_cache(p: &Process, path: &CStr) -> Result<&'static [u8], CacheError> {
+    let fd = rt::open(path).map_err(|e| match e {
+        Errno::NOENT => CacheError::Missing,
+        e => CacheError::Sys(e),
     })?;
-    let (owner, mode, size) = match rt::stat(fd.as_fd()) {
-        Ok(st) => st,
-        Err(e) => {
-            warn(path, describe(e));
-            return None;
-        }
-    };
+    let (owner, mode, size) = rt::stat(fd.as_fd()).map_err(CacheError::Sys)?;
     // A setuid exec must not be steered by a file its caller could write.
     if p.secure && (owner != 0 || mode & 0o022 != 0) {
-        warn(path, b"not owned by root, or writable by others");
-        return None;
+        return Err(CacheError::Unsafe);
     }
     if (size as usize) < header::LEN {
-        warn(path, BlobError::Truncated.describe().as_bytes());
-        return None;
+        return Err(CacheError::Blob(BlobError::Truncated));
     }
-    let bytes = match rt::map_file(fd.as_fd(), size as usize) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            warn(path, describe(e));
-            return None;
-        }
-    };
-    match Blob::open(bytes) {
-        Ok(_) => Some(bytes),
-        Err(e) => {
-            warn(path, e.describe().as_bytes());
-            None
-        }
-    }
+    let bytes = rt::map_file(fd.as_fd(), size as usize).map_err(CacheError::Sys)?;
+    Blob::open(bytes).map_err(CacheError::Blob)?;
+    Ok(bytes)
 }
 
 /// `$XDG_CACHE_HOME/…` or `$HOME/.cache/…`, composed in `buf`.
