@@ -43,13 +43,19 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     std::fs::write(out.join("baked.blob"), blob).unwrap_or_else(|e| fail(&e.to_string()));
 
-    // The trampoline: static, no libc, no start files, no PIE, no build id.
+    // The trampoline: static, no libc, no start files, no PIE, no build id,
+    // and the memory image of src/rt/link.ld.
+    let script = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"))
+        .join("src/rt/link.ld");
+    println!("cargo:rerun-if-changed={}", script.display());
+    let script = format!("-Wl,-T,{}", script.display());
     for arg in [
         "-nostdlib",
         "-static",
         "-Wl,--no-pie",
         "-Wl,--build-id=none",
         "-Wl,-z,norelro",
+        &script,
     ] {
         println!("cargo:rustc-link-arg-bin=binfmt-dispatcher={arg}");
     }

@@ -202,7 +202,9 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
                 (u64::from(r.u32(entry + 4)?), u64::from(r.u32(entry + 16)?))
             };
             let bytes = r.slice(off, size)?;
-            let end = memchr::memchr(0, bytes)?;
+            // A plain scan: memchr's run-time CPU dispatch would write to a
+            // static, costing the trampoline a copy-on-write page per exec.
+            let end = bytes.iter().position(|&b| b == 0)?;
             return Some(&bytes[..end]);
         }
         None
