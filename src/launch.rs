@@ -99,6 +99,11 @@ pub trait Strings {
     fn ptr(&self, i: usize) -> *const u8;
     /// String `i` without its NUL.
     fn bytes(&self, i: usize) -> &[u8];
+    /// Whether string `i` is the environment entry `KEY=...` for `key`.
+    fn has_key(&self, i: usize, key: &[u8]) -> bool {
+        let entry = self.bytes(i);
+        entry.len() > key.len() && entry.starts_with(key) && entry[key.len()] == b'='
+    }
 }
 
 /// The guest program as the kernel described it.
@@ -279,21 +284,21 @@ pub fn build<A: Strings, E: Strings>(
         (ArgvStyle::Fex, Some(fd)) => (Some(b"FEX_EXECVEFD"), decimal(fd, &mut fd_digits)),
         _ => (None, b""),
     };
-    let overridden = |entry: &[u8]| -> blob::Result<bool> {
-        let key = entry.split(|&b| b == b'=').next().unwrap_or(entry);
-        if arg0_key == Some(key) {
+    let overridden = |i: usize| -> blob::Result<bool> {
+        if arg0_key.is_some_and(|key| env.has_key(i, key)) {
             return Ok(true);
         }
         for e in 0..extra.count {
             let set = blob.str(extra.off + e * 8, 0)?;
-            if set.split(|&b| b == b'=').next() == Some(key) {
+            let key = set.split(|&b| b == b'=').next().unwrap_or(set);
+            if env.has_key(i, key) {
                 return Ok(true);
             }
         }
         Ok(false)
     };
     for i in 0..env.count() {
-        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(env.bytes(i))?;
+        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?;
         if !replaced {
             w.env(env.ptr(i));
         }

@@ -39,13 +39,39 @@ impl CStrList {
         self.c_str(i).to_bytes_with_nul()
     }
 
-    /// The value of environment variable `name`, if this is an envp.
-    pub fn var(&self, name: &str) -> Option<&'static CStr> {
-        (0..self.ptrs.len()).find_map(|i| {
-            let entry = self.with_nul(i);
-            let value = entry.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-            CStr::from_bytes_with_nul(value).ok()
+    /// Whether string `i` starts with `prefix`, reading no further than the
+    /// first difference (no `strlen` over every environment entry).
+    pub fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        let p = self.ptrs[i];
+        prefix.iter().enumerate().all(|(at, &want)| {
+            // SAFETY: the string behind `p` is NUL-terminated; `all` stops
+            // at the first mismatch and `want` is never NUL, so the
+            // terminator is a mismatch and no read passes it.
+            want != 0 && unsafe { *p.add(at) } == want
         })
+    }
+
+    /// The values of the environment variables `names`, found in one pass
+    /// over envp (this must be an envp).
+    pub fn vars<const N: usize>(&self, names: [&str; N]) -> [Option<&'static CStr>; N] {
+        let mut found = [None; N];
+        for (i, &p) in self.ptrs.iter().enumerate() {
+            // SAFETY: every entry is NUL-terminated, so it has a first byte.
+            let first = unsafe { *p };
+            if !names.iter().any(|n| n.as_bytes().first() == Some(&first)) {
+                continue;
+            }
+            for (slot, name) in found.iter_mut().zip(names) {
+                let key = name.as_bytes();
+                if slot.is_none() && self.starts_with(i, key) {
+                    let entry = self.with_nul(i);
+                    if let Some(value) = entry[key.len()..].strip_prefix(b"=") {
+                        *slot = CStr::from_bytes_with_nul(value).ok();
+                    }
+                }
+            }
+        }
+        found
     }
 }
 
@@ -58,6 +84,16 @@ impl Strings for CStrList {
     }
     fn bytes(&self, i: usize) -> &[u8] {
         self.c_str(i).to_bytes()
+    }
+    fn has_key(&self, i: usize, key: &[u8]) -> bool {
+        // `KEY=`: the key, then `=`, compared without measuring the string.
+        self.starts_with(i, key) && {
+            let p = self.ptrs[i];
+            // SAFETY: the first `key.len()` bytes matched non-NUL bytes, so
+            // the string is at least that long and the byte after is in it
+            // or its terminator.
+            unsafe { *p.add(key.len()) == b'=' }
+        }
     }
 }
 

@@ -26,6 +26,37 @@ BINFMT_DISPATCHER_INTERPRETER=ID, BINFMT_DISPATCHER_LOG=off|error|warn|info|debu
 const STACK_ARGS: usize = 128;
 const STACK_ARENA: usize = 1024;
 
+/// The environment variables the exec path reads.
+#[derive(Default)]
+struct Vars {
+    log: Option<&'static CStr>,
+    cache: Option<&'static CStr>,
+    interpreter: Option<&'static CStr>,
+    xdg_cache_home: Option<&'static CStr>,
+    home: Option<&'static CStr>,
+}
+
+impl Vars {
+    /// Reads them in one pass over the environment.
+    fn read(env: &CStrList) -> Vars {
+        let [log, log_compat, cache, interpreter, xdg_cache_home, home] = env.vars([
+            paths::ENV_LOG,
+            paths::ENV_LOG_COMPAT,
+            paths::ENV_CACHE,
+            paths::ENV_INTERPRETER,
+            "XDG_CACHE_HOME",
+            "HOME",
+        ]);
+        Vars {
+            log: log.or(log_compat),
+            cache,
+            interpreter,
+            xdg_cache_home,
+            home,
+        }
+    }
+}
+
 /// One line on stderr per message, at or above the level in force.
 struct Log {
     level: LogLevel,
@@ -93,14 +124,12 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
             _ => {}
         }
     }
-    let trusted_env = !p.secure;
-    let env_level = trusted_env
-        .then(|| {
-            env.var(paths::ENV_LOG)
-                .or_else(|| env.var(paths::ENV_LOG_COMPAT))
-        })
-        .flatten()
-        .and_then(|v| LogLevel::from_name(v.to_bytes()));
+    // The environment steers nothing when the exec raised privileges.
+    let vars = match p.secure {
+        true => Vars::default(),
+        false => Vars::read(&env),
+    };
+    let env_level = vars.log.and_then(|v| LogLevel::from_name(v.to_bytes()));
     let mut log = Log {
         level: env_level.unwrap_or(LogLevel::Warn),
     };
@@ -134,7 +163,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let blob = Blob::open(load_config(p, &log).unwrap_or(baked));
+    let blob = Blob::open(load_config(p, &vars, &log).unwrap_or(baked));
     let Ok(blob) = blob else {
         log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
         return 127;
@@ -177,10 +206,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         facts,
         name,
         fd_link,
-        env_interpreter: trusted_env
-            .then(|| env.var(paths::ENV_INTERPRETER))
-            .flatten()
-            .map(CStr::to_bytes),
+        env_interpreter: vars.interpreter.map(CStr::to_bytes),
     };
     let outcome = match dispatch(&blob, &inputs, &mut exec) {
         Ok(outcome) => outcome,
@@ -395,14 +421,13 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
 /// Mapping rather than reading keeps the cost flat in the size of the
 /// cache: only the pages a lookup touches are faulted in, from the page
 /// cache, and no stack pages are spent on a copy.
-fn load_config(p: &Process, log: &Log) -> Option<&'static [u8]> {
-    let env = &p.env;
+fn load_config(p: &Process, vars: &Vars, log: &Log) -> Option<&'static [u8]> {
     let mut user = [0u8; 1024];
     let candidates: [Option<&CStr>; 3] = match p.secure {
         true => [None, None, Some(paths::SYSTEM_CACHE)],
         false => [
-            env.var(paths::ENV_CACHE),
-            user_cache_path(env, &mut user),
+            vars.cache,
+            user_cache_path(vars, &mut user),
             Some(paths::SYSTEM_CACHE),
         ],
     };
@@ -456,14 +481,17 @@ fn map_cache(p: &Process, path: &CStr) -> Result<&'static [u8], CacheError> {
     }
     let bytes = rt::map_file(fd.as_fd(), size as usize).map_err(CacheError::Sys)?;
     Blob::open(bytes).map_err(CacheError::Blob)?;
+    // The mapping outlives the descriptor, which is close-on-exec: closing
+    // it now would only cost a syscall.
+    core::mem::forget(fd);
     Ok(bytes)
 }
 
 /// `$XDG_CACHE_HOME/…` or `$HOME/.cache/…`, composed in `buf`.
-fn user_cache_path<'b>(env: &CStrList, buf: &'b mut [u8]) -> Option<&'b CStr> {
-    let (base, middle): (&[u8], &[u8]) = match env.var("XDG_CACHE_HOME").map(CStr::to_bytes) {
+fn user_cache_path<'b>(vars: &Vars, buf: &'b mut [u8]) -> Option<&'b CStr> {
+    let (base, middle): (&[u8], &[u8]) = match vars.xdg_cache_home.map(CStr::to_bytes) {
         Some(xdg) if xdg.starts_with(b"/") => (xdg, b"/"),
-        _ => (env.var("HOME")?.to_bytes(), b"/.cache/"),
+        _ => (vars.home?.to_bytes(), b"/.cache/"),
     };
     let tail = paths::USER_CACHE.as_bytes();
     let len = base.len() + middle.len() + tail.len();
