@@ -88,6 +88,14 @@ impl ArgvStyle {
     }
 }
 
+/// The argument between muvm's options and the command it runs. A static,
+/// so that every argv [`build`] makes points at this one copy (explain maps
+/// argv pointers back to strings by address).
+pub static MUVM_SEPARATOR: &core::ffi::CStr = c"--";
+/// qemu-user's option that sets the guest's `argv[0]` (static for the same
+/// reason as [`MUVM_SEPARATOR`]).
+pub static QEMU_ARGV0_OPTION: &core::ffi::CStr = c"-0";
+
 /// Placeholders of custom templates.
 pub const PLACEHOLDERS: &[&str] = &["{interpreter}", "{binary}", "{argv0}", "{execfd}", "{args}"];
 
@@ -238,7 +246,7 @@ pub fn build<A: Strings, E: Strings>(
     let interpreter = candidate.path;
     if let Some(muvm) = candidate.muvm {
         w.arg(muvm.as_ptr());
-        w.arg(c"--".as_ptr().cast());
+        w.arg(MUVM_SEPARATOR.as_ptr().cast());
     }
     let rest = guest.first_arg..guest.args.count();
     match style {
@@ -263,7 +271,7 @@ pub fn build<A: Strings, E: Strings>(
         _ => {
             w.arg(interpreter.as_ptr());
             if style == ArgvStyle::Qemu {
-                w.arg(c"-0".as_ptr().cast());
+                w.arg(QEMU_ARGV0_OPTION.as_ptr().cast());
                 w.arg(guest.argv0.as_ptr());
             }
             w.arg(guest.binary.as_ptr());
