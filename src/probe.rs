@@ -7,9 +7,14 @@
 
 /// How many bytes of a binary the dispatcher reads to decide.
 ///
-/// One page: the ELF header, the program headers of any ordinary binary and
-/// its `PT_INTERP` string all sit in it.
-pub const HEADER_LEN: usize = 4096;
+/// The ELF header, the program headers of an ordinary binary and its
+/// `PT_INTERP` string sit in the first KiB; when a rule looks at
+/// `PT_INTERP` and it lies further ([`interp_past`]), the dispatcher reads
+/// [`HEADER_LEN_MAX`] bytes instead.
+pub const HEADER_LEN: usize = 1024;
+
+/// The most the dispatcher reads of a binary's header.
+pub const HEADER_LEN_MAX: usize = 4096;
 
 /// The file format a header was recognised as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,11 +168,7 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
         big_endian,
     };
     // Offsets of the fields that differ between the two classes.
-    let (phoff_at, flags_at, phentsize_at, phnum_at) = if wide {
-        (32, 48, 54, 56)
-    } else {
-        (28, 36, 42, 44)
-    };
+    let (phoff_at, flags_at) = if wide { (32, 48) } else { (28, 36) };
     let mut facts = Facts {
         format: Format::Elf,
         class,
@@ -180,7 +181,25 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
     };
     // The program headers are optional facts: a header too short or odd to
     // hold them still has a machine.
-    facts.interp = (|| {
+    if let InterpLookup::Found(path) = find_interp(&r, header.len() as u64, wide, phoff_at) {
+        facts.interp = Some(path);
+    }
+    Some(facts)
+}
+
+/// Where the search for `PT_INTERP` ended.
+enum InterpLookup<'a> {
+    /// The path, without its NUL.
+    Found(&'a [u8]),
+    /// There is none, or the program headers are malformed.
+    Absent,
+    /// The program headers or the path lie past the bytes at hand.
+    PastBlock,
+}
+
+fn find_interp<'a>(r: &Reader<'a>, len: u64, wide: bool, phoff_at: u64) -> InterpLookup<'a> {
+    let lookup = || -> Option<InterpLookup<'a>> {
+        let (phentsize_at, phnum_at) = if wide { (54, 56) } else { (42, 44) };
         let phoff = r.word(phoff_at, wide)?;
         let phentsize = u64::from(r.u16(phentsize_at)?);
         let phnum = u64::from(r.u16(phnum_at)?);
@@ -188,9 +207,9 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
         if phentsize < min_entry {
             return None;
         }
-        // Only the entries inside the header block can be looked at; this
-        // also bounds the loop whatever e_phnum says.
-        let available = (header.len() as u64).saturating_sub(phoff) / phentsize;
+        // Only the entries inside the block can be looked at; this also
+        // bounds the loop whatever e_phnum says.
+        let available = len.saturating_sub(phoff) / phentsize;
         for i in 0..phnum.min(available) {
             let entry = phoff + i * phentsize;
             if r.u32(entry)? != PT_INTERP {
@@ -201,15 +220,48 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
             } else {
                 (u64::from(r.u32(entry + 4)?), u64::from(r.u32(entry + 16)?))
             };
-            let bytes = r.slice(off, size)?;
+            let Some(bytes) = r.slice(off, size) else {
+                let past = off
+                    .checked_add(size)
+                    .is_some_and(|end| end > len && size <= 4096);
+                return Some(if past {
+                    InterpLookup::PastBlock
+                } else {
+                    InterpLookup::Absent
+                });
+            };
             // A plain scan: memchr's run-time CPU dispatch would write to a
             // static, costing the trampoline a copy-on-write page per exec.
             let end = bytes.iter().position(|&b| b == 0)?;
-            return Some(&bytes[..end]);
+            return Some(InterpLookup::Found(&bytes[..end]));
         }
-        None
-    })();
-    Some(facts)
+        Some(if phnum > available && phoff < 65536 {
+            InterpLookup::PastBlock
+        } else {
+            InterpLookup::Absent
+        })
+    };
+    lookup().unwrap_or(InterpLookup::Absent)
+}
+
+/// Whether the `PT_INTERP` of this ELF header lies past `header` (its
+/// program headers or the path itself), so that a larger read would find
+/// it. Cheap enough to call only when a rule looks at `PT_INTERP`.
+pub fn interp_past(header: &[u8]) -> bool {
+    let wide = header.get(4) == Some(&ELFCLASS64);
+    let big_endian = header.get(5) == Some(&ELFDATA2MSB);
+    if probe(header).format != Format::Elf {
+        return false;
+    }
+    let r = Reader {
+        bytes: header,
+        big_endian,
+    };
+    let phoff_at = if wide { 32 } else { 28 };
+    matches!(
+        find_interp(&r, header.len() as u64, wide, phoff_at),
+        InterpLookup::PastBlock
+    )
 }
 
 /// Names of ELF machines, for configuration files and messages.
@@ -477,6 +529,24 @@ mod tests {
         let mut far = elf(true, false, 183, Some(b"/lib/ld.so"));
         far[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
         assert_eq!(probe(&far).interp, None, "phoff past EOF");
+    }
+
+    #[test]
+    fn interp_past_the_block_is_noticed() {
+        let mut bytes = elf(true, false, 183, Some(b"/lib/ld-linux-aarch64.so.1"));
+        let full = bytes.len();
+        assert!(!interp_past(&bytes));
+        // The path cut off: a larger read would find it.
+        assert!(interp_past(&bytes[..full - 4]));
+        assert_eq!(probe(&bytes[..full - 4]).interp, None);
+        // The program header table cut off.
+        assert!(interp_past(&bytes[..70]));
+        // No PT_INTERP at all: nothing to look for.
+        let none = elf(true, false, 183, None);
+        assert!(!interp_past(&none));
+        // Absurd offsets are not worth a read.
+        bytes[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+        assert!(!interp_past(&bytes));
     }
 
     #[test]

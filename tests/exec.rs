@@ -1018,3 +1018,56 @@ fn unusable_cache_is_skipped_for_the_next_one() {
         );
     }
 }
+
+/// An aarch64 ELF header whose `PT_INTERP` string lies at `at`.
+fn elf_with_interp_at(at: usize, interp: &[u8]) -> Vec<u8> {
+    let mut f = vec![0u8; 4096];
+    f[..16].copy_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    f[16..18].copy_from_slice(&3u16.to_le_bytes()); // ET_DYN
+    f[18..20].copy_from_slice(&183u16.to_le_bytes());
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    f[64..68].copy_from_slice(&3u32.to_le_bytes()); // PT_INTERP
+    f[72..80].copy_from_slice(&(at as u64).to_le_bytes()); // p_offset
+    f[96..104].copy_from_slice(&(interp.len() as u64 + 1).to_le_bytes()); // p_filesz
+    f[at..at + interp.len()].copy_from_slice(interp);
+    f
+}
+
+#[test]
+fn pt_interp_rules_see_a_path_past_the_first_kib() {
+    let case = Case::new(
+        "interp-far",
+        "[interpreters.glibc]\npath = \"@R\"\nargv = \"custom\"\ntemplate = [\"{interpreter}\", \"GLIBC\"]\n\
+         [interpreters.other]\npath = \"@R\"\nargv = \"custom\"\ntemplate = [\"{interpreter}\", \"OTHER\"]\n\
+         [[rules]]\narch = \"aarch64\"\ninterp = \"/lib/ld-linux-aarch64.so.*\"\ninterpreter = \"glibc\"\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"other\"\n",
+    );
+    let cases: [(usize, &[u8], &str); 4] = [
+        (200, b"/lib/ld-linux-aarch64.so.1", "GLIBC"),
+        (3000, b"/lib/ld-linux-aarch64.so.1", "GLIBC"),
+        (3000, b"/lib/ld-musl-aarch64.so.1", "OTHER"),
+        (4090, b"/lib/ld-linux-aarch64.so.1", "OTHER"), // past the 4 KiB read
+    ];
+    for (at, interp, expected) in cases {
+        let path = case.dir.join("foreign");
+        let mut bytes = elf_with_interp_at(at.min(4096 - interp.len() - 1), interp);
+        if at > 4096 - interp.len() - 1 {
+            // The string starts inside the read but runs past its end.
+            bytes.resize(at, 0);
+            bytes.extend_from_slice(interp);
+            bytes.push(0);
+            bytes[72..80].copy_from_slice(&(at as u64).to_le_bytes());
+        }
+        fs::write(&path, bytes).unwrap();
+        for flags in ["", "POCF"] {
+            let rep = case.report(flags, &[]);
+            assert_eq!(
+                rep.argv,
+                strings(&[&r(), expected]),
+                "interp at {at}, flags {flags:?}"
+            );
+        }
+    }
+}

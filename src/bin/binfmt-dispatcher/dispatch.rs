@@ -11,7 +11,7 @@ use crate::blob::{self, header, interp, Blob, BlobError, Flags};
 use crate::decide::{self, Candidate, Failure, LogLevel, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 use crate::paths;
-use crate::probe::{self, Facts, HEADER_LEN};
+use crate::probe::{self, Facts, HEADER_LEN, HEADER_LEN_MAX};
 use crate::rt::{self, CStrList, Process};
 
 const USAGE: &[u8] = b"usage: binfmt-dispatcher BINARY [ARGS...]\n\
@@ -23,8 +23,8 @@ Environment (ignored for setuid binaries): BINFMT_DISPATCHER_CACHE=FILE,\n\
 BINFMT_DISPATCHER_INTERPRETER=ID, BINFMT_DISPATCHER_LOG=off|error|warn|info|debug.\n";
 
 /// Argv and envp entries, and arena bytes, built on the stack; more are mapped.
-const STACK_ARGS: usize = 128;
-const STACK_ARENA: usize = 1024;
+const STACK_ARGS: usize = 64;
+const STACK_ARENA: usize = 512;
 
 /// The environment variables the exec path reads.
 #[derive(Default)]
@@ -204,6 +204,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     };
     let inputs = Inputs {
         facts,
+        header,
         name,
         fd_link,
         env_interpreter: vars.interpreter.map(CStr::to_bytes),
@@ -234,8 +235,11 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
 }
 
 /// What the decision needs besides the blob.
+#[derive(Clone, Copy)]
 struct Inputs<'a> {
     facts: Facts<'a>,
+    /// The bytes the facts come from.
+    header: &'a [u8],
     name: &'a [u8],
     fd_link: &'a [u8],
     env_interpreter: Option<&'a [u8]>,
@@ -243,6 +247,43 @@ struct Inputs<'a> {
 
 /// Decides and walks the chain. `Ok(Err(status))`: nothing ran.
 fn dispatch(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
+    if blob.header(header::FLAGS) & Flags::INTERP_MATCHERS != 0
+        && inputs.facts.interp.is_none()
+        && probe::interp_past(inputs.header)
+    {
+        dispatch_with_more_header(blob, inputs, exec)
+    } else {
+        dispatch_facts(blob, inputs, exec)
+    }
+}
+
+/// [`dispatch`] when a rule looks at `PT_INTERP` and it lies past the first
+/// read: read more, in a frame of its own so the usual path does not pay
+/// for the buffer.
+#[inline(never)]
+fn dispatch_with_more_header(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
+    let mut buf = [MaybeUninit::uninit(); HEADER_LEN_MAX];
+    let more = match rustix::io::pread(exec.fd, &mut buf[..], 0) {
+        Ok((header, _)) => Inputs {
+            facts: probe::probe(header),
+            header,
+            ..*inputs
+        },
+        Err(_) => *inputs,
+    };
+    dispatch_facts(blob, &more, exec)
+}
+
+/// [`dispatch`] with the facts settled.
+fn dispatch_facts(
     blob: &Blob<'_>,
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
