@@ -7,10 +7,12 @@
 //! key. Every error names the file, line and column it comes from.
 
 mod compile;
+mod dump;
 mod files;
 mod parse;
 
 pub use compile::compile;
+pub use dump::{describe_rule, dump, DumpError};
 pub use files::{compile_files, load_layers, write_atomically, CompileError};
 
 use std::collections::BTreeMap;

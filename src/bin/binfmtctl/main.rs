@@ -1,42 +1,208 @@
 //! binfmtctl: the binfmt-dispatcher companion. It compiles the layered TOML
-//! configuration into the blob the trampoline reads.
+//! configuration into the cache the trampoline reads, explains what the
+//! trampoline would do with a binary, dumps a cache back to TOML and checks
+//! the installation.
 
-use std::path::PathBuf;
+mod check;
+mod explain;
+mod json;
+mod locations;
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use binfmt_dispatcher::config;
-use clap::{Parser, Subcommand};
+use binfmt_dispatcher::blob::Blob;
+use binfmt_dispatcher::config::{self, CompileError};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use locations::Locations;
 
 /// Configure and inspect binfmt-dispatcher.
 #[derive(Parser)]
 #[command(name = "binfmtctl", version, about)]
 struct Cli {
+    /// Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml,
+    /// /var/cache/binfmt-dispatcher) below DIR instead of below /.
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Compile TOML configuration files into a cache for the dispatcher.
+    /// Compile the configuration layers into the cache the dispatcher reads.
+    ///
+    /// Without --output: /usr/lib/binfmt-dispatcher.d/*.toml (lexical order)
+    /// and /etc/binfmt-dispatcher.toml into the system cache; with --user,
+    /// also the user's configuration, into the user's cache. With --output:
+    /// exactly the named files, in order, into FILE. Later files win key by
+    /// key; the cache is replaced atomically; on any error nothing is written.
     Compile {
-        /// Where to write the cache (replaced atomically).
-        #[arg(long, short)]
-        output: PathBuf,
-        /// The TOML files, lowest priority first; later files win key by key.
-        #[arg(required = true)]
+        /// Also the user's configuration ($XDG_CONFIG_HOME/binfmt-dispatcher/binfmt-dispatcher.toml),
+        /// into the user's cache ($XDG_CACHE_HOME/binfmt-dispatcher/binfmt-dispatcher.cache).
+        #[arg(long, conflicts_with = "output")]
+        user: bool,
+        /// Compile exactly CONFIGS into FILE.
+        #[arg(long, short, value_name = "FILE", requires = "configs")]
+        output: Option<PathBuf>,
+        /// The TOML files for --output, lowest priority first.
+        #[arg(requires = "output", value_name = "CONFIG")]
         configs: Vec<PathBuf>,
     },
+    /// Explain what the dispatcher would do with a binary: its header, the
+    /// cache used, the rule that matched, the interpreters tried, the exact
+    /// argv and environment.
+    Explain(explain::Args),
+    /// Print a cache (by default the one the dispatcher would use) as TOML
+    /// that compiles to the same bytes.
+    Dump {
+        /// The cache to print.
+        file: Option<PathBuf>,
+    },
+    /// Check the installation: configuration valid, caches present and up
+    /// to date, interpreters installed, the dispatcher registered.
+    Check(check::Args),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Compile { output, configs } => match config::compile_files(&configs, &output) {
-            Ok(_) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("binfmtctl: {e}");
-                ExitCode::from(1)
-            }
-        },
+    let loc = Locations::new(cli.root);
+    let result = match cli.command {
+        Command::Compile {
+            user,
+            output,
+            configs,
+        } => compile(&loc, user, output, &configs),
+        Command::Explain(args) => explain::run(&loc, &args),
+        Command::Dump { file } => dump(&loc, file.as_deref()),
+        Command::Check(args) => check::run(&loc, &args),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "binfmtctl", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("binfmtctl: {message}");
+        ExitCode::from(1)
+    })
+}
+
+/// `binfmtctl compile`.
+fn compile(
+    loc: &Locations,
+    user: bool,
+    output: Option<PathBuf>,
+    configs: &[PathBuf],
+) -> Result<ExitCode, String> {
+    if let Some(output) = output {
+        config::compile_files(configs, &output).map_err(|e| e.to_string())?;
+        return Ok(ExitCode::SUCCESS);
     }
+    let mut layers = loc.system_layers().map_err(|e| e.to_string())?;
+    let output = if user {
+        let config = locations::user_config().ok_or(
+            "cannot find the user's configuration: neither XDG_CONFIG_HOME nor HOME is set",
+        )?;
+        let cache = locations::user_cache()
+            .ok_or("cannot find the user's cache: neither XDG_CACHE_HOME nor HOME is set")?;
+        if !config.is_file() {
+            // Without a user layer the system cache says it all, and a user
+            // cache would only shadow it (and go stale when it changes).
+            remove_stale(&cache, &format!("there is no {}", config.display()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        layers.push(config);
+        cache
+    } else {
+        loc.system_cache()
+    };
+    if layers.is_empty() {
+        remove_stale(
+            &output,
+            &format!(
+                "there is no {} nor any {}/*.toml",
+                loc.system_config().display(),
+                loc.vendor_dir().display()
+            ),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
+    let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+    if let Some(dir) = output.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    config::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Removes a cache whose sources are gone, saying so.
+fn remove_stale(cache: &Path, why: &str) -> Result<(), String> {
+    match fs::remove_file(cache) {
+        Ok(()) => {
+            eprintln!(
+                "binfmtctl: {why}: removed {}; the dispatcher uses the next cache or its built-in configuration",
+                cache.display()
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("binfmtctl: {why}: nothing to compile");
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {e}", cache.display())),
+    }
+}
+
+/// `binfmtctl dump`.
+fn dump(loc: &Locations, file: Option<&Path>) -> Result<ExitCode, String> {
+    let (bytes, name) = match file {
+        Some(f) => (
+            fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?,
+            f.display().to_string(),
+        ),
+        None => {
+            let e = locations::effective(loc);
+            for (path, why) in &e.skipped {
+                eprintln!("binfmtctl: skipping {}: {why}", path.display());
+            }
+            (e.bytes, e.source.describe())
+        }
+    };
+    let blob = Blob::open(&bytes).map_err(|e| format!("{name}: {}", e.describe()))?;
+    let text = config::dump(&blob).map_err(|e| format!("{name}: {e}"))?;
+    // The promise is that the dump compiles to the same bytes: check it.
+    let same = config::Config::parse("dump", &text)
+        .and_then(|c| config::compile(&c))
+        .is_ok_and(|again| again == bytes);
+    let mut out = io::stdout().lock();
+    writeln!(out, "# binfmtctl dump of {name}")
+        .and_then(|()| out.write_all(text.as_bytes()))
+        .map_err(|e| format!("stdout: {e}"))?;
+    if !same {
+        return Err(format!(
+            "{name}: the TOML above does not compile to the same bytes (interpreters whose fallbacks form a cycle?)"
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }
