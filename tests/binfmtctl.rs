@@ -948,3 +948,62 @@ fn string(p: &mut Chars<'_>) -> String {
         }
     }
 }
+
+#[test]
+fn the_example_config_compiles_and_shows_every_key() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/binfmt-dispatcher.toml.example");
+    let dir = temp_dir("example");
+    let cache = dir.join("c.cache");
+    ok(&ctl(&["compile", "-o", s(&cache), s(&example)], &[]));
+    let text = fs::read_to_string(&example).unwrap();
+    let keys = [
+        "[defaults]",
+        "interpreter =",
+        "log_level =",
+        "[muvm]",
+        "[interpreters.",
+        "name =",
+        "path =",
+        "required_paths =",
+        "use_muvm =",
+        "fallback =",
+        "argv =",
+        "template =",
+        "env =",
+        "install_hint =",
+        "[binaries.",
+        "[[rules]]",
+        "arch =",
+        "format =",
+        "machine =",
+        "class =",
+        "endian =",
+        "osabi =",
+        "flags =",
+        "flags_mask =",
+        "interp =",
+    ];
+    for key in keys {
+        assert!(
+            text.lines().any(|l| l.starts_with(key)),
+            "the example does not use {key}"
+        );
+    }
+}
+
+#[test]
+fn shipped_completions_are_up_to_date() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/completions");
+    for (shell, file) in [
+        ("bash", "binfmtctl.bash"),
+        ("zsh", "_binfmtctl"),
+        ("fish", "binfmtctl.fish"),
+    ] {
+        let generated = ok(&ctl(&["completions", shell], &[]));
+        let shipped = fs::read_to_string(data.join(file)).unwrap_or_default();
+        assert!(
+            generated == shipped,
+            "data/completions/{file} is stale: regenerate with `binfmtctl completions {shell} > data/completions/{file}`"
+        );
+    }
+}

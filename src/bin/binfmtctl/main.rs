@@ -21,7 +21,11 @@ use locations::Locations;
 
 /// Configure and inspect binfmt-dispatcher.
 #[derive(Parser)]
-#[command(name = "binfmtctl", version, about)]
+#[command(
+    name = "binfmtctl",
+    version,
+    about = "Configure and inspect binfmt-dispatcher: compile its configuration, explain its decisions"
+)]
 struct Cli {
     /// Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml,
     /// /var/cache/binfmt-dispatcher) below DIR instead of below /.

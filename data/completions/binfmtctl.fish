@@ -1,0 +1,58 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_binfmtctl_global_optspecs
+    string join \n root= h/help V/version
+end
+
+function __fish_binfmtctl_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_binfmtctl_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_binfmtctl_using_subcommand
+    set -l cmd (__fish_binfmtctl_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -s V -l version -d 'Print version'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "dump" -d 'Print a cache (by default the one the dispatcher would use) as TOML that compiles to the same bytes'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "check" -d 'Check the installation: configuration valid, caches present and up to date, interpreters installed, the dispatcher registered'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s o -l output -d 'Compile exactly CONFIGS into FILE' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l user -d 'Also the user\'s configuration ($XDG_CONFIG_HOME/binfmt-dispatcher/binfmt-dispatcher.toml), into the user\'s cache ($XDG_CACHE_HOME/binfmt-dispatcher/binfmt-dispatcher.cache)'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l argv0 -d 'Simulate a registration with the P flag, the caller passing NAME as argv[0]. Without it the guest\'s argv[0] is FILE as given, as without P' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l page-size -d 'Simulate a host with this page size, which decides whether `use_muvm` interpreters run under muvm (default: this system\'s)' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l execfd -d 'The descriptor the dispatcher holds the binary open on (binfmt_misc\'s with the O flag, else its own): 3 when the caller has only 0, 1, 2 open' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l json -d 'Print JSON instead of text'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "dump" -d 'Print a cache (by default the one the dispatcher would use) as TOML that compiles to the same bytes'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "check" -d 'Check the installation: configuration valid, caches present and up to date, interpreters installed, the dispatcher registered'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
