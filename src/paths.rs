@@ -1,4 +1,5 @@
-//! Where the configuration and its compiled caches live (see docs/paths.md).
+//! Where the configuration and its compiled caches live (see
+//! docs/configuration.md).
 
 /// The system's compiled cache, written by `binfmtctl compile`.
 pub const SYSTEM_CACHE: &core::ffi::CStr = c"/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache";
