@@ -50,7 +50,8 @@ pub mod header {
     pub const RULES: usize = 48;
     /// `Array` of [`super::rule_bucket`] records: machine -> candidate rules.
     pub const RULE_INDEX: usize = 56;
-    /// `Array` of `u32` rule numbers: the rules that name no machine.
+    /// `Array` of [`super::rule_candidate`] records: the rules that name no
+    /// machine.
     pub const RULES_ANY_MACHINE: usize = 64;
     /// `Array` of [`super::override_bucket`] records, a power of two long.
     pub const OVERRIDES: usize = 72;
@@ -129,11 +130,41 @@ pub mod rule {
 pub mod rule_bucket {
     /// `u32`: the key.
     pub const KEY: usize = 0;
-    /// `Array` of `u32` rule numbers, ascending: the rules naming this
-    /// machine merged with those naming none.
+    /// `Array` of [`super::rule_candidate`] records, by ascending rule
+    /// number: the rules naming this machine merged with those naming none.
     pub const RULES: usize = 4;
     /// Record length.
     pub const LEN: usize = 12;
+}
+
+/// An entry of a rule list: a rule that may match, and the directory its
+/// path glob requires, so that most rules are ruled out without reading
+/// them.
+pub mod rule_candidate {
+    /// `u32`: the rule number.
+    pub const RULE: usize = 0;
+    /// `u32`: length of the literal directory the rule's path glob starts
+    /// with (0: no such requirement).
+    pub const DIR_LEN: usize = 4;
+    /// `u32`: [`super::path_hash`] of that directory.
+    pub const DIR_HASH: usize = 8;
+    /// Record length.
+    pub const LEN: usize = 12;
+}
+
+/// The directory a path glob requires literally: everything up to the last
+/// `/` before its first wildcard (the whole glob's directory when it has
+/// none). A path the glob matches lies in it (or is it, for `dir/**`).
+pub fn glob_dir(glob: &[u8]) -> &[u8] {
+    let literal = glob
+        .iter()
+        .position(|&b| b == b'*' || b == b'?')
+        .unwrap_or(glob.len());
+    let end = glob[..literal]
+        .iter()
+        .rposition(|&b| b == b'/')
+        .unwrap_or(0);
+    &glob[..end]
 }
 
 /// A bucket of the binary-override hash table (all zero: empty).
@@ -184,11 +215,28 @@ pub type Result<T> = core::result::Result<T, BlobError>;
 /// blob's owner and mode are what keep adversaries out).
 pub fn checksum(bytes: &[u8]) -> u32 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h: u64 = 0x243f_6a88_85a3_08d3 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
+    let word = |w: &[u8]| u64::from_le_bytes(w.try_into().unwrap_or_default());
+    let step = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(29);
+    let seed = 0x243f_6a88_85a3_08d3 ^ bytes.len() as u64;
+    // Four independent lanes over 32-byte blocks, so the multiplications
+    // overlap instead of waiting on each other.
+    let mut lanes = [
+        seed,
+        seed ^ K,
+        seed.rotate_left(21),
+        seed.rotate_left(42) ^ K,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (lane, w) in lanes.iter_mut().zip(block.chunks_exact(8)) {
+            *lane = step(*lane, word(w));
+        }
+    }
+    let mut h =
+        lanes[0] ^ lanes[1].rotate_left(16) ^ lanes[2].rotate_left(32) ^ lanes[3].rotate_left(48);
+    let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        let w = u64::from_le_bytes(w.try_into().unwrap_or_default());
-        h = (h ^ w).wrapping_mul(K).rotate_left(29);
+        h = step(h, word(w));
     }
     let mut tail = [0u8; 8];
     tail[..words.remainder().len()].copy_from_slice(words.remainder());
@@ -199,11 +247,18 @@ pub fn checksum(bytes: &[u8]) -> u32 {
 
 /// FNV-1a of a path, folded to 32 bits and never 0 (0 marks an empty bucket).
 pub fn path_hash(path: &[u8]) -> u32 {
-    let mut h: u32 = 0x811c_9dc5;
-    for &b in path {
-        h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-    }
-    h.max(1)
+    path.iter()
+        .fold(PATH_HASH_SEED, |h, &b| path_hash_step(h, b))
+        .max(1)
+}
+
+/// The start of [`path_hash`], for hashing prefixes incrementally.
+pub const PATH_HASH_SEED: u32 = 0x811c_9dc5;
+
+/// One byte of [`path_hash`]; the hash of a prefix is the fold's value
+/// after its bytes, `.max(1)`.
+pub fn path_hash_step(h: u32, b: u8) -> u32 {
+    (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
 }
 
 /// A `(offset, count)` pair naming `count` records of `stride` bytes.
@@ -367,6 +422,28 @@ impl<'a> Blob<'a> {
             .ok_or(BlobError::OutOfBounds)
     }
 
+    /// The `len`-byte record at `off`, read (and verified) whole, so that
+    /// its fields cost no further checks.
+    pub fn record_bytes(&self, off: u32, len: usize) -> Result<Record<'a>> {
+        Ok(Record(self.bytes(off, len as u32)?))
+    }
+
+    /// The string `(off, len)` names, without its NUL, which is checked.
+    pub fn string(&self, s: Array) -> Result<&'a [u8]> {
+        let with_nul = self.bytes(s.off, s.count.checked_add(1).ok_or(BlobError::OutOfBounds)?)?;
+        match with_nul.split_last() {
+            Some((0, bytes)) => Ok(bytes),
+            _ => Err(BlobError::OutOfBounds),
+        }
+    }
+
+    /// The `u32`s of `array`, read whole.
+    pub fn u32s(&self, array: Array) -> Result<impl Iterator<Item = u32> + 'a> {
+        let len = array.count.checked_mul(4).ok_or(BlobError::OutOfBounds)?;
+        let bytes = self.bytes(array.off, len)?;
+        Ok(bytes.chunks_exact(4).map(|w| le32(w, 0)))
+    }
+
     /// A header field.
     pub fn header(&self, field: usize) -> u32 {
         le32(self.bytes, field)
@@ -377,6 +454,25 @@ impl<'a> Blob<'a> {
         Array {
             off: self.header(field),
             count: self.header(field + 4),
+        }
+    }
+}
+
+/// A fixed-size record read whole by [`Blob::record_bytes`].
+#[derive(Clone, Copy, Debug)]
+pub struct Record<'a>(&'a [u8]);
+
+impl Record<'_> {
+    /// The `u32` field at `field` (0 past the record's end).
+    pub fn u32(&self, field: usize) -> u32 {
+        le32(self.0, field)
+    }
+
+    /// The `Array` (or `Str`) field at `field`.
+    pub fn array(&self, field: usize) -> Array {
+        Array {
+            off: self.u32(field),
+            count: self.u32(field + 4),
         }
     }
 }
@@ -395,15 +491,36 @@ mod tests {
 
     #[test]
     fn checksum_sees_every_byte_and_the_length() {
-        let base = [7u8; 37];
+        let base: [u8; 101] = core::array::from_fn(|i| (i * 7) as u8);
         let sum = checksum(&base);
         for i in 0..base.len() {
             let mut b = base;
             b[i] ^= 1;
             assert_ne!(checksum(&b), sum, "byte {i}");
         }
-        assert_ne!(checksum(&base[..36]), sum);
+        assert_ne!(checksum(&base[..100]), sum);
+        // Swapping two words of one block is seen too.
+        let mut swapped = base;
+        swapped[..8].copy_from_slice(&base[8..16]);
+        swapped[8..16].copy_from_slice(&base[..8]);
+        assert_ne!(checksum(&swapped), sum);
         assert_ne!(checksum(&[]), checksum(&[0]));
+    }
+
+    #[test]
+    fn glob_dirs() {
+        let cases: &[(&str, &str)] = &[
+            ("/home/*/Games/**", "/home"),
+            ("/opt/games/**", "/opt/games"),
+            ("/usr/bin/foo", "/usr/bin"),
+            ("/usr/bin/fo?", "/usr/bin"),
+            ("/lib*/ld.so", ""),
+            ("**/*.exe", ""),
+            ("/x", ""),
+        ];
+        for (glob, dir) in cases {
+            assert_eq!(glob_dir(glob.as_bytes()), dir.as_bytes(), "{glob}");
+        }
     }
 
     #[test]

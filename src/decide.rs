@@ -6,7 +6,9 @@
 //! contact with the outside world is the [`System`] trait, through which
 //! [`walk`] asks whether paths exist and tries to run a candidate.
 
-use crate::blob::{self, header, interp, override_bucket, rule, rule_bucket, Array, Blob, NONE};
+use crate::blob::{
+    self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, NONE,
+};
 use crate::probe::{Facts, Format};
 
 /// Bits of a rule's `CONDITIONS` field: which of its conditions apply.
@@ -146,14 +148,24 @@ pub fn decide<'a>(
         }
     }
     let rules = blob.header_array(header::RULES);
+    let dirs = Dirs::of(subject.paths);
     let candidates = candidate_rules(blob, &subject.facts)?;
-    for i in 0..candidates.count {
-        let number = blob.u32(candidates.off + i * 4)?;
-        let at = blob.record(rules, number, rule::LEN)?;
-        if rule_matches(blob, at, subject)? {
+    let len = candidates.count.checked_mul(rule_candidate::LEN as u32);
+    let list = blob.bytes(candidates.off, len.ok_or(blob::BlobError::OutOfBounds)?)?;
+    for entry in list.chunks_exact(rule_candidate::LEN) {
+        let word = |at: usize| {
+            u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
+        };
+        let dir_len = word(rule_candidate::DIR_LEN);
+        if dir_len != 0 && !dirs.contains(dir_len, word(rule_candidate::DIR_HASH)) {
+            continue;
+        }
+        let number = word(rule_candidate::RULE);
+        let rec = blob.record_bytes(blob.record(rules, number, rule::LEN)?, rule::LEN)?;
+        if rule_matches(blob, rec, subject)? {
             return Ok(Some(Plan {
                 reason: Reason::Rule(number),
-                interpreter: blob.field(at, rule::INTERPRETER)?,
+                interpreter: rec.u32(rule::INTERPRETER),
             }));
         }
     }
@@ -163,6 +175,51 @@ pub fn decide<'a>(
             reason: Reason::Default,
             interpreter: index,
         })),
+    }
+}
+
+/// The directories the binary's paths lie in (and the paths themselves),
+/// as `(length, path_hash)` of each prefix that ends before a `/` or at the
+/// end: what rule candidates' `DIR_LEN`/`DIR_HASH` are compared with.
+struct Dirs {
+    prefixes: [(u32, u32); 64],
+    count: usize,
+    /// More prefixes than fit: every candidate must be read.
+    overflow: bool,
+}
+
+impl Dirs {
+    fn of(paths: &[&[u8]]) -> Dirs {
+        let mut dirs = Dirs {
+            prefixes: [(0, 0); 64],
+            count: 0,
+            overflow: false,
+        };
+        for path in paths {
+            let mut h = blob::PATH_HASH_SEED;
+            for (i, &b) in path.iter().enumerate() {
+                if b == b'/' && i > 0 {
+                    dirs.push(i, h);
+                }
+                h = blob::path_hash_step(h, b);
+            }
+            dirs.push(path.len(), h);
+        }
+        dirs
+    }
+
+    fn push(&mut self, len: usize, hash: u32) {
+        match self.prefixes.get_mut(self.count) {
+            Some(slot) => {
+                *slot = (len as u32, hash.max(1));
+                self.count += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    fn contains(&self, len: u32, hash: u32) -> bool {
+        self.overflow || self.prefixes[..self.count].contains(&(len, hash))
     }
 }
 
@@ -238,34 +295,38 @@ fn candidate_rules(blob: &Blob<'_>, facts: &Facts<'_>) -> blob::Result<Array> {
     Ok(any)
 }
 
-fn rule_matches(blob: &Blob<'_>, at: u32, subject: &Subject<'_>) -> blob::Result<bool> {
+fn rule_matches(
+    blob: &Blob<'_>,
+    rec: blob::Record<'_>,
+    subject: &Subject<'_>,
+) -> blob::Result<bool> {
     let f = &subject.facts;
-    let cond = blob.field(at, rule::CONDITIONS)?;
-    let field = |name| blob.field(at, name);
+    let cond = rec.u32(rule::CONDITIONS);
+    let field = |name| rec.u32(name);
     let wants = |bit| cond & bit != 0;
-    if wants(Cond::FORMAT) && field(rule::FORMAT)? != f.format as u32 {
+    if wants(Cond::FORMAT) && field(rule::FORMAT) != f.format as u32 {
         return Ok(false);
     }
     let elf_conds = Cond::MACHINE | Cond::CLASS | Cond::ENDIAN | Cond::OSABI | Cond::FLAGS;
     if cond & (elf_conds | Cond::INTERP) != 0 && f.format != Format::Elf {
         return Ok(false);
     }
-    if (wants(Cond::MACHINE) && field(rule::MACHINE)? != u32::from(f.machine))
-        || (wants(Cond::CLASS) && field(rule::CLASS)? != u32::from(f.class))
-        || (wants(Cond::ENDIAN) && field(rule::ENDIAN)? != u32::from(f.endian))
-        || (wants(Cond::OSABI) && field(rule::OSABI)? != u32::from(f.osabi))
-        || (wants(Cond::FLAGS) && f.flags & field(rule::FLAGS_MASK)? != field(rule::FLAGS)?)
+    if (wants(Cond::MACHINE) && field(rule::MACHINE) != u32::from(f.machine))
+        || (wants(Cond::CLASS) && field(rule::CLASS) != u32::from(f.class))
+        || (wants(Cond::ENDIAN) && field(rule::ENDIAN) != u32::from(f.endian))
+        || (wants(Cond::OSABI) && field(rule::OSABI) != u32::from(f.osabi))
+        || (wants(Cond::FLAGS) && f.flags & field(rule::FLAGS_MASK) != field(rule::FLAGS))
     {
         return Ok(false);
     }
     if wants(Cond::INTERP) {
-        let pattern = blob.str(at, rule::INTERP_GLOB)?;
+        let pattern = blob.string(rec.array(rule::INTERP_GLOB))?;
         if !f.interp.is_some_and(|i| glob_match(pattern, i)) {
             return Ok(false);
         }
     }
     if wants(Cond::PATH) {
-        let pattern = blob.str(at, rule::PATH_GLOB)?;
+        let pattern = blob.string(rec.array(rule::PATH_GLOB))?;
         if !subject.paths.iter().any(|p| glob_match(pattern, p)) {
             return Ok(false);
         }
@@ -277,6 +338,17 @@ fn rule_matches(blob: &Blob<'_>, at: u32, subject: &Subject<'_>) -> blob::Result
 /// within one path component, `**` as a whole component any number of
 /// components, `[...]` is not special. Runs in O(pattern x path).
 pub fn glob_match(pattern: &[u8], path: &[u8]) -> bool {
+    // Most patterns start with literal directories: a byte that differs
+    // before the first wildcard rejects the path at once. (A path that ends
+    // there is left to the full match: `/a/**` also matches `/a`.)
+    for (&p, &s) in pattern.iter().zip(path) {
+        if p == b'*' || p == b'?' {
+            break;
+        }
+        if p != s {
+            return false;
+        }
+    }
     let mut pats = pattern.split(|&b| b == b'/');
     let mut parts = path.split(|&b| b == b'/');
     // Backtracking point for the last `**`: the pattern after it and the
@@ -447,6 +519,8 @@ mod tests {
             ("/usr/bin/f?o", "/usr/bin/foo"),
             ("/home/*/Games/**", "/home/ann/Games/a/b/c.x86_64"),
             ("/home/*/Games/**", "/home/ann/Games"),
+            ("/usr/games/**", "/usr/games"),
+            ("/usr/games/**", "/usr/games/x/y"),
             ("**/*.exe", "/opt/x/y/setup.exe"),
             ("/a/**/b/*.so", "/a/x/b/y/b/lib.so"),
             ("*", ""),
@@ -462,6 +536,8 @@ mod tests {
             ("/a/**/b/*.so", "/a/x/c/lib.so"),
             ("/usr/bin/foo", "/usr/bin/foobar"),
             ("*.exe", "/x/setup.exe"),
+            ("/usr/games/**", "/usr/gamesx/y"),
+            ("/usr/games/**", "/usr/game"),
         ];
         for (p, s) in no {
             assert!(!glob_match(p.as_bytes(), s.as_bytes()), "{p} !~ {s}");

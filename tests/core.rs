@@ -648,3 +648,50 @@ fn the_default_config_compiles_and_covers_every_qemu_target() {
         }
     }
 }
+
+#[test]
+fn path_rules_are_filtered_by_directory_without_changing_the_outcome() {
+    // A thousand path rules for one machine; the ones that can match are
+    // spread among them, and priority order must still decide.
+    let mut toml = String::from("[interpreters.a]\npath = \"/a\"\n[interpreters.b]\npath = \"/b\"\n[interpreters.c]\npath = \"/c\"\n");
+    for i in 0..1000 {
+        let (glob, id) = match i {
+            400 => ("**/special-*".to_string(), "c"),
+            500 => ("/opt/x/**".to_string(), "a"),
+            600 => ("/opt/x/y/*".to_string(), "b"),
+            _ => (format!("/nowhere/{i}/**"), "b"),
+        };
+        toml.push_str(&format!(
+            "[[rules]]\nmachine = \"aarch64\"\npath = \"{glob}\"\ninterpreter = \"{id}\"\n"
+        ));
+    }
+    let bytes = blob_of(&toml);
+    let blob = Blob::open(&bytes).unwrap();
+    let rule = |path: &str| {
+        let subject = Subject {
+            facts: AARCH64,
+            paths: &[path.as_bytes()],
+        };
+        decide::decide(&blob, &subject, None)
+            .unwrap()
+            .map(|p| p.reason)
+    };
+    assert_eq!(rule("/opt/x/y/z"), Some(Reason::Rule(500)));
+    assert_eq!(
+        rule("/opt/x"),
+        Some(Reason::Rule(500)),
+        "dir/** matches dir itself"
+    );
+    assert_eq!(rule("/opt/xy/z"), None);
+    assert_eq!(rule("/nowhere/7/bin"), Some(Reason::Rule(7)));
+    assert_eq!(rule("/nowhere/999"), Some(Reason::Rule(999)));
+    assert_eq!(
+        rule("/opt/x/special-1"),
+        Some(Reason::Rule(400)),
+        "a glob with no literal directory"
+    );
+    let deep = format!("/{}z", "d/".repeat(100));
+    assert_eq!(rule(&deep), None, "more directories than the filter holds");
+    let deep_special = format!("/{}special-9", "d/".repeat(100));
+    assert_eq!(rule(&deep_special), Some(Reason::Rule(400)));
+}

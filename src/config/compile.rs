@@ -277,17 +277,38 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         })
         .collect();
     let machines: BTreeSet<u16> = config.rules.iter().filter_map(|r| r.machine).collect();
-    let any: Vec<u32> = (0..config.rules.len() as u32)
-        .filter(|&n| config.rules[n as usize].machine.is_none())
-        .collect();
-    let any_list = d.u32s(&any);
+    // Each list entry: the rule number and the directory its path glob
+    // requires, so the trampoline skips most rules without reading them.
+    let candidates = |d: &mut Data, keep: &dyn Fn(&Rule) -> bool| {
+        let entries: Vec<u32> = config
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| keep(r))
+            .flat_map(|(n, r)| {
+                let dir = r
+                    .path
+                    .as_deref()
+                    .map_or(&b""[..], |g| blob::glob_dir(g.as_bytes()));
+                let hash = if dir.is_empty() {
+                    0
+                } else {
+                    blob::path_hash(dir)
+                };
+                [n as u32, dir.len() as u32, hash]
+            })
+            .collect();
+        let (off, words) = d.u32s(&entries);
+        (off, words / 3)
+    };
+    let any_list = candidates(&mut d, &|r: &Rule| r.machine.is_none());
     let lists: Vec<(u16, (u32, u32))> = machines
         .iter()
         .map(|&m| {
-            let list: Vec<u32> = (0..config.rules.len() as u32)
-                .filter(|&n| config.rules[n as usize].machine.is_none_or(|rm| rm == m))
-                .collect();
-            (m, d.u32s(&list))
+            (
+                m,
+                candidates(&mut d, &|r: &Rule| r.machine.is_none_or(|rm| rm == m)),
+            )
         })
         .collect();
 
