@@ -177,6 +177,11 @@ pub fn write_stderr(bytes: &[u8]) {
     let _ = rustix::io::write(borrowed(2), bytes);
 }
 
+/// Writes `bytes` to stdout, best effort.
+pub fn write_stdout(bytes: &[u8]) {
+    let _ = rustix::io::write(borrowed(1), bytes);
+}
+
 /// A descriptor the process did not open itself, by number.
 pub fn borrowed(fd: u32) -> BorrowedFd<'static> {
     // SAFETY: used only for descriptors the kernel handed over (AT_EXECFD)

@@ -112,11 +112,11 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     if p.execfn != Some(filename.to_bytes()) {
         match filename.to_bytes() {
             b"--help" | b"-h" => {
-                rt::write_stderr(USAGE);
+                rt::write_stdout(USAGE);
                 return 0;
             }
             b"--version" => {
-                rt::write_stderr(
+                rt::write_stdout(
                     concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
                 );
                 return 0;
