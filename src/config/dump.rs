@@ -49,7 +49,8 @@ fn invalid<T>(message: String) -> Res<T> {
     Err(DumpError::Invalid(message))
 }
 
-/// `s` as a TOML basic string.
+/// `s` as a TOML basic string; its escapes are JSON's too, so JSON output
+/// uses it as well.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');

@@ -12,7 +12,7 @@ mod files;
 mod parse;
 
 pub use compile::compile;
-pub use dump::{describe_rule, dump, DumpError};
+pub use dump::{describe_rule, dump, quote, DumpError};
 pub use files::{compile_files, load_layers, write_atomically, CompileError};
 
 use std::collections::BTreeMap;
