@@ -1,5 +1,5 @@
 //! The per-architecture pieces: the process entry point, the two raw
-//! syscalls rustix keeps out of its public API (`execveat`, `exit_group`),
+//! syscalls rustix keeps out of its public API (`execve`, `exit_group`),
 //! and the `mem*`/`strlen` symbols the compiler emits calls to.
 //!
 //! The `mem*` functions are written in assembly so that the compiler cannot

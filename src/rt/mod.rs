@@ -2,7 +2,7 @@
 //! the syscalls, and stderr. All of the project's `unsafe` lives here, each
 //! block with the reason it is sound.
 //!
-//! Syscalls go through rustix's raw Linux backend; `execveat` and
+//! Syscalls go through rustix's raw Linux backend; `execve` and
 //! `exit_group` are the two rustix keeps out of its public API, so they are
 //! issued directly (`arch::syscall5`) with numbers from linux-raw-sys.
 
@@ -270,13 +270,16 @@ pub fn execve(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> Errno {
     // user-memory reads, so even a bad pointer yields EFAULT, not UB; the
     // pointers launch::build makes point into the initial stack, the blob
     // and the caller's live buffers.
+    // Plain execve, not execveat(AT_FDCWD, .., 0): the kernel runs the same
+    // code for both, and qemu-user before 8.0 lacks execveat (ENOSYS), which
+    // would break the trampoline run by hand under qemu-aarch64.
     let ret = unsafe {
         arch::syscall5(
-            sys::__NR_execveat,
-            sys::AT_FDCWD as usize,
+            sys::__NR_execve,
             path.as_ptr() as usize,
             argv.as_ptr() as usize,
             envp.as_ptr() as usize,
+            0,
             0,
         )
     };
