@@ -176,7 +176,10 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     // descriptor when the path is one of the caller's (fexecve).
     let mut fd_link = [0u8; 32];
     let fd_link = proc_fd_path(rt::raw(&fd), &mut fd_link);
-    let via_fd = p.execfd.is_some() && name.starts_with(b"/dev/fd/");
+    // A binary deleted since it was opened (no links left) cannot be
+    // reopened by name either: name it by the descriptor, kept open, too.
+    let via_fd = (p.execfd.is_some() && name.starts_with(b"/dev/fd/"))
+        || rustix::fs::fstat(fd).is_ok_and(|st| st.st_nlink == 0);
     let guest = Guest {
         binary: if via_fd {
             fd_link
