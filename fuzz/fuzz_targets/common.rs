@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use binfmt_dispatcher::blob::{
-    self, header, interp, override_bucket, rule, rule_bucket, Array, Blob, CHUNK,
+    self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, CHUNK,
 };
 
 /// Rewrites `bytes` into a blob with a valid magic, version, length, chunk
@@ -56,10 +56,15 @@ fn inside(blob: &Blob<'_>, at: u32, len: usize) -> bool {
     (at as usize).saturating_add(len) <= blob.as_bytes().len()
 }
 
+/// How many elements of each array the walk reads: enough to see every
+/// layout, few enough that a corrupt count of 2^32 over a 12 KiB blob does
+/// not make each input cost milliseconds.
+const MAX_ELEMENTS: u32 = 64;
+
 /// Reads every `u32` of an array of them (bounded by the blob: a read past
 /// its end stops the walk).
 fn u32s(blob: &Blob<'_>, a: Array) -> blob::Result<()> {
-    for i in 0..a.count {
+    for i in 0..a.count.min(MAX_ELEMENTS) {
         blob.u32(
             a.off
                 .checked_add(i.checked_mul(4).ok_or(blob::BlobError::OutOfBounds)?)
@@ -71,7 +76,7 @@ fn u32s(blob: &Blob<'_>, a: Array) -> blob::Result<()> {
 
 /// Reads every string of an array of `Str`.
 fn strs(blob: &Blob<'_>, a: Array) -> blob::Result<()> {
-    for i in 0..a.count {
+    for i in 0..a.count.min(MAX_ELEMENTS) {
         let at = blob.record(a, i, 8)?;
         let with_nul = blob.c_str(at, 0)?;
         assert_eq!(with_nul.last(), Some(&0));
@@ -87,6 +92,7 @@ pub fn walk_all(blob: &Blob<'_>) {
     let _ = walk_interpreters(blob);
     let _ = walk_rules(blob);
     let _ = walk_rule_index(blob);
+    let _ = walk_candidates(blob, blob.header_array(header::RULES_ANY_MACHINE));
     let _ = u32s(blob, blob.header_array(header::RULES_ANY_MACHINE));
     let _ = walk_overrides(blob);
     let _ = blob.c_str(0, header::MUVM);
@@ -109,6 +115,9 @@ fn walk_interpreters(blob: &Blob<'_>) -> blob::Result<()> {
         let _ = blob.field(at, interp::USE_MUVM);
         if let Ok(chain) = blob.array(at, interp::CHAIN) {
             let _ = u32s(blob, chain);
+            if chain.count <= MAX_ELEMENTS {
+                let _ = blob.u32s(chain).map(|c| c.count());
+            }
         }
         for a in [interp::REQUIRED_PATHS, interp::ENV, interp::TEMPLATE] {
             if let Ok(a) = blob.array(at, a) {
@@ -131,6 +140,12 @@ fn walk_rules(blob: &Blob<'_>) -> blob::Result<()> {
         }
         let _ = blob.str(at, rule::INTERP_GLOB);
         let _ = blob.str(at, rule::PATH_GLOB);
+        if let Ok(r) = blob.record_bytes(at, rule::LEN) {
+            let _ = blob.string(r.array(rule::INTERP_GLOB));
+            if let Ok(glob) = blob.string(r.array(rule::PATH_GLOB)) {
+                let _ = blob::glob_dir(glob);
+            }
+        }
     }
     Ok(())
 }
@@ -143,9 +158,20 @@ fn walk_rule_index(blob: &Blob<'_>) -> blob::Result<()> {
             break;
         }
         let _ = blob.field(at, rule_bucket::KEY);
-        if let Ok(a) = blob.array(at, rule_bucket::RULES) {
-            let _ = u32s(blob, a);
+        if let Ok(list) = blob.array(at, rule_bucket::RULES) {
+            let _ = walk_candidates(blob, list);
         }
+    }
+    Ok(())
+}
+
+/// A list of [`rule_candidate`] records, each read whole.
+fn walk_candidates(blob: &Blob<'_>, list: Array) -> blob::Result<()> {
+    for i in 0..list.count.min(MAX_ELEMENTS) {
+        let at = blob.record(list, i, rule_candidate::LEN)?;
+        let r = blob.record_bytes(at, rule_candidate::LEN)?;
+        let _ = (r.u32(rule_candidate::RULE), r.u32(rule_candidate::DIR_LEN));
+        let _ = r.u32(rule_candidate::DIR_HASH);
     }
     Ok(())
 }
