@@ -31,6 +31,11 @@ complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "compile" -d 'Co
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "dump" -d 'Print a cache (by default the one the dispatcher would use) as TOML that compiles to the same bytes'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "check" -d 'Check the installation: configuration valid, caches present and up to date, interpreters installed, the dispatcher registered'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "register" -d 'Register the dispatcher in binfmt_misc for foreign architectures'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "unregister" -d 'Remove the dispatcher\'s binfmt_misc entries (and only those)'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "status" -d 'List every binfmt_misc entry, decoded: architecture, state, flags, interpreter, and whether it is the dispatcher\'s'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "binfmt-d" -d 'Print or write the binfmt.d files that register the dispatcher at boot (systemd-binfmt), one zz-binfmt-dispatcher-ARCH.conf per architecture'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "run" -d 'Run a program with the dispatcher registered in a private binfmt_misc (a user namespace of its own, Linux 6.7 or later): no root, nothing changes on the machine. Exits with the program\'s status'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s o -l output -d 'Compile exactly CONFIGS into FILE' -r -F
@@ -48,11 +53,46 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l interpreter -d 'The dispatcher to register [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l flags -d 'binfmt_misc flags' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l host -d 'With --persist --root: the target\'s `uname -m` (none: every format)' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l persist -d 'Also write /etc/binfmt.d/zz-binfmt-dispatcher-ARCH.conf, so that systemd-binfmt registers them at boot. With --root DIR: write below DIR only, and register nothing'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l arch -d 'Architectures, separated by commas, or all: every entry of ours' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l interpreter -d 'Remove only entries whose interpreter is PATH' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l persist -d 'Also remove our /etc/binfmt.d files. With --root DIR: below DIR only'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l json -d 'Print JSON'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l interpreter -d 'The dispatcher\'s installed path' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l flags -d 'binfmt_misc flags' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l host -d 'The `uname -m` of the machine the files are for (none: every format) [default: this machine\'s]' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -s o -l output -d 'Write one zz-binfmt-dispatcher-ARCH.conf per format into DIR (and remove other zz-binfmt-dispatcher-*.conf there), instead of printing the lines' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l interpreter -d 'The dispatcher [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l flags -d 'binfmt_misc flags' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -s h -l help -d 'Print help'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "dump" -d 'Print a cache (by default the one the dispatcher would use) as TOML that compiles to the same bytes'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "check" -d 'Check the installation: configuration valid, caches present and up to date, interpreters installed, the dispatcher registered'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "completions" -d 'Print a shell completion script'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "dump" -d 'Print a cache (by default the one the dispatcher would use) as TOML that compiles to the same bytes'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "check" -d 'Check the installation: configuration valid, caches present and up to date, interpreters installed, the dispatcher registered'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "register" -d 'Register the dispatcher in binfmt_misc for foreign architectures'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "unregister" -d 'Remove the dispatcher\'s binfmt_misc entries (and only those)'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "status" -d 'List every binfmt_misc entry, decoded: architecture, state, flags, interpreter, and whether it is the dispatcher\'s'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "binfmt-d" -d 'Print or write the binfmt.d files that register the dispatcher at boot (systemd-binfmt), one zz-binfmt-dispatcher-ARCH.conf per architecture'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "run" -d 'Run a program with the dispatcher registered in a private binfmt_misc (a user namespace of its own, Linux 6.7 or later): no root, nothing changes on the machine. Exits with the program\'s status'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "completions" -d 'Print a shell completion script'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run completions help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -738,6 +738,7 @@ fn json(r: &Report) -> String {
 fn clone_json(j: &Json) -> Json {
     match j {
         Json::Null => Json::Null,
+        Json::Bool(b) => Json::Bool(*b),
         Json::Num(n) => Json::Num(*n),
         Json::Str(s) => Json::Str(s.clone()),
         Json::Arr(a) => Json::Arr(a.iter().map(clone_json).collect()),

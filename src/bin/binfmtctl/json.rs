@@ -6,6 +6,8 @@ use std::fmt::Write;
 pub enum Json {
     /// `null`.
     Null,
+    /// `true` or `false`.
+    Bool(bool),
     /// A number.
     Num(u64),
     /// A string.
@@ -47,6 +49,7 @@ impl Json {
         };
         match self {
             Json::Null => out.push_str("null"),
+            Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
             Json::Num(n) => {
                 let _ = write!(out, "{n}");
             }

@@ -1,12 +1,17 @@
 //! binfmtctl: the binfmt-dispatcher companion. It compiles the layered TOML
 //! configuration into the cache the trampoline reads, explains what the
-//! trampoline would do with a binary, dumps a cache back to TOML and checks
-//! the installation.
+//! trampoline would do with a binary, dumps a cache back to TOML, checks
+//! the installation, registers the dispatcher in binfmt_misc, and runs foreign
+//! programs in a private binfmt_misc.
 
+mod arches;
+mod binfmt_misc;
 mod check;
 mod explain;
 mod json;
 mod locations;
+mod private;
+mod register;
 
 use std::fs;
 use std::io::{self, Write};
@@ -24,7 +29,7 @@ use locations::Locations;
 #[command(
     name = "binfmtctl",
     version,
-    about = "Configure and inspect binfmt-dispatcher: compile its configuration, explain its decisions"
+    about = "Configure and inspect binfmt-dispatcher: compile its configuration, explain its decisions, register it"
 )]
 struct Cli {
     /// Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml,
@@ -69,6 +74,27 @@ enum Command {
     /// Check the installation: configuration valid, caches present and up
     /// to date, interpreters installed, the dispatcher registered.
     Check(check::Args),
+    /// Register the dispatcher in binfmt_misc for foreign architectures.
+    ///
+    /// One entry per architecture, binfmt-dispatcher-ARCH, with the magic and
+    /// mask of QEMU's and Debian's qemu-user entries; never for the host's own
+    /// architectures (binfmt_misc is consulted before the kernel's ELF loader).
+    /// Entries of that name that are someone else's are never replaced; the
+    /// most recently registered of several entries for the same binaries wins.
+    Register(register::RegisterArgs),
+    /// Remove the dispatcher's binfmt_misc entries (and only those).
+    Unregister(register::UnregisterArgs),
+    /// List every binfmt_misc entry, decoded: architecture, state, flags,
+    /// interpreter, and whether it is the dispatcher's.
+    Status(register::StatusArgs),
+    /// Print or write the binfmt.d files that register the dispatcher at boot
+    /// (systemd-binfmt), one zz-binfmt-dispatcher-ARCH.conf per architecture.
+    #[command(name = "binfmt-d")]
+    BinfmtD(register::BinfmtDArgs),
+    /// Run a program with the dispatcher registered in a private binfmt_misc
+    /// (a user namespace of its own, Linux 6.7 or later): no root, nothing
+    /// changes on the machine. Exits with the program's status.
+    Run(register::RunArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -85,6 +111,7 @@ enum Shell {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let root = cli.root.clone();
     let loc = Locations::new(cli.root);
     let result = match cli.command {
         Command::Compile {
@@ -95,6 +122,11 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&loc, &args),
         Command::Dump { file } => dump(&loc, file.as_deref()),
         Command::Check(args) => check::run(&loc, &args),
+        Command::Register(args) => register::register(root.as_deref(), &args),
+        Command::Unregister(args) => register::unregister(root.as_deref(), &args),
+        Command::Status(args) => register::status(&args),
+        Command::BinfmtD(args) => register::binfmt_d(&args),
+        Command::Run(args) => register::run(&args),
         Command::Completions { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

@@ -1,0 +1,344 @@
+//! The architecture table, data/binfmt-arches.tsv, compiled in: binfmt_misc
+//! magic and mask of every QEMU linux-user target (and of the non-ELF
+//! formats), and the hosts that run each natively.
+
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
+
+/// The table's text, as shipped.
+pub static TABLE: &str = include_str!("../../../data/binfmt-arches.tsv");
+
+/// Prefix of the binfmt_misc entries `binfmtctl register` makes.
+pub const ENTRY_PREFIX: &str = "binfmt-dispatcher-";
+
+/// Name of the dispatcher's executable, and the default one.
+pub const DISPATCHER_NAME: &str = "binfmt-dispatcher";
+/// Where distributions install the dispatcher.
+pub const DEFAULT_DISPATCHER: &str = "/usr/bin/binfmt-dispatcher";
+/// The flags `register` uses unless told otherwise.
+pub const DEFAULT_FLAGS: &str = "POCF";
+
+/// One row of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Format {
+    /// QEMU's target name, or `pe`, `java`.
+    pub name: String,
+    /// Whether `register` registers it (ELF targets).
+    pub elf: bool,
+    /// The magic as written in the table (binfmt_misc escapes).
+    pub magic_text: String,
+    /// The mask as written, empty for none.
+    pub mask_text: String,
+    /// The magic's bytes.
+    pub magic: Vec<u8>,
+    /// The mask's bytes (empty: all ones).
+    pub mask: Vec<u8>,
+    /// `uname -m` patterns of hosts that run it natively.
+    pub native: Vec<String>,
+}
+
+impl Format {
+    /// The binfmt_misc entry name `register` gives it.
+    pub fn entry_name(&self) -> String {
+        format!("{ENTRY_PREFIX}{}", self.name)
+    }
+
+    /// The line written to binfmt_misc's `register` file.
+    pub fn register_line(&self, interpreter: &str, flags: &str) -> String {
+        format!(
+            ":{}:M::{}:{}:{interpreter}:{flags}",
+            self.entry_name(),
+            self.magic_text,
+            self.mask_text
+        )
+    }
+
+    /// Whether a file whose first bytes are `magic` under `mask` (as a
+    /// binfmt_misc entry has them) is recognised exactly as this format is.
+    pub fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool {
+        masked(&self.magic, &self.mask) == masked(magic, mask)
+            && ones(&self.mask, self.magic.len()) == ones(mask, magic.len())
+    }
+
+    /// Whether some file matches both this format and an entry with this
+    /// magic and mask (at offset 0): the entry competes with ours.
+    pub fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool {
+        let n = magic.len().min(self.magic.len());
+        (0..n).all(|i| {
+            let m =
+                mask.get(i).copied().unwrap_or(0xff) & self.mask.get(i).copied().unwrap_or(0xff);
+            magic[i] & m == self.magic[i] & m
+        })
+    }
+}
+
+fn ones(mask: &[u8], len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| mask.get(i).copied().unwrap_or(0xff))
+        .collect()
+}
+
+fn masked(magic: &[u8], mask: &[u8]) -> Vec<u8> {
+    magic
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b & mask.get(i).copied().unwrap_or(0xff))
+        .collect()
+}
+
+/// Decodes binfmt_misc's `\xNN` escapes (and `\\`).
+pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            match b.get(i + 1) {
+                Some(b'x') => {
+                    let hex = s
+                        .get(i + 2..i + 4)
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| format!("bad \\x escape in {s:?}"))?;
+                    out.push(hex);
+                    i += 4;
+                }
+                Some(b'\\') => {
+                    out.push(b'\\');
+                    i += 2;
+                }
+                _ => return Err(format!("bad escape in {s:?}")),
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// Every byte as `\xNN`.
+pub fn escape(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 4);
+    for b in bytes {
+        let _ = write!(s, "\\x{b:02x}");
+    }
+    s
+}
+
+/// Parses a table (the shipped one: [`all`]).
+pub fn parse(text: &str) -> Result<Vec<Format>, String> {
+    let mut formats: Vec<Format> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |what: &str| format!("data/binfmt-arches.tsv:{}: {what}", n + 1);
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, kind, magic, mask, native, _source] = cols[..] else {
+            return Err(at("expected 6 tab-separated columns"));
+        };
+        let magic_bytes = unescape(magic).map_err(|e| at(&e))?;
+        let mask_bytes = if mask == "-" {
+            Vec::new()
+        } else {
+            unescape(mask).map_err(|e| at(&e))?
+        };
+        if !mask_bytes.is_empty() && mask_bytes.len() != magic_bytes.len() {
+            return Err(at("mask and magic differ in length"));
+        }
+        if formats.iter().any(|f| f.name == name) {
+            return Err(at(&format!("{name} twice")));
+        }
+        formats.push(Format {
+            name: name.to_string(),
+            elf: kind == "elf",
+            magic_text: magic.to_string(),
+            mask_text: if mask == "-" {
+                String::new()
+            } else {
+                mask.to_string()
+            },
+            magic: magic_bytes,
+            mask: mask_bytes,
+            native: if native == "-" {
+                Vec::new()
+            } else {
+                native.split(',').map(str::to_string).collect()
+            },
+        });
+    }
+    Ok(formats)
+}
+
+/// The shipped table.
+pub fn all() -> Vec<Format> {
+    parse(TABLE).expect("data/binfmt-arches.tsv is valid (tested)")
+}
+
+/// A glob with `*` only.
+fn glob(pattern: &str, s: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == s,
+        Some((head, tail)) => {
+            s.len() >= head.len() + tail.len() && s.starts_with(head) && s.ends_with(tail)
+        }
+    }
+}
+
+/// What the host runs natively.
+pub struct Host {
+    /// `uname -m` (or what `--host` said); empty for none.
+    pub machine: String,
+    /// Whether its kernel runs AArch32 programs (arm64 only).
+    pub aarch32: bool,
+}
+
+impl Host {
+    /// This machine, or the one `--host` names (`none`: no native formats).
+    pub fn detect(named: Option<&str>) -> Host {
+        match named {
+            Some("none") => Host {
+                machine: String::new(),
+                aarch32: false,
+            },
+            Some(m) => {
+                let (machine, aarch32) = match m.strip_suffix("+aarch32") {
+                    Some(base) => (base.to_string(), true),
+                    None => (m.to_string(), false),
+                };
+                Host { machine, aarch32 }
+            }
+            None => {
+                let machine = rustix::system::uname()
+                    .machine()
+                    .to_string_lossy()
+                    .into_owned();
+                let aarch32 = machine.starts_with("aarch64") && runs_aarch32();
+                Host { machine, aarch32 }
+            }
+        }
+    }
+
+    /// Whether this host runs `format`'s binaries without help.
+    pub fn runs(&self, format: &Format) -> bool {
+        !self.machine.is_empty()
+            && format
+                .native
+                .iter()
+                .any(|p| match p.strip_suffix("+aarch32") {
+                    Some(base) => self.aarch32 && glob(base, &self.machine),
+                    None => glob(p, &self.machine),
+                })
+    }
+}
+
+/// Whether the kernel runs 32-bit arm programs: arm64 kernels refuse the
+/// PER_LINUX32 personality (EINVAL) when no CPU has AArch32 at EL0 or
+/// COMPAT is off. When `setarch` cannot be run, assume it does: better
+/// not to register arm than to take native programs from the kernel.
+fn runs_aarch32() -> bool {
+    Command::new("setarch")
+        .args(["linux32", "true"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(true)
+}
+
+/// The formats `--arch LIST|all` selects for registration, and those of
+/// `all` skipped because the host runs them. Naming a native one, or a
+/// format that cannot be registered yet, is an error.
+pub fn select(
+    formats: &[Format],
+    list: &str,
+    host: &Host,
+) -> Result<(Vec<Format>, Vec<String>), String> {
+    let mut chosen = Vec::new();
+    let mut skipped = Vec::new();
+    if list == "all" {
+        for f in formats.iter().filter(|f| f.elf) {
+            if host.runs(f) {
+                skipped.push(f.name.clone());
+            } else {
+                chosen.push(f.clone());
+            }
+        }
+        return Ok((chosen, skipped));
+    }
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(f) = formats.iter().find(|f| f.name == name) else {
+            let known: Vec<&str> = formats
+                .iter()
+                .filter(|f| f.elf)
+                .map(|f| f.name.as_str())
+                .collect();
+            return Err(format!(
+                "unknown architecture {name:?}; known: {}, or all",
+                known.join(", ")
+            ));
+        };
+        if !f.elf {
+            return Err(format!(
+                "{name}: binfmtctl does not register non-ELF formats yet"
+            ));
+        }
+        if host.runs(f) {
+            return Err(format!(
+                "{name}: this host ({}) runs {name} programs itself; binfmt_misc is consulted \
+                 before the kernel's ELF loader, so registering it would send every native \
+                 {name} program through the dispatcher",
+                host.machine
+            ));
+        }
+        if !chosen.iter().any(|c: &Format| c.name == f.name) {
+            chosen.push(f.clone());
+        }
+    }
+    if chosen.is_empty() {
+        return Err("--arch names no architecture".into());
+    }
+    Ok((chosen, skipped))
+}
+
+/// The table row an entry's magic and mask are exactly, if any.
+pub fn identify<'a>(formats: &'a [Format], magic: &[u8], mask: &[u8]) -> Option<&'a Format> {
+    formats.iter().find(|f| f.same_as(magic, mask))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_parses_and_round_trips() {
+        let formats = all();
+        assert!(formats.len() > 30);
+        for f in &formats {
+            assert!(f.same_as(&f.magic, &f.mask), "{}", f.name);
+            assert_eq!(identify(&formats, &f.magic, &f.mask).unwrap().name, f.name);
+        }
+    }
+
+    #[test]
+    fn host_families() {
+        let formats = all();
+        let skipped = |m: &str| {
+            let host = Host::detect(Some(m));
+            let (_, skipped) = select(&formats, "all", &host).unwrap();
+            skipped
+        };
+        assert_eq!(skipped("x86_64"), ["i386", "i486", "x86_64"]);
+        assert_eq!(skipped("aarch64"), ["aarch64"]);
+        assert_eq!(skipped("aarch64+aarch32"), ["arm", "aarch64"]);
+        assert_eq!(skipped("armv7l"), ["arm"]);
+        assert_eq!(skipped("ppc64le"), ["ppc64le"]);
+        assert!(skipped("none").is_empty());
+        let host = Host::detect(Some("x86_64"));
+        assert!(select(&formats, "x86_64", &host).is_err());
+        assert!(select(&formats, "pe", &host).is_err());
+        assert!(select(&formats, "nope", &host).is_err());
+        assert_eq!(select(&formats, "aarch64,arm", &host).unwrap().0.len(), 2);
+    }
+}
