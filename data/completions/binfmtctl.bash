@@ -16,6 +16,9 @@ _binfmtctl() {
             ",$1")
                 cmd="binfmtctl"
                 ;;
+            binfmtctl,bench)
+                cmd="binfmtctl__subcmd__bench"
+                ;;
             binfmtctl,binfmt-d)
                 cmd="binfmtctl__subcmd__binfmt__subcmd__d"
                 ;;
@@ -48,6 +51,9 @@ _binfmtctl() {
                 ;;
             binfmtctl,unregister)
                 cmd="binfmtctl__subcmd__unregister"
+                ;;
+            binfmtctl__subcmd__help,bench)
+                cmd="binfmtctl__subcmd__help__subcmd__bench"
                 ;;
             binfmtctl__subcmd__help,binfmt-d)
                 cmd="binfmtctl__subcmd__help__subcmd__binfmt__subcmd__d"
@@ -89,12 +95,50 @@ _binfmtctl() {
 
     case "${cmd}" in
         binfmtctl)
-            opts="-h -V --root --help --version compile explain dump check register unregister status binfmt-d run completions help"
+            opts="-h -V --root --help --version compile explain dump check register unregister status binfmt-d run bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        binfmtctl__subcmd__bench)
+            opts="-h --rounds --execs --interpreter --dispatcher --cpu --root --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --rounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --execs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --interpreter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dispatcher)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -263,8 +307,22 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__help)
-            opts="compile explain dump check register unregister status binfmt-d run completions help"
+            opts="compile explain dump check register unregister status binfmt-d run bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        binfmtctl__subcmd__help__subcmd__bench)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

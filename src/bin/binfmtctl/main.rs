@@ -1,12 +1,14 @@
 //! binfmtctl: the binfmt-dispatcher companion. It compiles the layered TOML
 //! configuration into the cache the trampoline reads, explains what the
 //! trampoline would do with a binary, dumps a cache back to TOML, checks
-//! the installation, registers the dispatcher in binfmt_misc, and runs foreign
-//! programs in a private binfmt_misc.
+//! the installation, registers the dispatcher in binfmt_misc, runs foreign
+//! programs in a private binfmt_misc and measures the dispatch overhead.
 
 mod arches;
+mod bench;
 mod binfmt_misc;
 mod check;
+mod elf;
 mod explain;
 mod json;
 mod locations;
@@ -95,6 +97,11 @@ enum Command {
     /// (a user namespace of its own, Linux 6.7 or later): no root, nothing
     /// changes on the machine. Exits with the program's status.
     Run(register::RunArgs),
+    /// Measure the dispatch overhead on this kernel: time per exec through the
+    /// dispatcher minus time per exec with the final interpreter registered
+    /// directly, against the smallest possible trampoline's, in a private
+    /// binfmt_misc.
+    Bench(bench::Args),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -127,6 +134,7 @@ fn main() -> ExitCode {
         Command::Status(args) => register::status(&args),
         Command::BinfmtD(args) => register::binfmt_d(&args),
         Command::Run(args) => register::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Completions { shell } => {
             let shell = match shell {
                 Shell::Bash => clap_complete::Shell::Bash,

@@ -1,0 +1,211 @@
+//! `binfmtctl bench`: its hand-written ELF helpers run (natively, and the
+//! foreign ones under qemu-user), and a short bench completes with the
+//! expected lines. Nothing about time is asserted.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../src/bin/binfmtctl/elf.rs"]
+mod elf;
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use elf::Isa;
+use support::*;
+
+fn write_exe(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
+    fs::write(&p, bytes).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn host() -> Isa {
+    Isa::host().expect("the tests run on x86_64 or aarch64")
+}
+
+#[test]
+fn exit0_exits_zero() {
+    let dir = temp_dir("elf-exit0");
+    let exit0 = write_exe(&dir, "exit0", &elf::exit0(host()));
+    let status = Command::new(&exit0).status().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn floor_execs_its_path_with_its_argv_and_environment() {
+    let dir = temp_dir("elf-floor");
+    let isa = host();
+    let exit0 = write_exe(&dir, "exit0", &elf::exit0(isa));
+    let floor = write_exe(
+        &dir,
+        "floor",
+        &elf::floor(isa, exit0.to_str().unwrap().as_bytes()),
+    );
+    assert_eq!(Command::new(&floor).status().unwrap().code(), Some(0));
+
+    // argv passes through: echo prints its arguments.
+    let echo = write_exe(&dir, "floor-echo", &elf::floor(isa, b"/bin/echo"));
+    let out = Command::new(&echo)
+        .args(["one", "two words"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "one two words\n");
+    // So does the environment: env prints it.
+    let env = write_exe(&dir, "floor-env", &elf::floor(isa, b"/usr/bin/env"));
+    let out = Command::new(&env)
+        .env_clear()
+        .env("FOO", "bar")
+        .env("EMPTY", "")
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = stdout(&out).lines().map(str::to_string).collect();
+    lines.sort();
+    assert_eq!(lines, ["EMPTY=", "FOO=bar"]);
+    // A path that cannot be executed: exit 127.
+    let none = write_exe(&dir, "floor-none", &elf::floor(isa, b"/nonexistent/exit0"));
+    assert_eq!(Command::new(&none).status().unwrap().code(), Some(127));
+}
+
+#[test]
+fn foreign_helpers_run_under_qemu() {
+    require_qemu();
+    if host() != Isa::X86_64 {
+        return;
+    }
+    let dir = temp_dir("elf-a64");
+    let exit0 = write_exe(&dir, "exit0", &elf::exit0(Isa::Aarch64));
+    let out = Command::new(QEMU_AARCH64).arg(&exit0).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    // qemu-user passes the guest's execve to the host kernel: the aarch64
+    // floor runs the host's echo with the guest's argv.
+    let floor = write_exe(&dir, "floor", &elf::floor(Isa::Aarch64, b"/bin/echo"));
+    let out = Command::new(QEMU_AARCH64)
+        .arg(&floor)
+        .args(["from", "aarch64"])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "from aarch64\n", "{}", stderr(&out));
+    let none = write_exe(&dir, "none", &elf::floor(Isa::Aarch64, b"/nonexistent"));
+    let out = Command::new(QEMU_AARCH64).arg(&none).output().unwrap();
+    assert_eq!(out.status.code(), Some(127));
+}
+
+fn check_report(out: &std::process::Output, rounds: u32, final_line: &str) {
+    let text = stdout(out);
+    let err = stderr(out);
+    assert!(out.status.success(), "{text}\n{err}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 7, "{text}");
+    assert!(lines[0].starts_with("binfmtctl bench: Linux "), "{text}");
+    assert!(lines[0].contains(&format!("{rounds} rounds x ")), "{text}");
+    assert!(lines[1].starts_with(final_line), "{text}");
+    assert!(
+        lines[2].starts_with(&format!("dispatcher: {DISPATCHER} (")),
+        "{text}"
+    );
+    assert!(lines[2].contains("system cache: built-in configuration with interpreter "));
+    assert!(
+        lines[3].starts_with("direct ") && lines[3].ends_with(" us/exec"),
+        "{text}"
+    );
+    assert!(
+        lines[4].starts_with("floor ") && lines[4].ends_with("(1.00x floor)"),
+        "{text}"
+    );
+    assert!(
+        lines[5].starts_with("dispatcher ") && lines[5].contains("x floor, rounds "),
+        "{text}"
+    );
+    assert!(
+        lines[6].starts_with("(overhead: median of per-round"),
+        "{text}"
+    );
+    // Progress on stderr, a line per round when it is not a terminal.
+    for r in 1..=rounds {
+        assert!(
+            err.contains(&format!("binfmtctl bench: round {r}/{rounds}")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn bench_completes() {
+    let out = Command::new(BINFMTCTL)
+        .args([
+            "bench",
+            "--rounds",
+            "2",
+            "--execs",
+            "50",
+            "--dispatcher",
+            DISPATCHER,
+        ])
+        .output()
+        .unwrap();
+    check_report(&out, 2, "final interpreter: built-in exit0 (exits at once)");
+}
+
+#[test]
+fn bench_with_a_real_interpreter() {
+    require_qemu();
+    if host() != Isa::X86_64 {
+        return;
+    }
+    let out = Command::new(BINFMTCTL)
+        .args([
+            "bench",
+            "--rounds",
+            "1",
+            "--execs",
+            "5",
+            "--dispatcher",
+            DISPATCHER,
+        ])
+        .args(["--interpreter", QEMU_AARCH64])
+        .output()
+        .unwrap();
+    check_report(
+        &out,
+        1,
+        &format!("final interpreter: {QEMU_AARCH64} (aarch64 exit(0) programs)"),
+    );
+    assert!(stdout(&out).contains("with interpreter qemu-aarch64 at the final interpreter"));
+}
+
+#[test]
+fn bench_runs_unprivileged() {
+    if !Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| stdout(&o).trim() == "0")
+    {
+        return;
+    }
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            BINFMTCTL,
+        ])
+        .args([
+            "bench",
+            "--rounds",
+            "1",
+            "--execs",
+            "5",
+            "--dispatcher",
+            DISPATCHER,
+        ])
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    check_report(&out, 1, "final interpreter: built-in exit0 (exits at once)");
+}
