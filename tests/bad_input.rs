@@ -332,10 +332,9 @@ fn broken_caches_warn_once_and_fall_back() {
                 let ctx = format!("{what} cache, user cache {with_user_cache}, flags {flags:?}");
                 assert_eq!(run.stderr.lines().count(), 1, "{ctx}: one warning: {run:?}");
                 assert!(run.stderr.contains(reason), "{ctx}: {}", run.stderr);
+                assert!(run.stderr.contains(&name), "{ctx}: {}", run.stderr);
                 if *lazy {
                     assert!(run.stderr.contains("built-in"), "{ctx}: {}", run.stderr);
-                } else {
-                    assert!(run.stderr.contains(&name), "{ctx}: {}", run.stderr);
                 }
                 if with_user_cache && !lazy {
                     // The next cache in line.

@@ -163,7 +163,9 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let blob = Blob::open(load_config(p, &vars, &log).unwrap_or(baked));
+    let mut user_cache = [0u8; 1024];
+    let (cache_path, cache) = load_config(p, &vars, &log, &mut user_cache).unwrap_or((c"", baked));
+    let blob = Blob::open(cache);
     let Ok(blob) = blob else {
         log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
         return 127;
@@ -215,12 +217,15 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let outcome = match dispatch(&blob, &inputs, &mut exec) {
         Ok(outcome) => outcome,
         Err(e) => {
+            // Corruption found only now, in a chunk the lookup touched.
             log.say(
                 LogLevel::Warn,
                 &[
-                    b"the configuration cache is ",
+                    b"ignoring cache ",
+                    cache_path.to_bytes(),
+                    b": ",
                     e.describe().as_bytes(),
-                    b"; using the built-in one",
+                    b"; using the built-in configuration",
                 ],
             );
             exec.count = 0;
@@ -460,25 +465,30 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
 /// The first usable compiled cache, mapped: `BINFMT_DISPATCHER_CACHE`, the
 /// user's, the system's. A missing one is skipped silently (but for the one
 /// the environment names); one that cannot be used is skipped with a
-/// one-line warning. `None`: use the built-in configuration.
+/// one-line warning. `None`: use the built-in configuration. The user
+/// cache's path is composed in `user_buf`.
 ///
 /// Mapping rather than reading keeps the cost flat in the size of the
 /// cache: only the pages a lookup touches are faulted in, from the page
 /// cache, and no stack pages are spent on a copy.
-fn load_config(p: &Process, vars: &Vars, log: &Log) -> Option<&'static [u8]> {
-    let mut user = [0u8; 1024];
+fn load_config<'u>(
+    p: &Process,
+    vars: &Vars,
+    log: &Log,
+    user_buf: &'u mut [u8],
+) -> Option<(&'u CStr, &'static [u8])> {
     let candidates: [Option<&CStr>; 3] = match p.secure {
         true => [None, None, Some(paths::SYSTEM_CACHE)],
         false => [
             vars.cache,
-            user_cache_path(vars, &mut user),
+            user_cache_path(vars, user_buf),
             Some(paths::SYSTEM_CACHE),
         ],
     };
     candidates.iter().enumerate().find_map(|(i, path)| {
         let path = (*path)?;
         match map_cache(p, path) {
-            Ok(bytes) => Some(bytes),
+            Ok(bytes) => Some((path, bytes)),
             Err(CacheError::Missing) if i != 0 => None,
             Err(e) => {
                 let why = match e {
