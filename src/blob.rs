@@ -270,6 +270,11 @@ pub struct Array {
     pub count: u32,
 }
 
+/// Words of the verified-chunk bitmap: 2 MiB of data; chunks past it are
+/// verified on every touch. Small, because the reader lives on the
+/// trampoline's stack.
+const VERIFIED_WORDS: usize = 32;
+
 /// A blob being read in place. Cheap to create: only the header and the
 /// chunk table are verified up front.
 pub struct Blob<'a> {
@@ -278,7 +283,7 @@ pub struct Blob<'a> {
     chunk_sums: Array,
     /// One bit per data chunk already verified (chunks past the bitmap are
     /// verified on every touch).
-    verified: [Cell<u64>; 64],
+    verified: [Cell<u64>; VERIFIED_WORDS],
 }
 
 impl<'a> Blob<'a> {
@@ -326,7 +331,7 @@ impl<'a> Blob<'a> {
             bytes,
             data_start,
             chunk_sums: chunks,
-            verified: [const { Cell::new(0) }; 64],
+            verified: [const { Cell::new(0) }; VERIFIED_WORDS],
         })
     }
 

@@ -63,6 +63,9 @@ struct Log {
 }
 
 impl Log {
+    /// Out of line: its line buffer must not take stack pages from the
+    /// exec path, which logs nothing at the default level.
+    #[inline(never)]
     fn say(&self, level: LogLevel, parts: &[&[u8]]) {
         if level > self.level || self.level == LogLevel::Off {
             return;
@@ -163,7 +166,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let mut user_cache = [0u8; 1024];
+    let mut user_cache = [0u8; 512];
     let (cache_path, cache) = load_config(p, &vars, &log, &mut user_cache).unwrap_or((c"", baked));
     let blob = Blob::open(cache);
     let Ok(blob) = blob else {
@@ -312,7 +315,9 @@ fn dispatch_with_paths(
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
-    let mut canonical_buf = [MaybeUninit::uninit(); 4096];
+    // Longer canonical paths (rare) are treated as unknown: a 4 KiB buffer
+    // would cost a stack page on every exec of a config with path rules.
+    let mut canonical_buf = [MaybeUninit::uninit(); 1024];
     let mut paths: [&[u8]; 2] = [b""; 2];
     let mut n = 0;
     {
@@ -409,6 +414,7 @@ fn kind(facts: &Facts<'_>) -> &'static [u8] {
 }
 
 /// The single line that says why nothing ran.
+#[inline(never)]
 fn report(exec: &Exec<'_>, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blob::Result<()> {
     let all = blob.header_array(header::INTERPRETERS);
     let mut line = [0u8; 2048];
