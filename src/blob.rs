@@ -55,10 +55,13 @@ pub mod header {
     pub const RULES_ANY_MACHINE: usize = 64;
     /// `Array` of [`super::override_bucket`] records, a power of two long.
     pub const OVERRIDES: usize = 72;
+    /// `Str`: the missing-interpreter helper, executed when no interpreter
+    /// of the chain exists (empty: none).
+    pub const MISSING_HELPER: usize = 80;
     /// `Array` of `u32` chunk checksums.
-    pub const CHUNKS: usize = 80;
+    pub const CHUNKS: usize = 88;
     /// Length of the header.
-    pub const LEN: usize = 88;
+    pub const LEN: usize = 96;
 }
 
 /// Bits of the header's flags field.
@@ -122,8 +125,13 @@ pub mod rule {
     pub const INTERP_GLOB: usize = 36;
     /// `Str`: glob on the binary's path.
     pub const PATH_GLOB: usize = 44;
+    /// `u32`: PE COFF `Machine`.
+    pub const PE_MACHINE: usize = 52;
+    /// `u32`: 1 when the rule wants a .NET assembly, 0 when it wants a PE
+    /// image that is not one.
+    pub const DOTNET: usize = 56;
     /// Record length.
-    pub const LEN: usize = 52;
+    pub const LEN: usize = 60;
 }
 
 /// A bucket of the rule index, keyed by `e_machine + 1` (0: empty).

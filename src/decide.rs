@@ -30,8 +30,12 @@ impl Cond {
     pub const INTERP: u32 = 1 << 6;
     /// The binary's path must match `PATH_GLOB`.
     pub const PATH: u32 = 1 << 7;
+    /// PE `Machine` must equal `PE_MACHINE` (PE images only).
+    pub const PE_MACHINE: u32 = 1 << 8;
+    /// Being a .NET assembly must equal `DOTNET` (PE images only).
+    pub const DOTNET: u32 = 1 << 9;
     /// Every condition bit.
-    pub const ALL: u32 = (1 << 8) - 1;
+    pub const ALL: u32 = (1 << 10) - 1;
 }
 
 /// How much the dispatcher says on stderr.
@@ -307,8 +311,17 @@ fn rule_matches(
     if wants(Cond::FORMAT) && field(rule::FORMAT) != f.format as u32 {
         return Ok(false);
     }
-    let elf_conds = Cond::MACHINE | Cond::CLASS | Cond::ENDIAN | Cond::OSABI | Cond::FLAGS;
-    if cond & (elf_conds | Cond::INTERP) != 0 && f.format != Format::Elf {
+    // Class applies to every format that has one (ELF, PE, thin Mach-O);
+    // the other ELF conditions to ELF only, the PE ones to PE only.
+    let elf_conds = Cond::MACHINE | Cond::ENDIAN | Cond::OSABI | Cond::FLAGS | Cond::INTERP;
+    if cond & elf_conds != 0 && f.format != Format::Elf {
+        return Ok(false);
+    }
+    if cond & (Cond::PE_MACHINE | Cond::DOTNET) != 0
+        && (f.format != Format::Pe
+            || (wants(Cond::PE_MACHINE) && field(rule::PE_MACHINE) != u32::from(f.pe_machine))
+            || (wants(Cond::DOTNET) && field(rule::DOTNET) != u32::from(f.dotnet)))
+    {
         return Ok(false);
     }
     if (wants(Cond::MACHINE) && field(rule::MACHINE) != u32::from(f.machine))

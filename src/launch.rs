@@ -97,7 +97,35 @@ pub static MUVM_SEPARATOR: &core::ffi::CStr = c"--";
 pub static QEMU_ARGV0_OPTION: &core::ffi::CStr = c"-0";
 
 /// Placeholders of custom templates.
-pub const PLACEHOLDERS: &[&str] = &["{interpreter}", "{binary}", "{argv0}", "{execfd}", "{args}"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "{interpreter}",
+    "{binary}",
+    "{binary_dir}",
+    "{binary_stem}",
+    "{argv0}",
+    "{execfd}",
+    "{args}",
+];
+
+/// The directory part of a path, as `dirname` gives it: `.` for a bare
+/// name, `/` for a file in the root.
+pub fn dir_of(path: &[u8]) -> &[u8] {
+    match path.iter().rposition(|&b| b == b'/') {
+        None => b".",
+        Some(0) => b"/",
+        Some(at) => &path[..at],
+    }
+}
+
+/// The file name of a path without its extension (`.class`, `.exe`...):
+/// what a Java launcher takes as the class name.
+pub fn stem_of(path: &[u8]) -> &[u8] {
+    let name = &path[path.iter().rposition(|&b| b == b'/').map_or(0, |at| at + 1)..];
+    match name.iter().rposition(|&b| b == b'.') {
+        Some(at) if at > 0 => &name[..at],
+        _ => name,
+    }
+}
 
 /// A list of C strings owned elsewhere (the process's argv or envp).
 pub trait Strings {
@@ -357,6 +385,8 @@ fn expand<A: Strings>(
         let value: &[u8] = match name {
             b"{interpreter}" => bare(interpreter),
             b"{binary}" => bare(guest.binary),
+            b"{binary_dir}" => dir_of(bare(guest.binary)),
+            b"{binary_stem}" => stem_of(bare(guest.binary)),
             b"{argv0}" => bare(guest.argv0),
             b"{execfd}" => fd,
             _ => name,
@@ -389,6 +419,18 @@ mod tests {
         assert_eq!(ArgvStyle::guess(b"/usr/bin/box86"), ArgvStyle::Box86);
         assert_eq!(ArgvStyle::guess(b"/usr/bin/FEXInterpreter"), ArgvStyle::Fex);
         assert_eq!(ArgvStyle::guess(b"/usr/bin/wine"), ArgvStyle::Plain);
+    }
+
+    #[test]
+    fn dirs_and_stems() {
+        assert_eq!(dir_of(b"/home/ann/Hello.class"), b"/home/ann");
+        assert_eq!(dir_of(b"Hello.class"), b".");
+        assert_eq!(dir_of(b"/Hello.class"), b"/");
+        assert_eq!(dir_of(b"./x/Hello.class"), b"./x");
+        assert_eq!(stem_of(b"/home/ann/Hello.class"), b"Hello");
+        assert_eq!(stem_of(b"a.b/Hello"), b"Hello");
+        assert_eq!(stem_of(b"/x/.hidden"), b".hidden");
+        assert_eq!(stem_of(b"/x/My.App.class"), b"My.App");
     }
 
     #[test]

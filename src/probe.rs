@@ -4,6 +4,10 @@
 //! bytes) and everything here works on that block alone: no further reads,
 //! every offset bounds-checked, and a malformed header yields fewer facts,
 //! never a panic.
+//!
+//! Formats: ELF, PE (Windows programs and .NET assemblies, after an `MZ`
+//! stub), Java class files and Mach-O (thin, and fat/universal, which
+//! shares `CAFEBABE` with Java class files).
 
 /// How many bytes of a binary the dispatcher reads to decide.
 ///
@@ -23,6 +27,14 @@ pub enum Format {
     Unknown = 0,
     /// An ELF object.
     Elf = 1,
+    /// A PE image (`MZ` stub, then `PE\0\0`): a Windows program or DLL, or
+    /// a .NET assembly.
+    Pe = 2,
+    /// A Java class file (`CAFEBABE`, then a class file version).
+    JavaClass = 3,
+    /// A Mach-O object, thin (`FEEDFACE`/`FEEDFACF`, either byte order) or
+    /// fat/universal (`CAFEBABE`, then a small architecture count).
+    MachO = 4,
 }
 
 impl Format {
@@ -31,6 +43,9 @@ impl Format {
         match code {
             0 => Some(Format::Unknown),
             1 => Some(Format::Elf),
+            2 => Some(Format::Pe),
+            3 => Some(Format::JavaClass),
+            4 => Some(Format::MachO),
             _ => None,
         }
     }
@@ -40,7 +55,26 @@ impl Format {
         match self {
             Format::Unknown => "unknown",
             Format::Elf => "elf",
+            Format::Pe => "pe",
+            Format::JavaClass => "java",
+            Format::MachO => "macho",
         }
+    }
+
+    /// Every format with its configuration name.
+    pub const NAMES: &'static [(&'static str, Format)] = &[
+        ("elf", Format::Elf),
+        ("pe", Format::Pe),
+        ("java", Format::JavaClass),
+        ("macho", Format::MachO),
+    ];
+
+    /// The format named `name` in configuration files.
+    pub fn from_name(name: &str) -> Option<Format> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, f)| f)
     }
 }
 
@@ -55,11 +89,15 @@ pub const ELFDATA2MSB: u8 = 2;
 const PT_INTERP: u32 = 3;
 
 /// What the header tells about a binary.
+///
+/// Fields that do not apply to its format are zero (`None`, `false`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Facts<'a> {
-    /// The recognised format; the other fields are zero unless it is ELF.
+    /// The recognised format.
     pub format: Format,
-    /// `EI_CLASS`: [`ELFCLASS32`] or [`ELFCLASS64`].
+    /// [`ELFCLASS32`] or [`ELFCLASS64`]: ELF `EI_CLASS`; for PE, PE32 or
+    /// PE32+ (optional header magic `0x10b` / `0x20b`); for a thin Mach-O,
+    /// `FEEDFACE` or `FEEDFACF`.
     pub class: u8,
     /// `EI_DATA`: [`ELFDATA2LSB`] or [`ELFDATA2MSB`].
     pub endian: u8,
@@ -74,6 +112,20 @@ pub struct Facts<'a> {
     /// The `PT_INTERP` path without its NUL, when the program has one inside
     /// the header block and it is NUL-terminated.
     pub interp: Option<&'a [u8]>,
+    /// PE: the COFF header's `Machine` ([`PE_MACHINES`]).
+    pub pe_machine: u16,
+    /// PE: the CLR runtime header data directory (index 14) is present and
+    /// non-empty: a .NET assembly.
+    pub dotnet: bool,
+    /// Java class: the class file's major version (45 is Java 1.1, 52 Java
+    /// 8, 65 Java 21).
+    pub java_major: u16,
+    /// Mach-O: the CPU type (`cputype`, e.g. `0x0100000c` arm64); for a fat
+    /// binary, its first architecture's.
+    pub macho_cpu: u32,
+    /// Mach-O: how many architectures a fat (universal) binary holds; 0 for
+    /// a thin one.
+    pub macho_arches: u32,
 }
 
 impl Facts<'_> {
@@ -87,17 +139,27 @@ impl Facts<'_> {
         machine: 0,
         flags: 0,
         interp: None,
+        pe_machine: 0,
+        dotnet: false,
+        java_major: 0,
+        macho_cpu: 0,
+        macho_arches: 0,
     };
 }
 
 /// Reads the facts out of the first bytes of a file (at most [`HEADER_LEN`]
 /// are looked at; fewer is fine).
 pub fn probe(header: &[u8]) -> Facts<'_> {
-    if header.len() >= 4 && header[..4] == *b"\x7fELF" {
-        probe_elf(header).unwrap_or(Facts::UNKNOWN)
-    } else {
-        Facts::UNKNOWN
-    }
+    let facts = match header.get(..4) {
+        Some(b"\x7fELF") => probe_elf(header),
+        Some([b'M', b'Z', ..]) => probe_pe(header),
+        Some([0xca, 0xfe, 0xba, 0xbe]) => probe_cafebabe(header),
+        Some([0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe]) => {
+            probe_macho(header)
+        }
+        _ => None,
+    };
+    facts.unwrap_or(Facts::UNKNOWN)
 }
 
 /// Fixed-width reads in the byte order of the file.
@@ -177,7 +239,7 @@ fn probe_elf(header: &[u8]) -> Option<Facts<'_>> {
         kind: r.u16(16)?,
         machine: r.u16(18)?,
         flags: r.u32(flags_at)?,
-        interp: None,
+        ..Facts::UNKNOWN
     };
     // The program headers are optional facts: a header too short or odd to
     // hold them still has a machine.
@@ -262,6 +324,172 @@ pub fn interp_past(header: &[u8]) -> bool {
         find_interp(&r, header.len() as u64, wide, phoff_at),
         InterpLookup::PastBlock
     )
+}
+
+/// Whether a larger read (up to [`HEADER_LEN_MAX`]) would tell more than
+/// `header` does: an ELF `PT_INTERP` past the block (asked only when
+/// `want_interp`, i.e. some rule looks at it), or a PE header past the
+/// block (an `MZ` stub longer than usual). `facts` are `header`'s.
+pub fn needs_more(header: &[u8], facts: &Facts<'_>, want_interp: bool) -> bool {
+    match facts.format {
+        Format::Elf => want_interp && facts.interp.is_none() && interp_past(header),
+        Format::Unknown => pe_past(header),
+        _ => false,
+    }
+}
+
+/// The bytes of a PE image that the facts come from, counted from
+/// `e_lfanew`: the signature, the COFF header and the optional header up to
+/// the end of the CLR data directory of PE32+ (the larger).
+const PE_SPAN: u64 = 24 + 112 + 15 * 8;
+
+/// `e_lfanew`, the offset of the PE signature, when `header` starts with an
+/// `MZ` stub.
+fn pe_offset(header: &[u8]) -> Option<u64> {
+    if header.get(..2)? != b"MZ" {
+        return None;
+    }
+    let r = Reader {
+        bytes: header,
+        big_endian: false,
+    };
+    Some(u64::from(r.u32(0x3c)?))
+}
+
+/// Whether `header` is an `MZ` stub whose PE header lies past it, but
+/// within [`HEADER_LEN_MAX`] bytes.
+fn pe_past(header: &[u8]) -> bool {
+    pe_offset(header).is_some_and(|at| {
+        let end = at + PE_SPAN;
+        end > header.len() as u64 && at >= 0x40 && end <= HEADER_LEN_MAX as u64
+    })
+}
+
+/// `IMAGE_NT_OPTIONAL_HDR32_MAGIC`.
+const PE32: u16 = 0x10b;
+/// `IMAGE_NT_OPTIONAL_HDR64_MAGIC`.
+const PE32_PLUS: u16 = 0x20b;
+/// Index of the CLR runtime header in the data directories.
+const CLR_DIRECTORY: u32 = 14;
+
+fn probe_pe(header: &[u8]) -> Option<Facts<'_>> {
+    let r = Reader {
+        bytes: header,
+        big_endian: false,
+    };
+    let at = pe_offset(header)?;
+    if r.slice(at, 4)? != b"PE\0\0" {
+        return None;
+    }
+    let machine = r.u16(at + 4)?;
+    let optional_size = u64::from(r.u16(at + 20)?);
+    let opt = at + 24;
+    // An image without an optional header (an object file) has no class.
+    let magic = if optional_size >= 2 { r.u16(opt)? } else { 0 };
+    let (class, count_at, dirs_at) = match magic {
+        PE32 => (ELFCLASS32, 92, 96),
+        PE32_PLUS => (ELFCLASS64, 108, 112),
+        _ => (0, 0, 0),
+    };
+    let mut facts = Facts {
+        format: Format::Pe,
+        class,
+        pe_machine: machine,
+        ..Facts::UNKNOWN
+    };
+    // The CLR directory must lie inside the optional header, be counted
+    // by NumberOfRvaAndSizes, and point somewhere with a size.
+    let entry = dirs_at + u64::from(CLR_DIRECTORY) * 8;
+    if class != 0 && entry + 8 <= optional_size {
+        let count = r.u32(opt + count_at).unwrap_or(0);
+        if count > CLR_DIRECTORY {
+            let rva = r.u32(opt + entry).unwrap_or(0);
+            let size = r.u32(opt + entry + 4).unwrap_or(0);
+            facts.dotnet = rva != 0 && size != 0;
+        }
+    }
+    Some(facts)
+}
+
+/// Mach-O fat binaries hold few architectures; Java class files have a
+/// version there. file(1) draws the line at 20 (its `>4 belong <20`).
+const MAX_FAT_ARCHES: u32 = 20;
+/// The first Java class file major version (JDK 1.0.2 / 1.1).
+const JAVA_FIRST_MAJOR: u16 = 45;
+
+/// `CAFEBABE`: a Java class file or a Mach-O fat binary, told apart as
+/// file(1) does by the big-endian word after the magic.
+fn probe_cafebabe(header: &[u8]) -> Option<Facts<'_>> {
+    let r = Reader {
+        bytes: header,
+        big_endian: true,
+    };
+    let word = r.u32(4)?;
+    if word == 0 {
+        return None;
+    }
+    if word < MAX_FAT_ARCHES {
+        return Some(Facts {
+            format: Format::MachO,
+            // fat_arch: cputype, cpusubtype, offset, size, align.
+            macho_cpu: r.u32(8).unwrap_or(0),
+            macho_arches: word,
+            ..Facts::UNKNOWN
+        });
+    }
+    let major = r.u16(6)?;
+    (major >= JAVA_FIRST_MAJOR).then_some(Facts {
+        format: Format::JavaClass,
+        java_major: major,
+        ..Facts::UNKNOWN
+    })
+}
+
+/// A thin Mach-O: `FEEDFACE` (32-bit) or `FEEDFACF` (64-bit), stored in
+/// the CPU's byte order.
+fn probe_macho(header: &[u8]) -> Option<Facts<'_>> {
+    let big_endian = header[0] == 0xfe;
+    let r = Reader {
+        bytes: header,
+        big_endian,
+    };
+    let wide = r.u32(0)? == 0xfeed_facf;
+    Some(Facts {
+        format: Format::MachO,
+        class: if wide { ELFCLASS64 } else { ELFCLASS32 },
+        endian: if big_endian { ELFDATA2MSB } else { ELFDATA2LSB },
+        macho_cpu: r.u32(4)?,
+        ..Facts::UNKNOWN
+    })
+}
+
+/// Names of PE (COFF) machines, for configuration files and messages.
+pub const PE_MACHINES: &[(&str, u16)] = &[
+    ("i386", 0x14c),
+    ("x86_64", 0x8664),
+    ("arm64", 0xaa64),
+    ("arm64ec", 0xa641),
+    ("arm", 0x1c4),
+    ("arm-wince", 0x1c0),
+    ("ia64", 0x200),
+    ("riscv64", 0x5064),
+    ("loongarch64", 0x6264),
+];
+
+/// The PE machine number for a name in [`PE_MACHINES`].
+pub fn pe_machine_by_name(name: &str) -> Option<u16> {
+    PE_MACHINES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|&(_, m)| m)
+}
+
+/// The name of a PE machine number, if it is in [`PE_MACHINES`].
+pub fn pe_machine_name(machine: u16) -> Option<&'static str> {
+    PE_MACHINES
+        .iter()
+        .find(|&&(_, m)| m == machine)
+        .map(|&(n, _)| n)
 }
 
 /// Names of ELF machines, for configuration files and messages.
@@ -555,6 +783,152 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] = b'x';
         assert_eq!(probe(&bytes).interp, None);
+    }
+
+    /// A PE image header: `MZ` stub with `e_lfanew = at`, COFF header, an
+    /// optional header of the given magic with 16 data directories, the
+    /// CLR one filled when `dotnet`.
+    pub(crate) fn pe(at: usize, machine: u16, magic: u16, dotnet: bool) -> Vec<u8> {
+        let mut v = std::vec![0u8; at];
+        v[..2].copy_from_slice(b"MZ");
+        v[0x3c..0x40].copy_from_slice(&(at as u32).to_le_bytes());
+        v.extend_from_slice(b"PE\0\0");
+        let (count_at, dirs_at) = if magic == PE32_PLUS {
+            (108, 112)
+        } else {
+            (92, 96)
+        };
+        let optional_size = dirs_at + 16 * 8;
+        let mut coff = [0u8; 20];
+        coff[..2].copy_from_slice(&machine.to_le_bytes());
+        coff[16..18].copy_from_slice(&(optional_size as u16).to_le_bytes());
+        v.extend_from_slice(&coff);
+        let mut opt = std::vec![0u8; optional_size];
+        opt[..2].copy_from_slice(&magic.to_le_bytes());
+        opt[count_at..count_at + 4].copy_from_slice(&16u32.to_le_bytes());
+        if dotnet {
+            let e = dirs_at + 14 * 8;
+            opt[e..e + 4].copy_from_slice(&0x2008u32.to_le_bytes());
+            opt[e + 4..e + 8].copy_from_slice(&0x48u32.to_le_bytes());
+        }
+        v.extend_from_slice(&opt);
+        v
+    }
+
+    #[test]
+    fn pe_machine_class_and_dotnet() {
+        for (machine, magic, dotnet, class) in [
+            (0x14c, PE32, false, ELFCLASS32),
+            (0x14c, PE32, true, ELFCLASS32),
+            (0x8664, PE32_PLUS, false, ELFCLASS64),
+            (0xaa64, PE32_PLUS, true, ELFCLASS64),
+        ] {
+            let bytes = pe(0x80, machine, magic, dotnet);
+            let f = probe(&bytes);
+            assert_eq!(f.format, Format::Pe);
+            assert_eq!((f.pe_machine, f.class, f.dotnet), (machine, class, dotnet));
+            assert_eq!((f.machine, f.interp), (0, None));
+            assert!(!needs_more(&bytes, &f, true));
+        }
+        // NumberOfRvaAndSizes too small to count the CLR directory.
+        let mut bytes = pe(0x80, 0x14c, PE32, true);
+        bytes[0x80 + 24 + 92..0x80 + 24 + 96].copy_from_slice(&14u32.to_le_bytes());
+        assert!(!probe(&bytes).dotnet);
+        // An optional header too short to hold it.
+        let mut bytes = pe(0x80, 0x14c, PE32, true);
+        bytes[0x80 + 20..0x80 + 22].copy_from_slice(&100u16.to_le_bytes());
+        assert_eq!(probe(&bytes).format, Format::Pe);
+        assert!(!probe(&bytes).dotnet);
+        assert_eq!(pe_machine_by_name("arm64"), Some(0xaa64));
+        assert_eq!(pe_machine_name(0x8664), Some("x86_64"));
+    }
+
+    #[test]
+    fn pe_headers_are_bounds_checked() {
+        let full = pe(0x80, 0x8664, PE32_PLUS, true);
+        for len in 0..full.len() {
+            let f = probe(&full[..len]);
+            if len < 0x80 + 26 {
+                assert_eq!(f, Facts::UNKNOWN, "len {len}");
+            } else {
+                assert_eq!(f.format, Format::Pe, "len {len}");
+                assert!(!f.dotnet || len >= 0x80 + 24 + 112 + 15 * 8, "len {len}");
+            }
+        }
+        // A DOS program: no PE signature.
+        let mut dos = full.clone();
+        dos[0x80] = b'X';
+        assert_eq!(probe(&dos), Facts::UNKNOWN);
+        // e_lfanew far away: not worth a read; just past the block: read more.
+        let mut far = full.clone();
+        far[0x3c..0x40].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(probe(&far), Facts::UNKNOWN);
+        assert!(!needs_more(&far, &probe(&far), true));
+        let long_stub = pe(2000, 0x14c, PE32, true);
+        let first = &long_stub[..HEADER_LEN];
+        assert_eq!(probe(first), Facts::UNKNOWN);
+        assert!(needs_more(first, &probe(first), false));
+        let all = probe(&long_stub);
+        assert!(all.dotnet && all.format == Format::Pe);
+        assert!(!needs_more(&long_stub, &all, false));
+        // ELF never asks for more unless PT_INTERP is wanted.
+        let elf_cut = elf(true, false, 183, Some(b"/lib/ld-linux-aarch64.so.1"));
+        let cut = &elf_cut[..elf_cut.len() - 4];
+        assert!(!needs_more(cut, &probe(cut), false));
+        assert!(needs_more(cut, &probe(cut), true));
+    }
+
+    #[test]
+    fn java_classes_and_mach_o() {
+        // Java 8 class: minor 0, major 52.
+        let class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x10";
+        let f = probe(class);
+        assert_eq!((f.format, f.java_major), (Format::JavaClass, 52));
+        // Java 1.1 (45.3).
+        assert_eq!(
+            probe(b"\xca\xfe\xba\xbe\x00\x03\x00\x2d").format,
+            Format::JavaClass
+        );
+        // Universal binary with two architectures, x86_64 first.
+        let fat = b"\xca\xfe\xba\xbe\x00\x00\x00\x02\x01\x00\x00\x07\x00\x00\x00\x03";
+        let f = probe(fat);
+        assert_eq!(f.format, Format::MachO);
+        assert_eq!(
+            (f.macho_arches, f.macho_cpu, f.java_major),
+            (2, 0x0100_0007, 0)
+        );
+        // 19 architectures is still fat, and neither is a class of major < 45.
+        assert_eq!(
+            probe(b"\xca\xfe\xba\xbe\x00\x00\x00\x13").format,
+            Format::MachO
+        );
+        assert_eq!(
+            probe(b"\xca\xfe\xba\xbe\x00\x00\x00\x2c").format,
+            Format::Unknown
+        );
+        assert_eq!(
+            probe(b"\xca\xfe\xba\xbe\x00\x00\x00\x00").format,
+            Format::Unknown
+        );
+        assert_eq!(probe(b"\xca\xfe\xba\xbe\x00\x00").format, Format::Unknown);
+        // Thin Mach-O: 64-bit little-endian arm64, 32-bit big-endian ppc.
+        let f = probe(b"\xcf\xfa\xed\xfe\x0c\x00\x00\x01\x00\x00\x00\x00");
+        assert_eq!(f.format, Format::MachO);
+        assert_eq!(
+            (f.class, f.endian, f.macho_cpu, f.macho_arches),
+            (ELFCLASS64, ELFDATA2LSB, 0x0100_000c, 0)
+        );
+        let f = probe(b"\xfe\xed\xfa\xce\x00\x00\x00\x12");
+        assert_eq!(
+            (f.format, f.class, f.endian, f.macho_cpu),
+            (Format::MachO, ELFCLASS32, ELFDATA2MSB, 0x12)
+        );
+        assert_eq!(probe(b"\xfe\xed\xfa\xcf").format, Format::Unknown);
+        for &(name, f) in Format::NAMES {
+            assert_eq!(Format::from_name(name), Some(f));
+            assert_eq!(f.name(), name);
+            assert_eq!(Format::from_code(f as u32), Some(f));
+        }
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn elf_facts(machine: u16, class: u8, endian: u8) -> Facts<'static> {
         machine,
         flags: 0,
         interp: None,
+        ..Facts::UNKNOWN
     }
 }
 
@@ -36,6 +37,7 @@ const AARCH64: Facts<'static> = Facts {
     machine: 183,
     flags: 0,
     interp: Some(b"/lib/ld-linux-aarch64.so.1"),
+    ..Facts::UNKNOWN
 };
 
 /// Strings owned by the test.
@@ -359,7 +361,7 @@ fn every_byte_of_a_blob_is_covered_by_a_checksum() {
 #[test]
 fn truncated_and_foreign_blobs_are_rejected() {
     let bytes = blob_of(CHAIN);
-    for len in [0, 10, 87, 88, bytes.len() - 1] {
+    for len in [0, 10, 95, 96, bytes.len() - 1] {
         assert!(Blob::open(&bytes[..len]).is_err(), "len {len}");
     }
     let mut other = bytes.clone();
@@ -694,4 +696,241 @@ fn path_rules_are_filtered_by_directory_without_changing_the_outcome() {
     assert_eq!(rule(&deep), None, "more directories than the filter holds");
     let deep_special = format!("/{}special-9", "d/".repeat(100));
     assert_eq!(rule(&deep_special), Some(Reason::Rule(400)));
+}
+
+fn pe_facts(pe_machine: u16, class: u8, dotnet: bool) -> Facts<'static> {
+    Facts {
+        format: Format::Pe,
+        class,
+        pe_machine,
+        dotnet,
+        ..Facts::UNKNOWN
+    }
+}
+
+const JAVA: Facts<'static> = Facts {
+    format: Format::JavaClass,
+    java_major: 52,
+    ..Facts::UNKNOWN
+};
+
+const MACHO_FAT: Facts<'static> = Facts {
+    format: Format::MachO,
+    macho_arches: 2,
+    macho_cpu: 0x0100_0007,
+    ..Facts::UNKNOWN
+};
+
+/// The first interpreter that would run for `facts` when `present` exist,
+/// and the paths tried before it.
+fn route(blob: &Blob<'_>, facts: Facts<'_>, present: &[&str]) -> (Option<String>, Vec<String>) {
+    let Some(plan) = decide::decide(blob, &Subject { facts, paths: &[] }, None).unwrap() else {
+        return (None, Vec::new());
+    };
+    let mut world = Fake::with(present);
+    let _ = decide::walk(blob, &plan, 4096, &mut world).unwrap();
+    let tried = world.failed.iter().map(|(p, _)| p.clone()).collect();
+    (world.ran.first().cloned(), tried)
+}
+
+#[test]
+fn pe_java_and_mach_o_rules_match_their_facts_only() {
+    let bytes = blob_of(
+        r#"
+[interpreters.a]
+path = "/a"
+[interpreters.b]
+path = "/b"
+[interpreters.c]
+path = "/c"
+[interpreters.d]
+path = "/d"
+[interpreters.e]
+path = "/e"
+[interpreters.f]
+path = "/f"
+
+[[rules]]
+arch = "aarch64"
+interpreter = "f"
+
+[[rules]]
+pe_machine = "arm64"
+interpreter = "a"
+
+[[rules]]
+format = "pe"
+dotnet = true
+interpreter = "b"
+
+[[rules]]
+format = "pe"
+class = 64
+interpreter = "c"
+
+[[rules]]
+format = "java"
+interpreter = "d"
+
+[[rules]]
+format = "macho"
+interpreter = "e"
+
+[[rules]]
+class = 64
+interpreter = "f"
+"#,
+    );
+    let blob = Blob::open(&bytes).unwrap();
+    let decide = |facts| {
+        decide::decide(&blob, &Subject { facts, paths: &[] }, None)
+            .unwrap()
+            .map(|p| p.reason)
+    };
+    let c32 = probe::ELFCLASS32;
+    let c64 = probe::ELFCLASS64;
+    assert_eq!(decide(pe_facts(0xaa64, c64, true)), Some(Reason::Rule(1)));
+    assert_eq!(decide(pe_facts(0x14c, c32, true)), Some(Reason::Rule(2)));
+    assert_eq!(decide(pe_facts(0x8664, c64, false)), Some(Reason::Rule(3)));
+    assert_eq!(decide(pe_facts(0x14c, c32, false)), None);
+    assert_eq!(decide(JAVA), Some(Reason::Rule(4)));
+    assert_eq!(decide(MACHO_FAT), Some(Reason::Rule(5)));
+    // A 64-bit thin Mach-O matches `class = 64` of the last rule only if no
+    // format rule takes it first.
+    let thin = Facts {
+        format: Format::MachO,
+        class: c64,
+        ..Facts::UNKNOWN
+    };
+    assert_eq!(decide(thin), Some(Reason::Rule(5)));
+    // ELF binaries skip the PE, Java and Mach-O rules.
+    assert_eq!(decide(AARCH64), Some(Reason::Rule(0)));
+    assert_eq!(
+        decide(elf_facts(62, c64, probe::ELFDATA2LSB)),
+        Some(Reason::Rule(6))
+    );
+    assert_eq!(decide(elf_facts(3, c32, probe::ELFDATA2LSB)), None);
+    assert_eq!(decide(Facts::UNKNOWN), None);
+}
+
+#[test]
+fn rules_mixing_formats_are_rejected() {
+    for (toml, what) in [
+        (
+            "machine = 62\npe_machine = \"i386\"",
+            "ELF conditions with PE ones",
+        ),
+        (
+            "format = \"pe\"\nosabi = 3",
+            "a non-ELF format with ELF conditions",
+        ),
+        (
+            "format = \"java\"\ndotnet = true",
+            "a non-PE format with PE conditions",
+        ),
+        ("format = \"wasm\"", "is not one of elf, pe, java, macho"),
+        ("pe_machine = \"vax\"", "not a known PE machine name"),
+        ("dotnet = 1", "must be true or false"),
+    ] {
+        let text =
+            format!("[interpreters.a]\npath = \"/a\"\n[[rules]]\n{toml}\ninterpreter = \"a\"\n");
+        let e = Config::parse("t.toml", &text).unwrap_err();
+        assert!(e.message.contains(what), "{toml}: {e}");
+    }
+}
+
+#[test]
+fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/data/binfmt-dispatcher.toml"
+    ))
+    .unwrap();
+    let bytes = compile(&Config::parse("data/binfmt-dispatcher.toml", &text).unwrap()).unwrap();
+    let blob = Blob::open(&bytes).unwrap();
+    let c32 = probe::ELFCLASS32;
+    let c64 = probe::ELFCLASS64;
+    let all = [
+        "/usr/bin/wine64",
+        "/usr/bin/wine",
+        "/usr/bin/mono",
+        "/usr/bin/dotnet",
+        "/usr/bin/java",
+    ];
+    let ran = |facts, present: &[&str]| route(&blob, facts, present).0;
+    let win64 = pe_facts(0x8664, c64, false);
+    let win32 = pe_facts(0x14c, c32, false);
+    let net = pe_facts(0x14c, c32, true);
+    assert_eq!(ran(win64, &all).as_deref(), Some("/usr/bin/wine64"));
+    assert_eq!(
+        ran(win64, &["/usr/bin/wine"]).as_deref(),
+        Some("/usr/bin/wine")
+    );
+    assert_eq!(ran(win32, &all).as_deref(), Some("/usr/bin/wine"));
+    assert_eq!(ran(win32, &["/usr/bin/wine64"]), None);
+    assert_eq!(ran(net, &all).as_deref(), Some("/usr/bin/mono"));
+    // .NET falls back to Wine (which runs it with wine-mono): the 32-bit one.
+    assert_eq!(ran(net, &all[..2]).as_deref(), Some("/usr/bin/wine"));
+    assert_eq!(
+        ran(pe_facts(0x8664, c64, true), &["/usr/bin/dotnet"]).as_deref(),
+        Some("/usr/bin/dotnet")
+    );
+    assert_eq!(ran(JAVA, &all).as_deref(), Some("/usr/bin/java"));
+    let (none, tried) = route(&blob, MACHO_FAT, &all);
+    assert_eq!(none, None);
+    assert_eq!(tried, ["/usr/libexec/binfmt-dispatcher/no-mach-o-runtime"]);
+    // ELF x86-64 still goes to FEX first: the new rules come last.
+    let (_, tried) = route(&blob, elf_facts(62, c64, probe::ELFDATA2LSB), &[]);
+    assert_eq!(tried[0], "/usr/bin/FEXInterpreter");
+    // The Java launcher's argv: java -cp DIR CLASS ARGS.
+    let plan = decide::decide(
+        &blob,
+        &Subject {
+            facts: JAVA,
+            paths: &[],
+        },
+        None,
+    )
+    .unwrap()
+    .unwrap();
+    let record = blob
+        .record(
+            blob.header_array(header::INTERPRETERS),
+            plan.interpreter,
+            blob::interp::LEN,
+        )
+        .unwrap();
+    let candidate = Candidate {
+        index: plan.interpreter,
+        record,
+        path: b"/usr/bin/java\0",
+        muvm: None,
+    };
+    let args = Owned::new(&["dispatcher", "/home/ann/Hello.class", "Hello.class", "x"]);
+    let guest = Guest {
+        binary: b"/home/ann/Hello.class\0",
+        argv0: b"Hello.class\0",
+        args: &args,
+        first_arg: 3,
+        execfd: Some(3),
+    };
+    let (mut argv, mut envp, mut arena) =
+        ([std::ptr::null(); 16], [std::ptr::null(); 4], [0u8; 256]);
+    let mut out = Buffers {
+        argv: &mut argv,
+        envp: &mut envp,
+        arena: &mut arena,
+    };
+    let sizes = launch::build(&blob, &candidate, &guest, &Owned::new(&[]), &mut out).unwrap();
+    let shown: Vec<String> = out.argv[..sizes.argv - 1]
+        .iter()
+        // SAFETY (test only): build() points every entry at a live
+        // NUL-terminated string owned by this function's buffers.
+        .map(|&p| {
+            unsafe { std::ffi::CStr::from_ptr(p.cast()) }
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    assert_eq!(shown, ["/usr/bin/java", "-cp", "/home/ann", "Hello", "x"]);
 }

@@ -17,7 +17,7 @@ pub fn fixup(bytes: &[u8]) -> Vec<u8> {
         b.resize(header::LEN, 0);
     }
     let len = b.len();
-    // The chunk count c satisfies c == ceil((len - 88 - 4c) / CHUNK); grow
+    // The chunk count c satisfies c == ceil((len - 96 - 4c) / CHUNK); grow
     // the blob by a few bytes until one does.
     let count = loop {
         let len = b.len();

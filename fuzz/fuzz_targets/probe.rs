@@ -18,9 +18,20 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(data[start + interp.len()], 0);
         assert!(!past, "PT_INTERP found and past the block at once");
     }
-    if facts.format != Format::Elf {
+    if facts.format == Format::Unknown {
         assert_eq!(facts, probe::Facts::UNKNOWN);
+    }
+    if facts.format != Format::Elf {
         assert!(!past);
+        assert_eq!(facts.interp, None);
+    }
+    // needs_more never asks for more than HEADER_LEN_MAX holds, nor again
+    // once the facts are complete.
+    if data.len() == HEADER_LEN_MAX {
+        assert!(!probe::needs_more(data, &facts, true) || past);
+    }
+    if facts.format == Format::Pe {
+        assert_eq!(&data[..2], b"MZ");
     }
     // Reading a longer block never loses the facts of the header itself.
     for cut in [20, 64, 1024] {
@@ -29,6 +40,10 @@ fuzz_target!(|data: &[u8]| {
             if short.format == Format::Elf {
                 assert_eq!(short.machine, facts.machine);
                 assert_eq!(short.class, facts.class);
+            }
+            if short.format == Format::Pe {
+                assert_eq!(short.pe_machine, facts.pe_machine);
+                assert!(!short.dotnet || facts.dotnet);
             }
         }
     }

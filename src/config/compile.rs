@@ -221,6 +221,8 @@ fn conditions(r: &Rule) -> u32 {
     set(Cond::FLAGS, r.flags.is_some());
     set(Cond::INTERP, r.interp.is_some());
     set(Cond::PATH, r.path.is_some());
+    set(Cond::PE_MACHINE, r.pe_machine.is_some());
+    set(Cond::DOTNET, r.dotnet.is_some());
     c
 }
 
@@ -233,6 +235,7 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         strings: HashMap::new(),
     };
     let muvm = d.str(config.muvm_path.as_deref().unwrap_or("").as_bytes());
+    let helper = d.str(config.missing_helper.as_deref().unwrap_or("").as_bytes());
 
     // Variable-length parts of the interpreters.
     struct Parts {
@@ -354,6 +357,8 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
         d.u32(mask);
         d.pair(*interp_glob);
         d.pair(*path_glob);
+        d.u32(r.pe_machine.map_or(0, u32::from));
+        d.u32(u32::from(r.dotnet.unwrap_or(false)));
     }
     let index_buckets = if lists.is_empty() {
         0
@@ -408,6 +413,7 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Ve
     pair((index_at, index_buckets as u32));
     pair(any_list);
     pair((overrides_at, override_buckets as u32));
+    pair(helper);
     debug_assert_eq!(head.len(), header::CHUNKS - header::MUVM);
     debug_assert_eq!(index_at - rules_at, (config.rules.len() * rule::LEN) as u32);
     debug_assert_eq!(rules_at - interps_at, (parts.len() * interp::LEN) as u32);

@@ -119,6 +119,10 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
         let _ = writeln!(out, "interpreter = {}", quote(&id_of(default)?));
     }
     let _ = writeln!(out, "log_level = {}", quote(level.name()));
+    let helper = text(blob.str(0, header::MISSING_HELPER)?)?;
+    if !helper.is_empty() {
+        let _ = writeln!(out, "missing_helper = {}", quote(helper));
+    }
 
     // [muvm]
     let muvm = text(blob.str(0, header::MUVM)?)?;
@@ -340,7 +344,9 @@ fn rule_toml(blob: &Blob<'_>, r: u32, n: u32) -> Res<String> {
     }
     if has(Cond::FORMAT) {
         match Format::from_code(field(rule::FORMAT)?) {
-            Some(Format::Elf) => out.push_str("format = \"elf\"\n"),
+            Some(f) if f != Format::Unknown => {
+                let _ = writeln!(out, "format = {}", quote(f.name()));
+            }
             _ => return invalid(format!("[[rules]] #{n}: unknown format")),
         }
     }
@@ -391,6 +397,26 @@ fn rule_toml(blob: &Blob<'_>, r: u32, n: u32) -> Res<String> {
             "path = {}",
             quote(text(blob.str(r, rule::PATH_GLOB)?)?)
         );
+    }
+    if has(Cond::PE_MACHINE) {
+        let m = field(rule::PE_MACHINE)?;
+        let m = u16::try_from(m)
+            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: PE machine {m}")))?;
+        match probe::pe_machine_name(m) {
+            Some(name) => {
+                let _ = writeln!(out, "pe_machine = {}", quote(name));
+            }
+            None => {
+                let _ = writeln!(out, "pe_machine = {m:#x}");
+            }
+        }
+    }
+    if has(Cond::DOTNET) {
+        match field(rule::DOTNET)? {
+            0 => out.push_str("dotnet = false\n"),
+            1 => out.push_str("dotnet = true\n"),
+            d => return invalid(format!("[[rules]] #{n}: dotnet {d}")),
+        }
     }
     Ok(out)
 }
@@ -467,6 +493,7 @@ mod tests {
 [defaults]
 interpreter = "fex"
 log_level = "debug"
+missing_helper = "/usr/libexec/binfmt-dispatcher/missing-interpreter"
 
 [muvm]
 path = "/usr/bin/muvm"
@@ -547,5 +574,26 @@ interpreter = "odd"
 [[rules]]
 path = "**/*.exe"
 interpreter = "my emu"
+
+[[rules]]
+format = "pe"
+pe_machine = "x86_64"
+class = 64
+dotnet = true
+interpreter = "odd"
+
+[[rules]]
+pe_machine = 0x1234
+dotnet = false
+interpreter = "odd"
+
+[[rules]]
+format = "java"
+interpreter = "odd"
+
+[[rules]]
+format = "macho"
+class = 64
+interpreter = "odd"
 "#;
 }

@@ -108,11 +108,12 @@ pub struct Binary {
 pub struct Rule {
     /// `arch`: a QEMU target name, shorthand for machine, class, endian, flags.
     pub arch: Option<String>,
-    /// `format`: `"elf"`.
+    /// `format`: `"elf"`, `"pe"`, `"java"` or `"macho"`.
     pub format: Option<crate::probe::Format>,
     /// `machine`: ELF `e_machine`, by name or number.
     pub machine: Option<u16>,
-    /// `class`: 32 or 64 (stored as ELFCLASS32 / ELFCLASS64).
+    /// `class`: 32 or 64 (stored as ELFCLASS32 / ELFCLASS64); for PE,
+    /// PE32 or PE32+.
     pub class: Option<u8>,
     /// `endian`: `"little"` or `"big"` (stored as ELFDATA2LSB / MSB).
     pub endian: Option<u8>,
@@ -124,6 +125,11 @@ pub struct Rule {
     pub interp: Option<String>,
     /// `path`: glob on the binary's path.
     pub path: Option<String>,
+    /// `pe_machine`: PE COFF `Machine`, by name or number.
+    pub pe_machine: Option<u16>,
+    /// `dotnet`: whether the PE image must be (or must not be) a .NET
+    /// assembly.
+    pub dotnet: Option<bool>,
     /// `interpreter`: the interpreter's ID.
     pub interpreter: Spanned<String>,
 }
@@ -137,6 +143,9 @@ pub struct Config {
     pub log_level: Option<LogLevel>,
     /// `[muvm] path`.
     pub muvm_path: Option<String>,
+    /// `[defaults] missing_helper`: executed when no interpreter of the
+    /// chain exists; `""` turns an earlier layer's off.
+    pub missing_helper: Option<String>,
     /// `[interpreters.*]` by ID.
     pub interpreters: BTreeMap<String, Interpreter>,
     /// `[binaries.*]` by ID.
@@ -173,6 +182,7 @@ impl Config {
         take(&mut self.default_interpreter, later.default_interpreter);
         take(&mut self.log_level, later.log_level);
         take(&mut self.muvm_path, later.muvm_path);
+        take(&mut self.missing_helper, later.missing_helper);
         for (id, new) in later.interpreters {
             let old = self.interpreters.entry(id).or_insert_with(|| Interpreter {
                 loc: new.loc.clone(),

@@ -167,7 +167,17 @@ pub(super) fn layer(file: &str, text: &str) -> Res<Config> {
     let mut config = Config::default();
     if let Some(item) = root.get("defaults") {
         let t = l.table(item, "[defaults]")?;
-        l.known_keys(t, "[defaults]", &["interpreter", "log_level"])?;
+        l.known_keys(
+            t,
+            "[defaults]",
+            &["interpreter", "log_level", "missing_helper"],
+        )?;
+        if let Some(i) = t.get("missing_helper") {
+            config.missing_helper = Some(match i.as_str() {
+                Some("") => String::new(),
+                _ => l.path(i, "[defaults] missing_helper")?.value,
+            });
+        }
         if let Some(i) = t.get("interpreter") {
             config.default_interpreter = Some(l.string(i, "[defaults] interpreter")?);
         }
@@ -364,6 +374,8 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
             "flags_mask",
             "interp",
             "path",
+            "pe_machine",
+            "dotnet",
             "interpreter",
         ],
     )?;
@@ -400,15 +412,16 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
     }
     if let Some(v) = t.get("format") {
         let s = l.string(v, &key("format"))?;
-        r.format = Some(match s.value.as_str() {
-            "elf" => Format::Elf,
-            other => {
-                return Err(l.error(
-                    v.span(),
-                    format!("{} `{other}` is not `elf`", key("format")),
-                ));
-            }
-        });
+        r.format = Some(Format::from_name(&s.value).ok_or_else(|| {
+            l.error(
+                v.span(),
+                format!(
+                    "{} `{}` is not one of elf, pe, java, macho",
+                    key("format"),
+                    s.value
+                ),
+            )
+        })?);
     }
     if let Some(v) = t.get("machine") {
         r.machine = Some(match v.as_str() {
@@ -476,6 +489,45 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
             ));
         }
         r.path = Some(s.value);
+    }
+    if let Some(v) = t.get("pe_machine") {
+        r.pe_machine = Some(match v.as_str() {
+            Some(name) => probe::pe_machine_by_name(name).ok_or_else(|| {
+                let known: Vec<&str> = probe::PE_MACHINES.iter().map(|(n, _)| *n).collect();
+                l.error(
+                    v.span(),
+                    format!(
+                        "{} `{name}` is not a known PE machine name ({}); give its number",
+                        key("pe_machine"),
+                        known.join(", ")
+                    ),
+                )
+            })?,
+            None => l.integer(v, &key("pe_machine"), u64::from(u16::MAX))? as u16,
+        });
+    }
+    if let Some(v) = t.get("dotnet") {
+        r.dotnet = Some(l.bool(v, &key("dotnet"))?);
+    }
+    // Conditions of different formats can never hold at once.
+    let elf_only = r.machine.is_some()
+        || r.endian.is_some()
+        || r.osabi.is_some()
+        || r.flags.is_some()
+        || r.interp.is_some();
+    let pe_only = r.pe_machine.is_some() || r.dotnet.is_some();
+    let clash = match r.format {
+        _ if elf_only && pe_only => Some("ELF conditions with PE ones"),
+        Some(f) if f != Format::Elf && elf_only => Some("a non-ELF format with ELF conditions"),
+        Some(f) if f != Format::Pe && pe_only => Some("a non-PE format with PE conditions"),
+        Some(Format::JavaClass) if r.class.is_some() => Some("java with a class"),
+        _ => None,
+    };
+    if let Some(clash) = clash {
+        return Err(l.error(
+            t.span(),
+            format!("{what} combines {clash}; it can never match"),
+        ));
     }
     Ok(r)
 }

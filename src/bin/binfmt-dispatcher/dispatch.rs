@@ -262,18 +262,16 @@ fn dispatch(
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
-    if blob.header(header::FLAGS) & Flags::INTERP_MATCHERS != 0
-        && inputs.facts.interp.is_none()
-        && probe::interp_past(inputs.header)
-    {
+    let want_interp = blob.header(header::FLAGS) & Flags::INTERP_MATCHERS != 0;
+    if probe::needs_more(inputs.header, &inputs.facts, want_interp) {
         dispatch_with_more_header(blob, inputs, exec)
     } else {
         dispatch_facts(blob, inputs, exec)
     }
 }
 
-/// [`dispatch`] when a rule looks at `PT_INTERP` and it lies past the first
-/// read: read more, in a frame of its own so the usual path does not pay
+/// [`dispatch`] when the first read was too short ([`probe::needs_more`]:
+/// a `PT_INTERP` some rule looks at, or a PE header, past it): read more, in a frame of its own so the usual path does not pay
 /// for the buffer.
 #[inline(never)]
 fn dispatch_with_more_header(
@@ -399,8 +397,13 @@ fn log_plan(log: &Log, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blob::R
 
 /// A short description of the binary's kind for messages.
 fn kind(facts: &Facts<'_>) -> &'static [u8] {
-    if facts.format != probe::Format::Elf {
-        return b"not a recognised format";
+    match facts.format {
+        probe::Format::Elf => {}
+        probe::Format::Pe if facts.dotnet => return b".NET assembly",
+        probe::Format::Pe => return b"Windows program (PE)",
+        probe::Format::JavaClass => return b"Java class file",
+        probe::Format::MachO => return b"macOS program (Mach-O)",
+        probe::Format::Unknown => return b"not a recognised format",
     }
     match probe::ARCHES.iter().find(|a| {
         a.machine == facts.machine

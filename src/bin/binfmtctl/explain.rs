@@ -407,17 +407,85 @@ fn arch_of(facts: &Facts<'_>) -> Option<&'static str> {
 }
 
 fn facts_out(facts: &Facts<'_>) -> (Json, Vec<String>) {
-    if facts.format != Format::Elf {
-        return (
-            Json::Obj(vec![("format", Json::str("unknown"))]),
-            vec!["format: not recognised (not ELF)".to_string()],
-        );
-    }
-    let class = match facts.class {
+    let bits = match facts.class {
         probe::ELFCLASS32 => 32,
         probe::ELFCLASS64 => 64,
         _ => 0,
     };
+    match facts.format {
+        Format::Elf => {}
+        Format::Unknown => {
+            return (
+                Json::Obj(vec![("format", Json::str("unknown"))]),
+                vec!["format: not recognised (not ELF, PE, Java class or Mach-O)".to_string()],
+            );
+        }
+        Format::Pe => {
+            let name = probe::pe_machine_name(facts.pe_machine);
+            let json = Json::Obj(vec![
+                ("format", Json::str("pe")),
+                ("class", Json::Num(bits)),
+                ("pe_machine", Json::Num(u64::from(facts.pe_machine))),
+                ("pe_machine_name", Json::opt(name, Json::str)),
+                ("dotnet", Json::Bool(facts.dotnet)),
+            ]);
+            let kind = match (bits, facts.dotnet) {
+                (_, true) => ".NET assembly (CLR header present)".to_string(),
+                (0, false) => "no optional header (an object file?)".to_string(),
+                (bits, false) => format!("Windows program (Win{bits}, no CLR header)"),
+            };
+            let class = match bits {
+                32 => "PE32",
+                64 => "PE32+",
+                _ => "PE",
+            };
+            let text = vec![
+                format!("format: {class}, {kind}"),
+                format!(
+                    "PE machine: {} ({:#x})",
+                    name.unwrap_or("unknown"),
+                    facts.pe_machine
+                ),
+            ];
+            return (json, text);
+        }
+        Format::JavaClass => {
+            let json = Json::Obj(vec![
+                ("format", Json::str("java")),
+                ("java_major", Json::Num(u64::from(facts.java_major))),
+            ]);
+            let java = match facts.java_major {
+                45..=48 => format!("Java 1.{}", facts.java_major - 44),
+                m => format!("Java {}", m - 44),
+            };
+            let text = vec![format!(
+                "format: Java class file, version {} ({java})",
+                facts.java_major
+            )];
+            return (json, text);
+        }
+        Format::MachO => {
+            let json = Json::Obj(vec![
+                ("format", Json::str("macho")),
+                ("class", Json::Num(bits)),
+                ("macho_cpu", Json::Num(u64::from(facts.macho_cpu))),
+                ("macho_arches", Json::Num(u64::from(facts.macho_arches))),
+            ]);
+            let what = if facts.macho_arches > 0 {
+                format!(
+                    "universal (fat), {} architectures, the first of CPU type {:#x}",
+                    facts.macho_arches, facts.macho_cpu
+                )
+            } else {
+                format!("{bits}-bit, CPU type {:#x}", facts.macho_cpu)
+            };
+            let text = vec![format!(
+                "format: Mach-O (macOS), {what}; Linux cannot run it natively"
+            )];
+            return (json, text);
+        }
+    }
+    let class = bits;
     let endian = match facts.endian {
         probe::ELFDATA2LSB => "little",
         probe::ELFDATA2MSB => "big",
