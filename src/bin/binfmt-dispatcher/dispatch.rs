@@ -10,6 +10,12 @@ use rustix::io::Errno;
 use crate::blob::{self, header, interp, Blob, BlobError, Flags};
 use crate::decide::{self, Candidate, Failure, LogLevel, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
+
+/// Environment variables the missing-interpreter helper is told the
+/// details in.
+const HELPER_MISSING: &[u8] = b"BINFMT_DISPATCHER_MISSING=";
+const HELPER_HINT: &[u8] = b"BINFMT_DISPATCHER_HINT=";
+const HELPER_KIND: &[u8] = b"BINFMT_DISPATCHER_KIND=";
 use crate::paths;
 use crate::probe::{self, Facts, HEADER_LEN, HEADER_LEN_MAX};
 use crate::rt::{self, CStrList, Process};
@@ -209,6 +215,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         keep_fd: via_fd,
         failures: [None; 8],
         count: 0,
+        facts,
     };
     let inputs = Inputs {
         facts,
@@ -372,6 +379,9 @@ fn dispatch_paths(
         Ok(()) => Ok(Ok(())),
         Err(nothing) => {
             report(exec, blob, inputs.name, &plan)?;
+            if nothing == decide::NothingRan::NotFound {
+                run_helper(exec, blob, &plan)?;
+            }
             Ok(Err(nothing.exit_code()))
         }
     }
@@ -458,6 +468,118 @@ fn report(exec: &Exec<'_>, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blo
         put(hint);
     }
     exec.log.say(LogLevel::Error, &[&line[..at]]);
+    Ok(())
+}
+
+/// Executes the missing-interpreter helper (`[defaults] missing_helper`)
+/// when no interpreter of the chain exists: `HELPER BINARY ARGV0 ARGS...`,
+/// with `BINFMT_DISPATCHER_MISSING` (the interpreters tried, by ID,
+/// space-separated), `BINFMT_DISPATCHER_HINT` (the chosen interpreter's
+/// install hint) and `BINFMT_DISPATCHER_KIND` in the environment. Returns
+/// when there is none or it cannot be executed. Never in secure mode: the
+/// helper would run with the privileges of the set-id binary.
+#[inline(never)]
+fn run_helper(exec: &mut Exec<'_>, blob: &Blob<'_>, plan: &Plan<'_>) -> blob::Result<()> {
+    let helper = blob.c_str(0, header::MISSING_HELPER)?;
+    if helper.len() <= 1 || exec.p.secure {
+        return Ok(());
+    }
+    let all = blob.header_array(header::INTERPRETERS);
+    let hint = blob.str(
+        blob.record(all, plan.interpreter, interp::LEN)?,
+        interp::INSTALL_HINT,
+    )?;
+    let kind = kind(&exec.facts);
+    // The composed variables: the IDs, the hint, the kind.
+    let mut ids_len = 0;
+    for entry in exec.failures.iter().flatten() {
+        ids_len += blob
+            .str(blob.record(all, entry.0, interp::LEN)?, interp::ID)?
+            .len()
+            + 1;
+    }
+    let arena_len = HELPER_MISSING.len()
+        + ids_len
+        + 1
+        + HELPER_HINT.len()
+        + hint.len()
+        + 1
+        + HELPER_KIND.len()
+        + kind.len()
+        + 1;
+    let g = exec.guest;
+    let argc = 3 + g.args.count().saturating_sub(g.first_arg) + 1;
+    let envc = exec.p.env.count() + 3 + 1;
+    let (Ok(argv), Ok(envp), Ok(arena)) = (
+        rt::alloc_zeroed::<*const u8>(argc),
+        rt::alloc_zeroed::<*const u8>(envc),
+        rt::alloc_zeroed::<u8>(arena_len),
+    ) else {
+        return Ok(());
+    };
+    let mut at = 0;
+    let mut put = |at: &mut usize, bytes: &[u8]| {
+        arena[*at..*at + bytes.len()].copy_from_slice(bytes);
+        *at += bytes.len();
+    };
+    put(&mut at, HELPER_MISSING);
+    for (i, entry) in exec.failures.iter().flatten().enumerate() {
+        if i > 0 {
+            put(&mut at, b" ");
+        }
+        put(
+            &mut at,
+            blob.str(blob.record(all, entry.0, interp::LEN)?, interp::ID)?,
+        );
+    }
+    put(&mut at, b"\0");
+    let hint_at = at;
+    put(&mut at, HELPER_HINT);
+    put(&mut at, hint);
+    put(&mut at, b"\0");
+    let kind_at = at;
+    put(&mut at, HELPER_KIND);
+    put(&mut at, kind);
+    put(&mut at, b"\0");
+    let arena = &*arena;
+    argv[0] = helper.as_ptr();
+    argv[1] = g.binary.as_ptr();
+    argv[2] = g.argv0.as_ptr();
+    for (slot, i) in argv[3..].iter_mut().zip(g.first_arg..g.args.count()) {
+        *slot = g.args.ptr(i);
+    }
+    let mut n = 0;
+    let env = &exec.p.env;
+    for i in 0..env.count() {
+        let ours = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
+            .iter()
+            .any(|k| env.has_key(i, &k[..k.len() - 1]));
+        if !ours {
+            envp[n] = env.ptr(i);
+            n += 1;
+        }
+    }
+    envp[n] = arena.as_ptr();
+    envp[n + 1] = arena[hint_at..].as_ptr();
+    envp[n + 2] = arena[kind_at..].as_ptr();
+    // The helper is handed the binary by path: the descriptor stays open
+    // only when the path is the descriptor.
+    if exec.inherited != exec.keep_fd {
+        rt::set_cloexec(exec.fd, !exec.keep_fd);
+        exec.inherited = exec.keep_fd;
+    }
+    let errno = rt::execve(helper, &argv[..argc], &envp[..n + 4]);
+    if errno != Errno::NOENT {
+        exec.log.say(
+            LogLevel::Warn,
+            &[
+                b"cannot run the missing-interpreter helper ",
+                &helper[..helper.len() - 1],
+                b": ",
+                describe(errno),
+            ],
+        );
+    }
     Ok(())
 }
 
@@ -580,6 +702,8 @@ struct Exec<'a> {
     keep_fd: bool,
     failures: [Option<(u32, Failure<'static>, bool)>; 8],
     count: usize,
+    /// The binary's facts (for the missing-interpreter helper).
+    facts: Facts<'a>,
 }
 
 /// `decide::System` over real syscalls.

@@ -23,7 +23,9 @@ pub const DEFAULT_FLAGS: &str = "POCF";
 pub struct Format {
     /// QEMU's target name, or `pe`, `java`.
     pub name: String,
-    /// Whether `register` registers it (ELF targets).
+    /// Whether it is an ELF target, which `--arch all` registers; the
+    /// others (`pe`, `java`) only when named, since they take the magic
+    /// from Wine's and Java's own registrations.
     pub elf: bool,
     /// The magic as written in the table (binfmt_misc escapes).
     pub magic_text: String,
@@ -248,8 +250,9 @@ fn runs_aarch32() -> bool {
 }
 
 /// The formats `--arch LIST|all` selects for registration, and those of
-/// `all` skipped because the host runs them. Naming a native one, or a
-/// format that cannot be registered yet, is an error.
+/// `all` skipped because the host runs them. `all` means the ELF targets;
+/// `pe` and `java` are registered only when named. Naming a native one is
+/// an error.
 pub fn select(
     formats: &[Format],
     list: &str,
@@ -269,21 +272,12 @@ pub fn select(
     }
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let Some(f) = formats.iter().find(|f| f.name == name) else {
-            let known: Vec<&str> = formats
-                .iter()
-                .filter(|f| f.elf)
-                .map(|f| f.name.as_str())
-                .collect();
+            let known: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();
             return Err(format!(
                 "unknown architecture {name:?}; known: {}, or all",
                 known.join(", ")
             ));
         };
-        if !f.elf {
-            return Err(format!(
-                "{name}: binfmtctl does not register non-ELF formats yet"
-            ));
-        }
         if host.runs(f) {
             return Err(format!(
                 "{name}: this host ({}) runs {name} programs itself; binfmt_misc is consulted \
@@ -337,7 +331,14 @@ mod tests {
         assert!(skipped("none").is_empty());
         let host = Host::detect(Some("x86_64"));
         assert!(select(&formats, "x86_64", &host).is_err());
-        assert!(select(&formats, "pe", &host).is_err());
+        let (pe_java, _) = select(&formats, "pe,java", &host).unwrap();
+        assert_eq!(
+            pe_java[0].register_line("/d", "POCF"),
+            ":binfmt-dispatcher-pe:M::MZ::/d:POCF"
+        );
+        assert_eq!(pe_java[1].magic, b"\xca\xfe\xba\xbe");
+        let (all, _) = select(&formats, "all", &host).unwrap();
+        assert!(all.iter().all(|f| f.elf), "all is the ELF targets");
         assert!(select(&formats, "nope", &host).is_err());
         assert_eq!(select(&formats, "aarch64,arm", &host).unwrap().0.len(), 2);
     }

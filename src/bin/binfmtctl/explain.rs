@@ -16,7 +16,7 @@ use binfmt_dispatcher::config;
 use binfmt_dispatcher::decide::{self, Candidate, Failure, NothingRan, Reason, Subject, System};
 use binfmt_dispatcher::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Strings};
 use binfmt_dispatcher::paths;
-use binfmt_dispatcher::probe::{self, Facts, Format, HEADER_LEN};
+use binfmt_dispatcher::probe::{self, Facts, Format, HEADER_LEN, HEADER_LEN_MAX};
 
 use crate::json::Json;
 use crate::locations::{self, Locations, Source};
@@ -360,6 +360,8 @@ struct Report {
     source: Source,
     skipped: Vec<(PathBuf, String)>,
     fell_back: Option<String>,
+    /// The missing-interpreter helper the dispatcher would run (exit 127).
+    helper: Option<String>,
     decision: Option<(String, Json, String)>,
     tried: Vec<Tried>,
     ran: Option<Ran>,
@@ -638,7 +640,18 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     fs::File::open(std::ffi::OsStr::from_bytes(&filename))
         .and_then(|f| f.take(HEADER_LEN as u64).read_to_end(&mut header))
         .map_err(|e| format!("{shown}: {e}"))?;
-    let facts = probe::probe(&header);
+    let mut facts = probe::probe(&header);
+    // As the trampoline does: a PE header past the first read is read too.
+    if probe::needs_more(&header, &facts, false) {
+        let mut more = Vec::with_capacity(HEADER_LEN_MAX);
+        if fs::File::open(std::ffi::OsStr::from_bytes(&filename))
+            .and_then(|f| f.take(HEADER_LEN_MAX as u64).read_to_end(&mut more))
+            .is_ok()
+        {
+            header = more;
+        }
+        facts = probe::probe(&header);
+    }
 
     // The trampoline's argv: [dispatcher, filename, (argv0 with P), args...].
     let mut argv: Vec<Vec<u8>> = vec![b"binfmt-dispatcher".to_vec(), filename.clone()];
@@ -693,6 +706,16 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         }
     };
     let (paths, decision, tried, ran, status) = outcome;
+    let used: &[u8] = if fell_back.is_some() {
+        locations::BAKED
+    } else {
+        &effective.bytes
+    };
+    let helper = Blob::open(used)
+        .ok()
+        .and_then(|b| b.str(0, header::MISSING_HELPER).ok())
+        .filter(|h| !h.is_empty() && status == 127)
+        .map(|h| String::from_utf8_lossy(h).into_owned());
     let (facts_json, facts_text) = facts_out(&facts);
     let report = Report {
         filename,
@@ -706,6 +729,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         tried,
         ran,
         status,
+        helper,
         execfd: args.execfd,
         page_size,
         env_before: (0..env.count()).map(|i| env.bytes(i).to_vec()).collect(),
@@ -799,6 +823,7 @@ fn json(r: &Report) -> String {
         ),
         ("page_size", Json::Num(r.page_size as u64)),
         ("status", Json::Num(r.status as u64)),
+        ("missing_helper", Json::opt(r.helper.as_deref(), Json::str)),
     ])
     .render()
 }
@@ -848,6 +873,13 @@ fn text(r: &Report) -> String {
             "nothing would run: the dispatcher exits {} with one line on stderr",
             r.status
         );
+        if let Some(h) = &r.helper {
+            let _ = writeln!(
+                o,
+                "  then executes the missing-interpreter helper {h} BINARY ARGV0 ARGS... \
+                 (when it exists; never for set-id binaries), which may install one and rerun"
+            );
+        }
         return o;
     };
     let _ = writeln!(o, "runs: {} ({}) {}", ran.id, ran.name, ran.path);
