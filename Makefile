@@ -12,6 +12,7 @@ DESTDIR ?=
 PREFIX ?= /usr
 BINDIR ?= $(PREFIX)/bin
 LIBDIR ?= $(PREFIX)/lib
+LIBEXECDIR ?= $(PREFIX)/libexec
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
 DOCDIR ?= $(DATADIR)/doc/binfmt-dispatcher
@@ -63,6 +64,7 @@ install-data: $(BINFMTCTL)
 	done
 	install -Dpm0644 data/binfmt-dispatcher.toml $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-dispatcher.toml
 	install -Dpm0644 data/binfmt-arches.tsv $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-arches.tsv
+	install -Dpm0755 data/missing-interpreter $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher/missing-interpreter
 	install -Dpm0644 docs/binfmt-dispatcher.toml.example $(DESTDIR)$(DOCDIR)/binfmt-dispatcher.toml.example
 	install -Dpm0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -Dpm0644 -t $(DESTDIR)$(MANDIR)/man1/ docs/binfmtctl.1
@@ -75,6 +77,8 @@ install-data: $(BINFMTCTL)
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/binfmt-dispatcher $(DESTDIR)$(BINDIR)/binfmtctl
 	rm -f $(DESTDIR)$(BINFMTDIR)/zz-binfmt-dispatcher-*.conf
+	rm -f $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher/missing-interpreter
+	-rmdir $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher
 	rm -f $(DESTDIR)$(UNITDIR)/binfmt-dispatcher-compile.path $(DESTDIR)$(UNITDIR)/binfmt-dispatcher-compile.service
 	rm -f $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-dispatcher.toml $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-arches.tsv
 	-rmdir $(DESTDIR)$(DATADIR)/binfmt-dispatcher

@@ -566,11 +566,7 @@ fn refuses_the_hosts_own_architecture_and_unknown_names() {
     } else {
         "x86_64"
     };
-    for (arch, message) in [
-        (own, "runs"),
-        ("pdp11", "unknown architecture"),
-        ("pe", "does not register non-ELF formats yet"),
-    ] {
+    for (arch, message) in [(own, "runs"), ("pdp11", "unknown architecture")] {
         let out = private(
             &[],
             &format!(
@@ -584,6 +580,29 @@ fn refuses_the_hosts_own_architecture_and_unknown_names() {
         );
         assert!(stderr(&out).contains(message), "{arch}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn registers_pe_and_java_only_when_named() {
+    let out = private(
+        &[],
+        &format!(
+            "\"$CTL\" register --arch pe,java --interpreter \"$DISP\"; echo \"rc $?\"; {DUMP}"
+        ),
+    );
+    let text = stdout(&out);
+    assert!(text.contains("rc 0\n"), "{text}\n{}", stderr(&out));
+    assert!(text.contains("== binfmt-dispatcher-pe\n"), "{text}");
+    assert!(text.contains("magic 4d5a\n"), "{text}");
+    assert!(text.contains("== binfmt-dispatcher-java\n"), "{text}");
+    assert!(text.contains("magic cafebabe\n"), "{text}");
+    let out = private(
+        &[],
+        &format!("\"$CTL\" register --arch all --interpreter \"$DISP\"; {DUMP}"),
+    );
+    let text = stdout(&out);
+    assert!(!text.contains("binfmt-dispatcher-pe"), "{text}");
+    assert!(!text.contains("binfmt-dispatcher-java"), "{text}");
 }
 
 #[test]
@@ -739,6 +758,7 @@ fn make_install_into_destdir() {
         "usr/local/bin/binfmtctl",
         "usr/local/lib/systemd/system/binfmt-dispatcher-compile.path",
         "usr/local/lib/systemd/system/binfmt-dispatcher-compile.service",
+        "usr/local/libexec/binfmt-dispatcher/missing-interpreter",
         "usr/local/share/bash-completion/completions/binfmtctl",
         "usr/local/share/binfmt-dispatcher/binfmt-arches.tsv",
         "usr/local/share/binfmt-dispatcher/binfmt-dispatcher.toml",
