@@ -94,12 +94,35 @@ fn foreign_helpers_run_under_qemu() {
     assert_eq!(out.status.code(), Some(127));
 }
 
-fn check_report(out: &std::process::Output, rounds: u32, final_line: &str) {
+/// Checks the report of a bench run with `caches` more `--cache` variants
+/// (dispatcher-NAME each).
+fn check_report(out: &std::process::Output, rounds: u32, final_line: &str, caches: &[&str]) {
     let text = stdout(out);
     let err = stderr(out);
     assert!(out.status.success(), "{text}\n{err}");
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 7, "{text}");
+    let all: Vec<&str> = text.lines().collect();
+    let n = caches.len();
+    assert_eq!(all.len(), 8 + 2 * n, "{text}");
+    for (k, name) in caches.iter().enumerate() {
+        let header = all[3 + k];
+        assert!(
+            header.starts_with(&format!("dispatcher-{name}: BINFMT_DISPATCHER_CACHE=/"))
+                && header.ends_with(" KiB)"),
+            "{text}"
+        );
+        let line = all[6 + n + k];
+        assert!(
+            line.starts_with(&format!("dispatcher-{name} ")) && line.contains("x floor, rounds "),
+            "{text}"
+        );
+    }
+    // The lines of the three fixed variants, as without --cache.
+    let lines: Vec<&str> = all[..3]
+        .iter()
+        .chain(&all[3 + n..6 + n])
+        .chain(&all[6 + 2 * n..])
+        .copied()
+        .collect();
     assert!(lines[0].starts_with("binfmtctl bench: Linux "), "{text}");
     assert!(lines[0].contains(&format!("{rounds} rounds x ")), "{text}");
     assert!(lines[1].starts_with(final_line), "{text}");
@@ -124,6 +147,16 @@ fn check_report(out: &std::process::Output, rounds: u32, final_line: &str) {
         lines[6].starts_with("(overhead: median of per-round"),
         "{text}"
     );
+    let faults = lines[7]
+        .strip_prefix("page faults/exec (the child's, spawn to exit): ")
+        .unwrap_or_else(|| panic!("{text}"));
+    let names: Vec<&str> = faults
+        .split(", ")
+        .map(|f| f.split(' ').next().unwrap())
+        .collect();
+    let mut want = vec!["direct".to_string(), "floor".into(), "dispatcher".into()];
+    want.extend(caches.iter().map(|c| format!("dispatcher-{c}")));
+    assert_eq!(names, want, "{text}");
     // Progress on stderr, a line per round when it is not a terminal.
     for r in 1..=rounds {
         assert!(
@@ -147,7 +180,76 @@ fn bench_completes() {
         ])
         .output()
         .unwrap();
-    check_report(&out, 2, "final interpreter: built-in exit0 (exits at once)");
+    check_report(
+        &out,
+        2,
+        "final interpreter: built-in exit0 (exits at once)",
+        &[],
+    );
+}
+
+/// `--cache FILE`, twice: two more variants in the same rounds, each with
+/// its cache as BINFMT_DISPATCHER_CACHE (both route the foreign files to an
+/// exit0 of their own).
+#[test]
+fn bench_with_caches() {
+    let dir = temp_dir("bench-caches");
+    let isa = host();
+    let mut caches = Vec::new();
+    for name in ["small", "other"] {
+        let exit0 = write_exe(&dir, &format!("exit0-{name}"), &elf::exit0(isa));
+        let toml = dir.join(format!("{name}.toml"));
+        fs::write(
+            &toml,
+            format!(
+                "[interpreters.final]\npath = \"{}\"\nargv = \"qemu\"\n\n\
+                 [[rules]]\nmachine = {}\ninterpreter = \"final\"\n",
+                exit0.display(),
+                isa.other().machine()
+            ),
+        )
+        .unwrap();
+        let cache = dir.join(format!("{name}.cache"));
+        let out = Command::new(BINFMTCTL)
+            .arg("compile")
+            .arg("--output")
+            .arg(&cache)
+            .arg(&toml)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        caches.push(cache);
+    }
+    let out = Command::new(BINFMTCTL)
+        .args([
+            "bench",
+            "--rounds",
+            "2",
+            "--execs",
+            "20",
+            "--dispatcher",
+            DISPATCHER,
+        ])
+        .arg("--cache")
+        .arg(&caches[0])
+        .arg("--cache")
+        .arg(&caches[1])
+        .output()
+        .unwrap();
+    check_report(
+        &out,
+        2,
+        "final interpreter: built-in exit0 (exits at once)",
+        &["small", "other"],
+    );
+    // A cache that does not exist: an error before anything runs.
+    let out = Command::new(BINFMTCTL)
+        .args(["bench", "--dispatcher", DISPATCHER, "--cache"])
+        .arg(dir.join("none.cache"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--cache "), "{}", stderr(&out));
 }
 
 #[test]
@@ -173,6 +275,7 @@ fn bench_with_a_real_interpreter() {
         &out,
         1,
         &format!("final interpreter: {QEMU_AARCH64} (aarch64 exit(0) programs)"),
+        &[],
     );
     assert!(stdout(&out).contains("with interpreter qemu-aarch64 at the final interpreter"));
 }
@@ -207,5 +310,10 @@ fn bench_runs_unprivileged() {
         .env("TMPDIR", "/tmp")
         .output()
         .unwrap();
-    check_report(&out, 1, "final interpreter: built-in exit0 (exits at once)");
+    check_report(
+        &out,
+        1,
+        "final interpreter: built-in exit0 (exits at once)",
+        &[],
+    );
 }

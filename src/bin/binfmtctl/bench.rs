@@ -10,7 +10,11 @@
 //! - `dispatcher`: binfmt-dispatcher (flags POCF) with the built-in
 //!   configuration, the foreign architecture's interpreter pointed at the
 //!   final one, compiled as the system cache (the default path: no user
-//!   cache, a system cache, on a tmpfs only this namespace sees).
+//!   cache, a system cache, on a tmpfs only this namespace sees);
+//! - `dispatcher-NAME`, one per `--cache DIR/NAME.cache`: the dispatcher
+//!   with that compiled cache (BINFMT_DISPATCHER_CACHE), which must route
+//!   the foreign files to an interpreter that runs them (benches/
+//!   exec_overhead.rs measures its 10,000-override cache this way).
 //!
 //! The final interpreter is a built-in static `exit0` (exits at once), or
 //! with `--interpreter` a real one, which must run the foreign files: they
@@ -19,7 +23,8 @@
 //! /usr/bin/qemu-aarch64-static` on x86_64, FEX or box64 on aarch64.
 //!
 //! Interleaved rounds, pinned to one CPU; per round, overhead = t - t_direct
-//! and ratio = overhead / floor overhead; the medians are printed. Timings
+//! and ratio = overhead / floor overhead; the medians are printed, with the
+//! page faults per exec (the children's, from /proc/self/stat). Timings
 //! only: nothing is asserted about them.
 
 use std::fs;
@@ -64,36 +69,32 @@ pub struct Args {
     /// The CPU to pin to [default: the last one this process may use].
     #[arg(long, value_name = "N")]
     cpu: Option<usize>,
+    /// Also measure the dispatcher with this compiled cache (given as
+    /// BINFMT_DISPATCHER_CACHE; it must route the foreign files to an
+    /// interpreter that runs them), as variant dispatcher-STEM; repeatable.
+    #[arg(long, value_name = "FILE")]
+    cache: Vec<PathBuf>,
 }
 
-/// One measured registration.
+/// One measured registration: `direct`, `floor`, `dispatcher`, then one
+/// per `--cache`.
 struct Variant {
-    name: &'static str,
+    name: String,
     /// The OSABI byte (e_ident[7]) that routes a file to this entry.
     osabi: u8,
     flags: &'static str,
+    /// The registered interpreter.
+    registered: PathBuf,
+    /// BINFMT_DISPATCHER_CACHE, for a `--cache` variant.
+    cache: Option<PathBuf>,
 }
 
-const VARIANTS: [Variant; 3] = [
-    Variant {
-        name: "direct",
-        osabi: 0x61,
-        flags: "F",
-    },
-    Variant {
-        name: "floor",
-        osabi: 0x62,
-        flags: "F",
-    },
-    Variant {
-        name: "dispatcher",
-        osabi: 0x63,
-        flags: "POCF",
-    },
-];
 const DIRECT: usize = 0;
 const FLOOR: usize = 1;
 const DISP: usize = 2;
+/// The most `--cache` options: an OSABI byte each, kept apart from 0 (SysV)
+/// and 3 (GNU/Linux).
+const MAX_CACHES: usize = 16;
 
 const SYSTEM_CACHE_DIR: &str = "/var/cache/binfmt-dispatcher";
 
@@ -215,6 +216,30 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         }
     }
 
+    if args.cache.len() > MAX_CACHES {
+        return Err(format!("at most {MAX_CACHES} --cache options"));
+    }
+    let mut caches: Vec<(String, PathBuf)> = Vec::new();
+    for c in &args.cache {
+        let path = c
+            .canonicalize()
+            .map_err(|e| format!("--cache {}: {e}", c.display()))?;
+        if !path.is_file() || path.to_str().is_none() {
+            return Err(format!(
+                "--cache {}: not a file with a UTF-8 path",
+                c.display()
+            ));
+        }
+        let stem = path
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let mut name = format!("dispatcher-{stem}");
+        if caches.iter().any(|(n, _)| *n == name) {
+            name = format!("{name}-{}", caches.len() + 1);
+        }
+        caches.push((name, path));
+    }
+
     // The helpers, in a private directory.
     let dir = std::env::temp_dir().join(format!("binfmtctl-bench-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
@@ -234,30 +259,44 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         .ok_or("the final interpreter's path is not UTF-8")?
         .to_string();
     write_exe(&work.f("floor"), &elf::floor(isa, final_text.as_bytes()))?;
+    let fixed = [
+        ("direct", "F", final_interp.clone()),
+        ("floor", "F", work.f("floor")),
+        ("dispatcher", "POCF", dispatcher.clone()),
+    ];
+    let variants: Vec<Variant> = fixed
+        .into_iter()
+        .map(|(name, flags, registered)| (name.to_string(), flags, registered, None))
+        .chain(
+            caches
+                .iter()
+                .map(|(name, path)| (name.clone(), "POCF", dispatcher.clone(), Some(path.clone()))),
+        )
+        .zip(0x61u8..)
+        .map(|((name, flags, registered, cache), osabi)| Variant {
+            name,
+            osabi,
+            flags,
+            registered,
+            cache,
+        })
+        .collect();
     let foreign = |v: &Variant| work.f(&format!("foreign-{}", v.name));
-    for v in &VARIANTS {
+    for v in &variants {
         let mut bytes = elf::exit0(foreign_isa);
         bytes[7] = v.osabi;
         write_exe(&foreign(v), &bytes)?;
     }
-    let (cache, interp_id) = cache_for(&foreign(&VARIANTS[DISP]), &final_text)?;
+    let (cache, interp_id) = cache_for(&foreign(&variants[DISP]), &final_text)?;
     fs::write(work.f("system.cache"), &cache).map_err(|e| format!("system cache: {e}"))?;
 
     // The private binfmt_misc, and the system cache on a private tmpfs.
     let inst = private::enter().map_err(|e| format!("binfmtctl bench: {e}"))?;
-    let registered = |i: usize| -> PathBuf {
-        match i {
-            DIRECT => final_interp.clone(),
-            FLOOR => work.f("floor"),
-            _ => dispatcher.clone(),
-        }
-    };
-    for (i, v) in VARIANTS.iter().enumerate() {
+    for (i, v) in variants.iter().enumerate() {
         let line = format!(
-            ":bench-{}:M::\\x7fELF\\x02\\x01\\x01\\x{:02x}:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff:{}:{}",
-            v.name,
+            ":bench-{i}:M::\\x7fELF\\x02\\x01\\x01\\x{:02x}:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff:{}:{}",
             v.osabi,
-            registered(i).display(),
+            v.registered.display(),
             v.flags
         );
         inst.register(&line)?;
@@ -265,16 +304,32 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     install_system_cache(&work.f("system.cache"))?;
 
     let cpu = pin(args.cpu)?;
-    let env: Vec<(&str, String)> = vec![
-        ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-        ("HOME", work.f("home").display().to_string()),
-    ];
-    let mut commands: Vec<Command> = VARIANTS
+    // The same environment size for every variant: BINFMT_DISPATCHER_CACHE
+    // for a --cache one, a variable of the same length the dispatcher
+    // ignores for the others.
+    let longest = caches
+        .iter()
+        .map(|(_, p)| p.as_os_str().len())
+        .max()
+        .unwrap_or(0);
+    let env_of = |v: &Variant| -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin".into()),
+            ("HOME", work.f("home").display().to_string()),
+        ];
+        match &v.cache {
+            Some(p) => env.push(("BINFMT_DISPATCHER_CACHE", p.display().to_string())),
+            None if longest > 0 => env.push(("BENCH_PAD_XXXXXXXXXXXXX", "x".repeat(longest))),
+            None => {}
+        }
+        env
+    };
+    let mut commands: Vec<Command> = variants
         .iter()
         .map(|v| {
             let mut c = Command::new(foreign(v));
             c.env_clear()
-                .envs(env.iter().map(|(k, v)| (k, v)))
+                .envs(env_of(v))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -283,10 +338,10 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         .collect();
 
     // One run of each first, with its stderr, so a failure says why.
-    for (i, v) in VARIANTS.iter().enumerate() {
+    for v in &variants {
         let out = Command::new(foreign(v))
             .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .envs(env_of(v))
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("{}: cannot run {}: {e}", v.name, foreign(v).display()))?;
@@ -295,7 +350,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
                 "{}: {} through {} failed ({}): {}",
                 v.name,
                 foreign(v).display(),
-                registered(i).display(),
+                v.registered.display(),
                 out.status,
                 String::from_utf8_lossy(&out.stderr).trim()
             ));
@@ -308,23 +363,29 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let progress = Progress {
         tty: io::stderr().is_terminal(),
     };
-    let mut per_round: Vec<[f64; 3]> = Vec::with_capacity(rounds);
+    let n = variants.len();
+    let mut per_round: Vec<Vec<f64>> = Vec::with_capacity(rounds);
+    let mut faults: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
     for r in 0..rounds {
         progress.round(r as u32 + 1, args.rounds);
-        let mut row = [0.0; 3];
-        for k in 0..VARIANTS.len() {
+        let mut row = vec![0.0; n];
+        for k in 0..n {
             // The order rotates so that no variant always runs first.
-            let i = (r + k) % VARIANTS.len();
-            row[i] = exec_loop(&mut commands[i], VARIANTS[i].name, execs, warmup)?;
+            let i = (r + k) % n;
+            let (t, f) = exec_loop(&mut commands[i], &variants[i].name, execs, warmup)?;
+            row[i] = t;
+            faults[i].push(f);
         }
         per_round.push(row);
     }
     progress.done();
 
-    let column = |f: &dyn Fn(&[f64; 3]) -> f64| -> Vec<f64> { per_round.iter().map(f).collect() };
+    let column =
+        |f: &dyn Fn(&[f64]) -> f64| -> Vec<f64> { per_round.iter().map(|r| f(r)).collect() };
     let time = |i: usize| median(&column(&|r| r[i]));
     let overhead = |i: usize| median(&column(&|r| r[i] - r[DIRECT]));
     let ratios = |i: usize| column(&|r| (r[i] - r[DIRECT]) / (r[FLOOR] - r[DIRECT]));
+    let width = variants.iter().map(|v| v.name.len()).max().unwrap_or(0) + 1;
 
     let uname = rustix::system::uname();
     let mut out = String::new();
@@ -347,8 +408,17 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         fs::metadata(&dispatcher).map(|m| m.len()).unwrap_or(0),
         cache.len().div_ceil(1024)
     );
-    out += &format!("{:<11} {:>8.1} us/exec\n", "direct", time(DIRECT));
-    for i in [FLOOR, DISP] {
+    for v in &variants[DISP + 1..] {
+        let path = v.cache.as_deref().unwrap_or(Path::new(""));
+        out += &format!(
+            "{}: BINFMT_DISPATCHER_CACHE={} ({} KiB)\n",
+            v.name,
+            path.display(),
+            fs::metadata(path).map_or(0, |m| m.len()).div_ceil(1024)
+        );
+    }
+    out += &format!("{:<width$} {:>8.1} us/exec\n", "direct", time(DIRECT));
+    for (i, v) in variants.iter().enumerate().skip(FLOOR) {
         let r = ratios(i);
         let spread = if i == FLOOR {
             String::new()
@@ -361,14 +431,23 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             format!(", rounds {lo:.2}..{hi:.2}")
         };
         out += &format!(
-            "{:<11} {:>8.1} us/exec   overhead {:>6.1} us   ({:.2}x floor{spread})\n",
-            VARIANTS[i].name,
+            "{:<width$} {:>8.1} us/exec   overhead {:>6.1} us   ({:.2}x floor{spread})\n",
+            v.name,
             time(i),
             overhead(i),
             median(&r)
         );
     }
     out += "(overhead: median of per-round t - t_direct; ratio: median of per-round overhead / floor overhead)\n";
+    out += &format!(
+        "page faults/exec (the child's, spawn to exit): {}\n",
+        variants
+            .iter()
+            .zip(&faults)
+            .map(|(v, f)| format!("{} {:.2}", v.name, median(f)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     io::stdout()
         .write_all(out.as_bytes())
         .map_err(|e| format!("stdout: {e}"))?;
@@ -412,8 +491,26 @@ fn pin(cpu: Option<usize>) -> Result<usize, String> {
     Ok(cpu)
 }
 
-/// Mean microseconds per exec over `n` runs, after `warmup` untimed.
-fn exec_loop(cmd: &mut Command, name: &str, n: u32, warmup: u32) -> Result<f64, String> {
+/// Page faults (minor and major) of this process's waited-for children,
+/// from /proc/self/stat (cminflt and cmajflt).
+fn children_faults() -> Result<u64, String> {
+    let stat =
+        fs::read_to_string("/proc/self/stat").map_err(|e| format!("/proc/self/stat: {e}"))?;
+    // Fields after "(comm) ": state is the first, cminflt the 9th, cmajflt the 11th.
+    let rest = stat.rsplit_once(") ").map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    let field = |i: usize| -> Result<u64, String> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse().ok())
+            .ok_or_else(|| format!("/proc/self/stat: no field {}: {stat}", i + 3))
+    };
+    Ok(field(8)? + field(10)?)
+}
+
+/// Mean microseconds and page faults per exec over `n` runs, after
+/// `warmup` untimed.
+fn exec_loop(cmd: &mut Command, name: &str, n: u32, warmup: u32) -> Result<(f64, f64), String> {
     let mut once = || -> Result<(), String> {
         let status = cmd
             .status()
@@ -427,9 +524,12 @@ fn exec_loop(cmd: &mut Command, name: &str, n: u32, warmup: u32) -> Result<f64, 
     for _ in 0..warmup {
         once()?;
     }
+    let faults = children_faults()?;
     let start = Instant::now();
     for _ in 0..n {
         once()?;
     }
-    Ok(start.elapsed().as_secs_f64() * 1e6 / f64::from(n))
+    let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+    let faults = (children_faults()? - faults) as f64 / f64::from(n);
+    Ok((us, faults))
 }
