@@ -113,7 +113,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__bench)
-            opts="-h --rounds --execs --interpreter --dispatcher --cpu --root --help"
+            opts="-h --rounds --execs --interpreter --dispatcher --cpu --cache --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -136,6 +136,10 @@ _binfmtctl() {
                     return 0
                     ;;
                 --cpu)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

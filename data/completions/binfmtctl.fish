@@ -89,6 +89,7 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l execs -d '
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l interpreter -d 'A real final interpreter that runs the foreign exit(0) program (e.g. /usr/bin/qemu-aarch64-static on x86_64) [default: a built-in one that exits at once]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l dispatcher -d 'The dispatcher [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l cpu -d 'The CPU to pin to [default: the last one this process may use]' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l cache -d 'Also measure the dispatcher with this compiled cache (given as BINFMT_DISPATCHER_CACHE; it must route the foreign files to an interpreter that runs them), as variant dispatcher-STEM; repeatable' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
