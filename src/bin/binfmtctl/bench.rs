@@ -365,18 +365,15 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     };
     let n = variants.len();
     let mut per_round: Vec<Vec<f64>> = Vec::with_capacity(rounds);
-    let mut faults: Vec<Vec<f64>> = vec![Vec::with_capacity(rounds); n];
     for r in 0..rounds {
         progress.round(r as u32 + 1, args.rounds);
-        let mut row = vec![0.0; n];
-        for k in 0..n {
-            // The order rotates so that no variant always runs first.
-            let i = (r + k) % n;
-            let (t, f) = exec_loop(&mut commands[i], &variants[i].name, execs, warmup)?;
-            row[i] = t;
-            faults[i].push(f);
-        }
-        per_round.push(row);
+        per_round.push(timed_round(&mut commands, &variants, execs, warmup, r)?);
+    }
+    // Page faults in a pass of their own: reading /proc/self/stat between
+    // timed execs would disturb the timing.
+    let mut faults: Vec<f64> = Vec::with_capacity(n);
+    for (cmd, v) in commands.iter_mut().zip(&variants) {
+        faults.push(fault_loop(cmd, &v.name, (execs / 10).clamp(10, 500))?);
     }
     progress.done();
 
@@ -438,13 +435,13 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
             median(&r)
         );
     }
-    out += "(overhead: median of per-round t - t_direct; ratio: median of per-round overhead / floor overhead)\n";
+    out += "(overhead: median of per-round t - t_direct, t the median exec time of its variant in the round; ratio: median of per-round overhead / floor overhead)\n";
     out += &format!(
         "page faults/exec (the child's, spawn to exit): {}\n",
         variants
             .iter()
             .zip(&faults)
-            .map(|(v, f)| format!("{} {:.2}", v.name, median(f)))
+            .map(|(v, f)| format!("{} {f:.2}", v.name))
             .collect::<Vec<_>>()
             .join(", ")
     );
@@ -508,28 +505,50 @@ fn children_faults() -> Result<u64, String> {
     Ok(field(8)? + field(10)?)
 }
 
-/// Mean microseconds and page faults per exec over `n` runs, after
-/// `warmup` untimed.
-fn exec_loop(cmd: &mut Command, name: &str, n: u32, warmup: u32) -> Result<(f64, f64), String> {
-    let mut once = || -> Result<(), String> {
-        let status = cmd
-            .status()
-            .map_err(|e| format!("{name}: cannot run: {e}"))?;
-        if status.success() {
-            Ok(())
-        } else {
-            Err(format!("{name}: exited with {status}"))
+/// One round: `execs` execs of every variant, interleaved exec by exec
+/// (the order rotating) so that a slow phase of a shared machine falls on
+/// all of them alike, after `warmup` untimed; the median microseconds per
+/// exec of each variant.
+fn timed_round(
+    commands: &mut [Command],
+    variants: &[Variant],
+    execs: u32,
+    warmup: u32,
+    round: usize,
+) -> Result<Vec<f64>, String> {
+    let n = commands.len();
+    let mut samples: Vec<Vec<f64>> = vec![Vec::with_capacity(execs as usize); n];
+    for j in 0..(warmup + execs) as usize {
+        for k in 0..n {
+            let i = (round + j + k) % n;
+            let start = Instant::now();
+            exec_once(&mut commands[i], &variants[i].name)?;
+            let us = start.elapsed().as_secs_f64() * 1e6;
+            if j >= warmup as usize {
+                samples[i].push(us);
+            }
         }
-    };
-    for _ in 0..warmup {
-        once()?;
     }
-    let faults = children_faults()?;
-    let start = Instant::now();
+    Ok(samples.iter().map(|s| median(s)).collect())
+}
+
+/// Runs one exec of a variant; an unsuccessful exit is an error.
+fn exec_once(cmd: &mut Command, name: &str) -> Result<(), String> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("{name}: cannot run: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{name}: exited with {status}"))
+    }
+}
+
+/// Page faults per exec of a variant, over `n` execs.
+fn fault_loop(cmd: &mut Command, name: &str, n: u32) -> Result<f64, String> {
+    let before = children_faults()?;
     for _ in 0..n {
-        once()?;
+        exec_once(cmd, name)?;
     }
-    let us = start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
-    let faults = (children_faults()? - faults) as f64 / f64::from(n);
-    Ok((us, faults))
+    Ok((children_faults()? - before) as f64 / f64::from(n))
 }
