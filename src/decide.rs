@@ -239,7 +239,7 @@ pub fn interpreter_by_id(blob: &Blob<'_>, id: &[u8]) -> blob::Result<Option<u32>
 }
 
 /// The override bucket and interpreter for `path`, by hash lookup.
-fn find_override(blob: &Blob<'_>, path: &[u8]) -> blob::Result<Option<(u32, u32)>> {
+pub fn find_override(blob: &Blob<'_>, path: &[u8]) -> blob::Result<Option<(u32, u32)>> {
     let table = blob.header_array(header::OVERRIDES);
     if table.count == 0 {
         return Ok(None);

@@ -1071,3 +1071,71 @@ fn pt_interp_rules_see_a_path_past_the_first_kib() {
         }
     }
 }
+
+/// The syscall names the dispatcher makes, run by hand under strace on
+/// `binary` with `case`'s cache, up to its execve of the interpreter; and
+/// the interpreter's report.
+fn syscalls_until_exec(case: &Case, binary: &Path) -> (Vec<String>, Report) {
+    let log = case.dir.join(format!(
+        "strace-{}.log",
+        binary.file_name().unwrap().to_str().unwrap()
+    ));
+    let out = Command::new("strace")
+        .arg("-o")
+        .arg(&log)
+        .arg(DISPATCHER)
+        .arg(binary)
+        .env_clear()
+        .env("BINFMT_DISPATCHER_CACHE", &case.cache)
+        .output()
+        .expect("strace (apt-get install -y strace)");
+    let text = fs::read_to_string(&log).unwrap();
+    let calls: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once('(').map(|(name, _)| name.to_string()))
+        .skip(1) // strace's execve of the dispatcher
+        .take_while(|name| name != "execve")
+        .collect();
+    (calls, report_of(&out))
+}
+
+#[test]
+fn an_override_for_the_filename_spares_the_canonical_path_lookup() {
+    let case = Case::new(
+        "override-by-name",
+        r#"
+[interpreters.rep]
+path = "@R"
+argv = "qemu"
+[interpreters.never]
+path = "@D/never"
+argv = "qemu"
+[binaries.foreign]
+path = "@D/foreign"
+interpreter = "rep"
+[[rules]]
+path = "@D/elsewhere/**"
+interpreter = "never"
+"#,
+    );
+    let foreign = case.dir.join("foreign");
+    let alias = case.dir.join("alias");
+    std::os::unix::fs::symlink(&foreign, &alias).unwrap();
+
+    // Named by its overridden path: decided without readlinkat.
+    let (calls, rep) = syscalls_until_exec(&case, &foreign);
+    assert!(
+        !calls.iter().any(|c| c.starts_with("readlink")),
+        "{calls:?}"
+    );
+    assert_eq!(rep.argv[0], reporter().to_str().unwrap());
+    // Through a symlink: the canonical path is looked up, and its override
+    // applies.
+    let (calls, rep) = syscalls_until_exec(&case, &alias);
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("readlink")).count(),
+        1,
+        "{calls:?}"
+    );
+    assert_eq!(rep.argv[0], reporter().to_str().unwrap());
+}

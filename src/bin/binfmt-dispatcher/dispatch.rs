@@ -320,6 +320,13 @@ fn dispatch_with_paths(
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
+    // An override for the filename decides before the canonical path is
+    // looked at (overrides are tried path by path, the filename first), so
+    // the `readlinkat` is spared: in a fresh process the first lookup under
+    // /proc/self/fd costs about as much as the rest of the exec path.
+    if inputs.name.starts_with(b"/") && decide::find_override(blob, inputs.name)?.is_some() {
+        return dispatch_paths(blob, inputs, &[inputs.name], exec);
+    }
     // Longer canonical paths (rare) are treated as unknown: a 4 KiB buffer
     // would cost a stack page on every exec of a config with path rules.
     let mut canonical_buf = [MaybeUninit::uninit(); 1024];
