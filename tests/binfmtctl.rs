@@ -769,6 +769,14 @@ fn check_reports_caches_interpreters_and_registration() {
     assert!(text.contains("ok: registered: dispatch-aarch64"), "{text}");
     assert!(text.contains("(flags: POCF)"), "{text}");
     assert!(text.ends_with("status=0\n"), "{text}");
+    // No binfmt_misc where it is looked for.
+    let out = root.ctl(&["check", "--binfmt-misc", "/nonexistent/binfmt_misc"], &[]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("error: /nonexistent/binfmt_misc does not exist"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
     // Not registered.
     let text = run_check(false);
     assert!(

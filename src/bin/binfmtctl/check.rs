@@ -20,6 +20,7 @@ use std::time::SystemTime;
 use binfmt_dispatcher::blob::{header, interp, Blob};
 use binfmt_dispatcher::config;
 
+use crate::binfmt_misc::{Entry, Instance};
 use crate::locations::{self, Locations};
 
 /// `binfmtctl check` options.
@@ -283,72 +284,22 @@ fn check_interpreters(r: &mut Report, bytes: &[u8]) {
     }
 }
 
-/// One binfmt_misc entry, as its file describes it.
-struct Entry {
-    name: String,
-    enabled: bool,
-    interpreter: String,
-    flags: String,
-}
-
-fn parse_entry(name: &str, text: &str) -> Entry {
-    let mut e = Entry {
-        name: name.to_string(),
-        enabled: false,
-        interpreter: String::new(),
-        flags: String::new(),
-    };
-    for line in text.lines() {
-        if line == "enabled" {
-            e.enabled = true;
-        } else if let Some(i) = line.strip_prefix("interpreter ") {
-            e.interpreter = i.to_string();
-        } else if let Some(f) = line.strip_prefix("flags: ") {
-            e.flags = f.to_string();
-        }
-    }
-    e
-}
-
 fn check_registration(r: &mut Report, dir: &Path) {
-    let status = match fs::read_to_string(dir.join("status")) {
-        Ok(s) => s,
-        Err(_) => {
-            r.error(format!(
-                "binfmt_misc is not mounted at {} (systemd mounts it; or: mount -t binfmt_misc binfmt_misc {})",
-                dir.display(),
-                dir.display()
-            ));
-            return;
-        }
+    let instance = match Instance::open(dir) {
+        Ok(i) => i,
+        Err(why) => return r.error(why),
     };
-    if status.trim() != "enabled" {
+    if !instance.enabled() {
         r.error(format!(
             "binfmt_misc is disabled ({}/status)",
             dir.display()
         ));
     }
-    let mut entries = Vec::new();
-    if let Ok(list) = fs::read_dir(dir) {
-        for e in list.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name == "status" || name == "register" {
-                continue;
-            }
-            if let Ok(text) = fs::read_to_string(e.path()) {
-                entries.push(parse_entry(&name, &text));
-            }
-        }
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    let ours: Vec<&Entry> = entries
-        .iter()
-        .filter(|e| {
-            Path::new(&e.interpreter)
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("binfmt-dispatcher"))
-        })
-        .collect();
+    let entries = match instance.entries() {
+        Ok(e) => e,
+        Err(why) => return r.error(why),
+    };
+    let ours: Vec<&Entry> = entries.iter().filter(|e| e.runs_dispatcher(None)).collect();
     if ours.is_empty() {
         r.error(format!(
             "binfmt-dispatcher is not registered in {} ({} other entries)",
