@@ -135,21 +135,64 @@ pub fn decide<'a>(
     subject: &Subject<'_>,
     env_interpreter: Option<&[u8]>,
 ) -> blob::Result<Option<Plan<'a>>> {
+    match decide_paths(blob, subject, env_interpreter, true)? {
+        Partial::Decided(plan) => Ok(plan),
+        // Only a decision over incomplete paths asks for more.
+        Partial::NeedsCanonicalPath => Ok(None),
+    }
+}
+
+/// A decision taken before the binary's canonical path is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Partial<'a> {
+    /// The decision, which the canonical path cannot change.
+    Decided(Option<Plan<'a>>),
+    /// An override or a path rule might match the canonical path: look it
+    /// up and call [`decide`] with it.
+    NeedsCanonicalPath,
+}
+
+/// [`decide`] when `subject.paths` holds at most the filename and the
+/// canonical path has not been looked up (in a fresh process, reading
+/// `/proc/self/fd/N` costs about as much as the rest of the exec path):
+/// decides when the canonical path cannot change the outcome, because an
+/// override or a rule matched the known paths first, or nothing that looks
+/// at paths comes before the outcome.
+pub fn decide_without_canonical<'a>(
+    blob: &Blob<'a>,
+    subject: &Subject<'_>,
+    env_interpreter: Option<&[u8]>,
+) -> blob::Result<Partial<'a>> {
+    decide_paths(blob, subject, env_interpreter, false)
+}
+
+/// [`decide`], with `complete` saying whether `subject.paths` holds every
+/// path of the binary.
+fn decide_paths<'a>(
+    blob: &Blob<'a>,
+    subject: &Subject<'_>,
+    env_interpreter: Option<&[u8]>,
+    complete: bool,
+) -> blob::Result<Partial<'a>> {
+    let decided = |plan| Ok(Partial::Decided(Some(plan)));
     if let Some(id) = env_interpreter {
         if let Some(index) = interpreter_by_id(blob, id)? {
-            return Ok(Some(Plan {
+            return decided(Plan {
                 reason: Reason::Environment,
                 interpreter: index,
-            }));
+            });
         }
     }
     for path in subject.paths {
         if let Some((bucket, index)) = find_override(blob, path)? {
-            return Ok(Some(Plan {
+            return decided(Plan {
                 reason: Reason::Binary(blob.str(bucket, override_bucket::PATH)?),
                 interpreter: index,
-            }));
+            });
         }
+    }
+    if !complete && blob.header_array(header::OVERRIDES).count > 0 {
+        return Ok(Partial::NeedsCanonicalPath);
     }
     let rules = blob.header_array(header::RULES);
     let dirs = Dirs::of(subject.paths);
@@ -161,24 +204,38 @@ pub fn decide<'a>(
             u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
         };
         let dir_len = word(rule_candidate::DIR_LEN);
-        if dir_len != 0 && !dirs.contains(dir_len, word(rule_candidate::DIR_HASH)) {
+        // Its path glob cannot match any known path.
+        let outside = dir_len != 0 && !dirs.contains(dir_len, word(rule_candidate::DIR_HASH));
+        if outside && complete {
             continue;
         }
         let number = word(rule_candidate::RULE);
         let rec = blob.record_bytes(blob.record(rules, number, rule::LEN)?, rule::LEN)?;
-        if rule_matches(blob, rec, subject)? {
-            return Ok(Some(Plan {
+        if !facts_match(blob, rec, &subject.facts)? {
+            continue;
+        }
+        // (A candidate outside the known paths has a path glob; were the
+        // blob to say otherwise, it is still left to the canonical path,
+        // as the complete decision skips it unread.)
+        if !outside
+            && (rec.u32(rule::CONDITIONS) & Cond::PATH == 0
+                || path_matches(blob, rec, subject.paths)?)
+        {
+            return decided(Plan {
                 reason: Reason::Rule(number),
                 interpreter: rec.u32(rule::INTERPRETER),
-            }));
+            });
+        }
+        if !complete {
+            return Ok(Partial::NeedsCanonicalPath);
         }
     }
     match blob.header(header::DEFAULT) {
-        NONE => Ok(None),
-        index => Ok(Some(Plan {
+        NONE => Ok(Partial::Decided(None)),
+        index => decided(Plan {
             reason: Reason::Default,
             interpreter: index,
-        })),
+        }),
     }
 }
 
@@ -299,12 +356,8 @@ fn candidate_rules(blob: &Blob<'_>, facts: &Facts<'_>) -> blob::Result<Array> {
     Ok(any)
 }
 
-fn rule_matches(
-    blob: &Blob<'_>,
-    rec: blob::Record<'_>,
-    subject: &Subject<'_>,
-) -> blob::Result<bool> {
-    let f = &subject.facts;
+/// Whether a rule's conditions other than its path glob hold.
+fn facts_match(blob: &Blob<'_>, rec: blob::Record<'_>, f: &Facts<'_>) -> blob::Result<bool> {
     let cond = rec.u32(rule::CONDITIONS);
     let field = |name| rec.u32(name);
     let wants = |bit| cond & bit != 0;
@@ -338,13 +391,13 @@ fn rule_matches(
             return Ok(false);
         }
     }
-    if wants(Cond::PATH) {
-        let pattern = blob.string(rec.array(rule::PATH_GLOB))?;
-        if !subject.paths.iter().any(|p| glob_match(pattern, p)) {
-            return Ok(false);
-        }
-    }
     Ok(true)
+}
+
+/// Whether a rule's path glob matches one of `paths`.
+fn path_matches(blob: &Blob<'_>, rec: blob::Record<'_>, paths: &[&[u8]]) -> blob::Result<bool> {
+    let pattern = blob.string(rec.array(rule::PATH_GLOB))?;
+    Ok(paths.iter().any(|p| glob_match(pattern, p)))
 }
 
 /// Shell-style glob over paths: `?` is one byte and `*` any run of bytes

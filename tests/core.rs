@@ -934,3 +934,187 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         .collect();
     assert_eq!(shown, ["/usr/bin/java", "-cp", "/home/ann", "Hello", "x"]);
 }
+
+/// Path rules for x86-64 only (one under a literal directory, one starting
+/// with a wildcard), a machine rule for aarch64, a default.
+const PATH_RULES: &str = r#"
+[interpreters.fex]
+path = "/usr/bin/FEXInterpreter"
+[interpreters.qemu]
+path = "/usr/bin/qemu-x86_64"
+[interpreters.arm]
+path = "/usr/bin/qemu-aarch64"
+[defaults]
+interpreter = "qemu"
+[[rules]]
+machine = 62
+path = "/home/*/Games/**"
+interpreter = "fex"
+[[rules]]
+machine = 62
+path = "**/*.fex"
+interpreter = "fex"
+[[rules]]
+machine = 183
+interpreter = "arm"
+"#;
+
+#[test]
+fn the_canonical_path_is_asked_for_only_when_it_could_change_the_decision() {
+    use decide::Partial;
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let arm = elf_facts(183, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let partial = |toml: &str, facts, name: &[u8]| {
+        let bytes = blob_of(toml);
+        let blob = Blob::open(&bytes).unwrap();
+        let paths: &[&[u8]] = if name.is_empty() { &[] } else { &[name] };
+        let subject = Subject { facts, paths };
+        match decide::decide_without_canonical(&blob, &subject, None).unwrap() {
+            Partial::Decided(plan) => Some(plan.map(|p| format!("{:?}", p.reason))),
+            Partial::NeedsCanonicalPath => None,
+        }
+    };
+    // No rule for this machine looks at paths, and there are no overrides.
+    assert_eq!(
+        partial(PATH_RULES, arm, b"/usr/bin/tool"),
+        Some(Some("Rule(2)".into()))
+    );
+    // The filename matches the first path rule: nothing comes before it.
+    assert_eq!(
+        partial(PATH_RULES, x86, b"/home/me/Games/a/game"),
+        Some(Some("Rule(0)".into()))
+    );
+    // Elsewhere, or by a relative name, the canonical path might match.
+    assert_eq!(partial(PATH_RULES, x86, b"/usr/bin/tool"), None);
+    assert_eq!(partial(PATH_RULES, x86, b""), None);
+    // Overrides: a hit on the filename decides, a miss needs the canonical path.
+    let with_override =
+        format!("{PATH_RULES}\n[binaries.tool]\npath = \"/usr/bin/tool\"\ninterpreter = \"fex\"\n");
+    assert!(partial(&with_override, arm, b"/usr/bin/tool")
+        .flatten()
+        .is_some_and(|r| r.starts_with("Binary(")));
+    assert_eq!(partial(&with_override, arm, b"/usr/bin/other"), None);
+    // The environment decides before any path.
+    let bytes = blob_of(&with_override);
+    let blob = Blob::open(&bytes).unwrap();
+    let subject = Subject {
+        facts: x86,
+        paths: &[],
+    };
+    assert!(matches!(
+        decide::decide_without_canonical(&blob, &subject, Some(b"arm")).unwrap(),
+        Partial::Decided(Some(p)) if p.reason == Reason::Environment
+    ));
+}
+
+#[test]
+fn a_decision_without_the_canonical_path_is_the_one_with_it() {
+    use decide::Partial;
+    let configs = [
+        PATH_RULES.to_string(),
+        format!(
+            "{PATH_RULES}\n[binaries.a]\npath = \"/home/me/Games/a\"\ninterpreter = \"arm\"\n\
+             [binaries.b]\npath = \"/opt/b.fex\"\ninterpreter = \"qemu\"\n"
+        ),
+        CHAIN.to_string(),
+    ];
+    let names: &[&[u8]] = &[
+        b"",
+        b"/home/me/Games/a",
+        b"/home/me/Games/x/y",
+        b"/opt/b.fex",
+        b"/opt/games/a/b",
+        b"/usr/bin/tool",
+        b"/home/me/c.fex",
+    ];
+    let facts = [
+        elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB),
+        elf_facts(3, probe::ELFCLASS32, probe::ELFDATA2LSB),
+        elf_facts(183, probe::ELFCLASS64, probe::ELFDATA2LSB),
+        AARCH64,
+        Facts::UNKNOWN,
+    ];
+    let mut decided = 0;
+    for toml in &configs {
+        let bytes = blob_of(toml);
+        let blob = Blob::open(&bytes).unwrap();
+        for &f in &facts {
+            for &name in names {
+                let known: &[&[u8]] = if name.is_empty() { &[] } else { &[name] };
+                let subject = Subject {
+                    facts: f,
+                    paths: known,
+                };
+                let Partial::Decided(plan) =
+                    decide::decide_without_canonical(&blob, &subject, None).unwrap()
+                else {
+                    continue;
+                };
+                decided += 1;
+                // Whatever the canonical path turns out to be.
+                for &canonical in names.iter().filter(|n| !n.is_empty()) {
+                    let mut all = known.to_vec();
+                    all.push(canonical);
+                    let full = decide::decide(
+                        &blob,
+                        &Subject {
+                            facts: f,
+                            paths: &all,
+                        },
+                        None,
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        plan,
+                        full,
+                        "{} then {}",
+                        String::from_utf8_lossy(name),
+                        String::from_utf8_lossy(canonical)
+                    );
+                }
+            }
+        }
+    }
+    assert!(
+        decided > 20,
+        "only {decided} decisions without the canonical path"
+    );
+}
+
+#[test]
+fn a_rule_that_contradicts_its_candidate_entry_is_decided_alike_with_or_without_the_canonical_path()
+{
+    // Fuzz finding (decide target): a candidate entry naming a directory for
+    // a rule whose conditions have no path glob. The complete decision
+    // skips it unread when the directory is not the binary's; the decision
+    // without the canonical path must not take it either.
+    use decide::Partial;
+    let mut bytes = blob_of(
+        "[interpreters.a]\npath = \"/a\"\n[interpreters.b]\npath = \"/b\"\n\
+         [defaults]\ninterpreter = \"b\"\n\
+         [[rules]]\nmachine = 62\npath = \"/opt/games/**\"\ninterpreter = \"a\"\n",
+    );
+    let rules = {
+        let blob = Blob::open(&bytes).unwrap();
+        blob.header_array(header::RULES)
+    };
+    let conditions = rules.off as usize + blob::rule::CONDITIONS;
+    let cond = u32::from_le_bytes(bytes[conditions..conditions + 4].try_into().unwrap());
+    assert_ne!(cond & decide::Cond::PATH, 0);
+    bytes[conditions..conditions + 4].copy_from_slice(&(cond & !decide::Cond::PATH).to_le_bytes());
+    blob::seal(&mut bytes);
+    let blob = Blob::open(&bytes).unwrap();
+    let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let paths: &[&[u8]] = &[b"/usr/bin/tool"];
+    let full = decide::decide(&blob, &Subject { facts: x86, paths }, None).unwrap();
+    assert_eq!(full.map(|p| p.reason), Some(Reason::Default));
+    let partial =
+        decide::decide_without_canonical(&blob, &Subject { facts: x86, paths }, None).unwrap();
+    assert!(
+        match partial {
+            Partial::NeedsCanonicalPath => true,
+            Partial::Decided(plan) => plan == full,
+        },
+        "{partial:?}"
+    );
+}

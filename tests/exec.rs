@@ -1072,10 +1072,10 @@ fn pt_interp_rules_see_a_path_past_the_first_kib() {
     }
 }
 
-/// The syscall names the dispatcher makes, run by hand under strace on
-/// `binary` with `case`'s cache, up to its execve of the interpreter; and
-/// the interpreter's report.
-fn syscalls_until_exec(case: &Case, binary: &Path) -> (Vec<String>, Report) {
+/// How many `readlink`s the dispatcher makes, run by hand under strace on
+/// `binary` with `case`'s cache, before its execve of the interpreter; the
+/// syscalls it made; and the interpreter's report.
+fn readlinks_until_exec(case: &Case, binary: &Path) -> (usize, Vec<String>, Report) {
     let log = case.dir.join(format!(
         "strace-{}.log",
         binary.file_name().unwrap().to_str().unwrap()
@@ -1096,7 +1096,8 @@ fn syscalls_until_exec(case: &Case, binary: &Path) -> (Vec<String>, Report) {
         .skip(1) // strace's execve of the dispatcher
         .take_while(|name| name != "execve")
         .collect();
-    (calls, report_of(&out))
+    let readlinks = calls.iter().filter(|c| c.starts_with("readlink")).count();
+    (readlinks, calls, report_of(&out))
 }
 
 #[test]
@@ -1123,19 +1124,53 @@ interpreter = "never"
     std::os::unix::fs::symlink(&foreign, &alias).unwrap();
 
     // Named by its overridden path: decided without readlinkat.
-    let (calls, rep) = syscalls_until_exec(&case, &foreign);
-    assert!(
-        !calls.iter().any(|c| c.starts_with("readlink")),
-        "{calls:?}"
-    );
+    let (readlinks, calls, rep) = readlinks_until_exec(&case, &foreign);
+    assert_eq!(readlinks, 0, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
     // Through a symlink: the canonical path is looked up, and its override
     // applies.
-    let (calls, rep) = syscalls_until_exec(&case, &alias);
-    assert_eq!(
-        calls.iter().filter(|c| c.starts_with("readlink")).count(),
-        1,
-        "{calls:?}"
+    let (readlinks, calls, rep) = readlinks_until_exec(&case, &alias);
+    assert_eq!(readlinks, 1, "{calls:?}");
+    assert_eq!(rep.argv[0], reporter().to_str().unwrap());
+}
+
+#[test]
+fn path_rules_look_up_the_canonical_path_only_when_it_could_decide() {
+    // Rules for x86-64 binaries under a directory, and for aarch64 ones
+    // under the case directory's `games`; the foreign binary is aarch64.
+    let case = Case::new(
+        "rules-by-name",
+        r#"
+[interpreters.rep]
+path = "@R"
+argv = "qemu"
+[interpreters.never]
+path = "@D/never"
+argv = "qemu"
+[defaults]
+interpreter = "never"
+[[rules]]
+machine = 62
+path = "/opt/x86/**"
+interpreter = "never"
+[[rules]]
+machine = 183
+path = "@D/games/**"
+interpreter = "rep"
+"#,
     );
+    let games = case.dir.join("games");
+    fs::create_dir(&games).unwrap();
+    fs::copy(case.dir.join("foreign"), games.join("game")).unwrap();
+    let alias = case.dir.join("alias");
+    std::os::unix::fs::symlink(games.join("game"), &alias).unwrap();
+
+    // Its filename matches the aarch64 path rule; the x86-64 one cannot apply.
+    let (readlinks, calls, rep) = readlinks_until_exec(&case, &games.join("game"));
+    assert_eq!(readlinks, 0, "{calls:?}");
+    assert_eq!(rep.argv[0], reporter().to_str().unwrap());
+    // Through a symlink outside `games`: only the canonical path matches.
+    let (readlinks, calls, rep) = readlinks_until_exec(&case, &alias);
+    assert_eq!(readlinks, 1, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
 }

@@ -37,15 +37,7 @@ pub fn fixup(bytes: &[u8]) -> Vec<u8> {
     b[header::TOTAL_LEN..header::TOTAL_LEN + 4].copy_from_slice(&(len as u32).to_le_bytes());
     b[header::CHUNKS..header::CHUNKS + 4].copy_from_slice(&(header::LEN as u32).to_le_bytes());
     b[header::CHUNKS + 4..header::CHUNKS + 8].copy_from_slice(&(count as u32).to_le_bytes());
-    let data_start = header::LEN + 4 * count;
-    for c in 0..count {
-        let start = data_start + c * CHUNK;
-        let end = (start + CHUNK).min(len);
-        let sum = blob::checksum(&b[start..end]);
-        b[header::LEN + 4 * c..header::LEN + 4 * c + 4].copy_from_slice(&sum.to_le_bytes());
-    }
-    let sum = blob::checksum(&b[header::CHECKED_FROM..data_start]);
-    b[header::CHECKSUM..header::CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+    blob::seal(&mut b);
     b
 }
 

@@ -153,7 +153,19 @@ fuzz_target!(|data: &[u8]| {
         facts,
         paths: &paths,
     };
-    let Ok(Some(plan)) = decide::decide(&blob, &subject, env_interp) else {
+    let full = decide::decide(&blob, &subject, env_interp);
+    // Decided on the filename alone, the canonical path changes nothing.
+    let name_only = decide::Subject {
+        facts,
+        paths: &paths[..1],
+    };
+    if let (Ok(decide::Partial::Decided(partial)), Ok(full)) = (
+        decide::decide_without_canonical(&blob, &name_only, env_interp),
+        full,
+    ) {
+        assert_eq!(partial, full, "decided without the canonical path");
+    }
+    let Ok(Some(plan)) = full else {
         return;
     };
 

@@ -46,12 +46,9 @@ pub fn compile(config: &Config) -> Result<Vec<u8>, ConfigError> {
     put(&mut out, header::LEN as u32);
     put(&mut out, chunks as u32);
     debug_assert_eq!(out.len(), header::LEN);
-    for chunk in data.chunks(CHUNK) {
-        put(&mut out, blob::checksum(chunk));
-    }
-    let sum = blob::checksum(&out[header::CHECKED_FROM..]);
-    out[header::CHECKSUM..header::CHECKSUM + 4].copy_from_slice(&sum.to_le_bytes());
+    out.resize(base, 0); // the chunk checksums, set by seal
     out.extend_from_slice(&data);
+    blob::seal(&mut out);
     Ok(out)
 }
 

@@ -8,7 +8,7 @@ use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::io::Errno;
 
 use crate::blob::{self, header, interp, Blob, BlobError, Flags};
-use crate::decide::{self, Candidate, Failure, LogLevel, Plan, Reason, Subject, System};
+use crate::decide::{self, Candidate, Failure, LogLevel, Partial, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 
 /// Environment variables the missing-interpreter helper is told the
@@ -304,65 +304,76 @@ fn dispatch_facts(
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
-    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0 {
-        dispatch_with_paths(blob, inputs, exec)
-    } else {
-        dispatch_paths(blob, inputs, &[], exec)
+    let env = inputs.env_interpreter;
+    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS == 0 {
+        let subject = Subject {
+            facts: inputs.facts,
+            paths: &[],
+        };
+        return walk_plan(blob, inputs, decide::decide(blob, &subject, env)?, exec);
+    }
+    // The filename, when absolute, first: the canonical path is looked up
+    // only when it could change the decision.
+    let name = [inputs.name];
+    let subject = Subject {
+        facts: inputs.facts,
+        paths: if inputs.name.starts_with(b"/") {
+            &name
+        } else {
+            &[]
+        },
+    };
+    match decide::decide_without_canonical(blob, &subject, env)? {
+        Partial::Decided(plan) => walk_plan(blob, inputs, plan, exec),
+        Partial::NeedsCanonicalPath => dispatch_with_canonical(blob, inputs, exec),
     }
 }
 
-/// [`dispatch`] when the config looks at paths: with the filename when it
-/// is absolute and the canonical path of the open binary. Its own function
-/// so that the path buffer costs stack pages only when it is needed.
+/// [`dispatch`] when the canonical path of the open binary may decide:
+/// decides with it and the filename when that is absolute. Its own
+/// function so that the path buffer costs stack pages only when it is
+/// needed.
 #[inline(never)]
-fn dispatch_with_paths(
+fn dispatch_with_canonical(
     blob: &Blob<'_>,
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
-    // An override for the filename decides before the canonical path is
-    // looked at (overrides are tried path by path, the filename first), so
-    // the `readlinkat` is spared: in a fresh process the first lookup under
-    // /proc/self/fd costs about as much as the rest of the exec path.
-    if inputs.name.starts_with(b"/") && decide::find_override(blob, inputs.name)?.is_some() {
-        return dispatch_paths(blob, inputs, &[inputs.name], exec);
-    }
     // Longer canonical paths (rare) are treated as unknown: a 4 KiB buffer
     // would cost a stack page on every exec of a config with path rules.
     let mut canonical_buf = [MaybeUninit::uninit(); 1024];
     let mut paths: [&[u8]; 2] = [b""; 2];
     let mut n = 0;
-    {
-        if inputs.name.starts_with(b"/") {
-            paths[n] = inputs.name;
-            n += 1;
-        }
-        let link = CStr::from_bytes_with_nul(inputs.fd_link).unwrap_or(c"");
-        // A full buffer may hold a truncated path: then there is none.
-        let canonical = rustix::fs::readlinkat_raw(rustix::fs::CWD, link, &mut canonical_buf[..])
-            .ok()
-            .filter(|(_, rest)| !rest.is_empty())
-            .map(|(path, _)| &*path);
-        if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
-            paths[n] = c;
-            n += 1;
-        }
+    if inputs.name.starts_with(b"/") {
+        paths[n] = inputs.name;
+        n += 1;
     }
-    dispatch_paths(blob, inputs, &paths[..n], exec)
-}
-
-/// Decides for the binary known by `paths` and walks the chain.
-fn dispatch_paths(
-    blob: &Blob<'_>,
-    inputs: &Inputs<'_>,
-    paths: &[&[u8]],
-    exec: &mut Exec<'_>,
-) -> blob::Result<Result<(), i32>> {
+    let link = CStr::from_bytes_with_nul(inputs.fd_link).unwrap_or(c"");
+    // A full buffer may hold a truncated path: then there is none.
+    let canonical = rustix::fs::readlinkat_raw(rustix::fs::CWD, link, &mut canonical_buf[..])
+        .ok()
+        .filter(|(_, rest)| !rest.is_empty())
+        .map(|(path, _)| &*path);
+    if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
+        paths[n] = c;
+        n += 1;
+    }
     let subject = Subject {
         facts: inputs.facts,
-        paths,
+        paths: &paths[..n],
     };
-    let Some(plan) = decide::decide(blob, &subject, inputs.env_interpreter)? else {
+    let plan = decide::decide(blob, &subject, inputs.env_interpreter)?;
+    walk_plan(blob, inputs, plan, exec)
+}
+
+/// Walks the chain of the decision `plan` (`None`: nothing is configured).
+fn walk_plan(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    plan: Option<Plan<'_>>,
+    exec: &mut Exec<'_>,
+) -> blob::Result<Result<(), i32>> {
+    let Some(plan) = plan else {
         exec.log.say(
             LogLevel::Error,
             &[
