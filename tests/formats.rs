@@ -221,7 +221,7 @@ missing_helper = "@D/missing-interpreter"
 [interpreters.wine]
 path = "@D/opt/wine"
 argv = "plain"
-install_hint = "Install Wine (Fedora: dnf install wine-core; Debian: apt install wine)."
+install_hint = "Install Wine (Fedora: dnf install wine-core; Debian: apt install wine64; openSUSE: zypper install wine-staging; Arch: pacman -S wine)."
 
 [[rules]]
 format = "pe"
@@ -320,4 +320,70 @@ fn the_helper_asks_through_zenity_without_a_terminal() {
     assert_eq!(out.status.code(), Some(127));
     assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
     assert!(!dir.join("zenity.log").exists() && !dir.join("dnf.log").exists());
+}
+
+#[test]
+fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
+    let tools: Vec<std::path::PathBuf> = ["sed", "head", "id", "mkdir", "cp"]
+        .iter()
+        .map(|t| {
+            ["/usr/bin", "/bin"]
+                .iter()
+                .map(|d| Path::new(d).join(t))
+                .find(|p| p.exists())
+                .unwrap_or_else(|| panic!("{t} is not installed"))
+        })
+        .collect();
+    for (pm, logged) in [
+        ("dnf", "install -y wine-core"),
+        ("apt-get", "install -y wine64"),
+        ("zypper", "--non-interactive install wine-staging"),
+        ("pacman", "-S --noconfirm wine"),
+    ] {
+        let (dir, cache) = helper_case(&format!("helper-{pm}"), 0);
+        // Only this package manager, kdialog, and the tools the helper uses.
+        let only = dir.join("only");
+        fs::create_dir_all(&only).unwrap();
+        for tool in &tools {
+            std::os::unix::fs::symlink(tool, only.join(tool.file_name().unwrap())).unwrap();
+        }
+        write_exec(
+            &only.join(pm),
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nmkdir -p {d}/opt && cp {r} {d}/opt/wine\n",
+                log = sh_quote(dir.join("pm.log").to_str().unwrap()),
+                d = sh_quote(dir.to_str().unwrap()),
+                r = sh_quote(reporter().to_str().unwrap()),
+            )
+            .as_bytes(),
+        );
+        write_exec(
+            &only.join("kdialog"),
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\n",
+                log = sh_quote(dir.join("kdialog.log").to_str().unwrap()),
+            )
+            .as_bytes(),
+        );
+        let out = run(
+            &dir,
+            &cache,
+            "PATH=$PWD/only DISPLAY=:0 ./prog.exe arg </dev/null",
+            &[],
+        );
+        let r = report_of(&out);
+        assert_eq!(&r.argv[1..], ["./prog.exe", "arg"], "{pm}");
+        assert_eq!(
+            fs::read_to_string(dir.join("pm.log")).unwrap(),
+            format!("{logged}\n"),
+            "{pm}"
+        );
+        let kdialog = fs::read_to_string(dir.join("kdialog.log")).unwrap();
+        assert!(
+            kdialog.starts_with(
+                "--title binfmt-dispatcher --yesno prog.exe is a Windows program (PE)"
+            ),
+            "{pm}: {kdialog}"
+        );
+    }
 }
