@@ -387,3 +387,40 @@ fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
         );
     }
 }
+
+#[test]
+fn the_helper_reruns_the_program_with_its_argv0() {
+    let (dir, _) = helper_case("helper-argv0", 0);
+    // The interpreter shows argv[0] (qemu's -0); launched with its own argv[0].
+    let toml = fs::read_to_string(dir.join("config.toml")).unwrap();
+    let cache = cache(&dir, &toml.replace("argv = \"plain\"", "argv = \"qemu\""));
+    let launch = [
+        launcher().to_str().unwrap(),
+        "-e",
+        &format!("BINFMT_DISPATCHER_CACHE={}", cache.display()),
+        "-e",
+        &format!("PATH={}/fakebin:/usr/bin:/bin", dir.display()),
+        "-e",
+        "BINFMT_DISPATCHER_HELPER_UI=terminal",
+        "./prog.exe",
+        "CUSTOM0",
+        "x",
+    ]
+    .map(sh_quote)
+    .join(" ");
+    let out = run(&dir, &cache, &format!("echo y | {launch}"), &[]);
+    let r = report_of(&out);
+    let wine = dir.join("opt/wine");
+    // bash's exec -a, which sets it, names the binary by its absolute path.
+    let binary = dir.join("prog.exe");
+    assert_eq!(
+        r.argv,
+        [
+            wine.to_str().unwrap(),
+            "-0",
+            "CUSTOM0",
+            binary.to_str().unwrap(),
+            "x"
+        ]
+    );
+}
