@@ -253,6 +253,33 @@ fn bare(c: &[u8]) -> &[u8] {
     c.strip_suffix(&[0]).unwrap_or(c)
 }
 
+/// The variable an argv convention sets for the interpreter, if any:
+/// box64's and box86's guest `argv[0]`, FEX's descriptor on the binary.
+fn convention_var(style: ArgvStyle, execfd: Option<u32>) -> Option<&'static [u8]> {
+    match (style, execfd) {
+        (ArgvStyle::Box64, _) => Some(b"BOX64_ARG0"),
+        (ArgvStyle::Box86, _) => Some(b"BOX86_ARG0"),
+        (ArgvStyle::Fex, Some(_)) => Some(b"FEX_EXECVEFD"),
+        _ => None,
+    }
+}
+
+/// Whether `candidate` runs with the process's environment exactly as it
+/// is: the interpreter has no `env` of its own and its convention sets no
+/// variable. The caller may then hand the process's own envp to `execve`
+/// instead of [`build`]'s copy, which costs stack (or a mapping) in
+/// proportion to the environment's size.
+pub fn keeps_environment<A: Strings>(
+    blob: &Blob<'_>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, A>,
+) -> blob::Result<bool> {
+    let style = ArgvStyle::from_code(blob.field(candidate.record, interp::ARGV_STYLE)?)
+        .ok_or(blob::BlobError::OutOfBounds)?;
+    Ok(blob.array(candidate.record, interp::ENV)?.count == 0
+        && convention_var(style, guest.execfd).is_none())
+}
+
 /// Builds the argv and envp that run `guest` under `candidate`, with the
 /// process environment `env`; returns how much of each buffer it used.
 pub fn build<A: Strings, E: Strings>(
@@ -314,11 +341,10 @@ pub fn build<A: Strings, E: Strings>(
     // The environment: the process's, minus the keys the interpreter sets.
     let extra = blob.array(record, interp::ENV)?;
     let mut fd_digits = [0u8; 10];
-    let (arg0_key, arg0_value): (Option<&[u8]>, &[u8]) = match (style, guest.execfd) {
-        (ArgvStyle::Box64, _) => (Some(b"BOX64_ARG0"), bare(guest.argv0)),
-        (ArgvStyle::Box86, _) => (Some(b"BOX86_ARG0"), bare(guest.argv0)),
-        (ArgvStyle::Fex, Some(fd)) => (Some(b"FEX_EXECVEFD"), decimal(fd, &mut fd_digits)),
-        _ => (None, b""),
+    let arg0_key = convention_var(style, guest.execfd);
+    let arg0_value = match (style, guest.execfd) {
+        (ArgvStyle::Fex, Some(fd)) => decimal(fd, &mut fd_digits),
+        _ => bare(guest.argv0),
     };
     let overridden = |i: usize| -> blob::Result<bool> {
         if arg0_key.is_some_and(|key| env.has_key(i, key)) {

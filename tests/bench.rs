@@ -125,6 +125,7 @@ fn check_report(out: &std::process::Output, rounds: u32, final_line: &str, cache
         .collect();
     assert!(lines[0].starts_with("binfmtctl bench: Linux "), "{text}");
     assert!(lines[0].contains(&format!("{rounds} rounds x ")), "{text}");
+    assert!(lines[0].contains(" environment of "), "{text}");
     assert!(lines[1].starts_with(final_line), "{text}");
     assert!(
         lines[2].starts_with(&format!("dispatcher: {DISPATCHER} (")),
@@ -315,5 +316,35 @@ fn bench_runs_unprivileged() {
         1,
         "final interpreter: built-in exit0 (exits at once)",
         &[],
+    );
+}
+
+#[test]
+fn bench_runs_with_a_minimal_or_the_inherited_environment() {
+    let header = |env: &str, extra: usize| {
+        let out = Command::new(BINFMTCTL)
+            .args(["bench", "--rounds", "1", "--execs", "20", "--env", env])
+            .arg("--dispatcher")
+            .arg(DISPATCHER)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("BINFMT_DISPATCHER_LOG", "debug")
+            .envs((0..extra).map(|i| (format!("BENCH_TEST_{i}"), "x")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().next().unwrap_or("").to_string()
+    };
+    // PATH and HOME.
+    assert!(
+        header("minimal", 5).ends_with("minimal environment of 2 variables"),
+        "{}",
+        header("minimal", 5)
+    );
+    // PATH, the 40 variables and HOME; BINFMT_DISPATCHER_LOG is dropped.
+    let inherited = header("inherit", 40);
+    assert!(
+        inherited.ends_with("inherited environment of 42 variables"),
+        "{inherited}"
     );
 }

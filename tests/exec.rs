@@ -1072,10 +1072,14 @@ fn pt_interp_rules_see_a_path_past_the_first_kib() {
     }
 }
 
-/// How many `readlink`s the dispatcher makes, run by hand under strace on
-/// `binary` with `case`'s cache, before its execve of the interpreter; the
-/// syscalls it made; and the interpreter's report.
-fn readlinks_until_exec(case: &Case, binary: &Path) -> (usize, Vec<String>, Report) {
+/// The syscalls the dispatcher makes, run by hand under strace on `binary`
+/// with `case`'s cache and `env`, before its execve of the interpreter; and
+/// the interpreter's report.
+fn syscalls_until_exec(
+    case: &Case,
+    binary: &Path,
+    env: &[(String, String)],
+) -> (Vec<String>, Report) {
     let log = case.dir.join(format!(
         "strace-{}.log",
         binary.file_name().unwrap().to_str().unwrap()
@@ -1087,6 +1091,7 @@ fn readlinks_until_exec(case: &Case, binary: &Path) -> (usize, Vec<String>, Repo
         .arg(binary)
         .env_clear()
         .env("BINFMT_DISPATCHER_CACHE", &case.cache)
+        .envs(env.iter().cloned())
         .output()
         .expect("strace (apt-get install -y strace)");
     let text = fs::read_to_string(&log).unwrap();
@@ -1096,8 +1101,12 @@ fn readlinks_until_exec(case: &Case, binary: &Path) -> (usize, Vec<String>, Repo
         .skip(1) // strace's execve of the dispatcher
         .take_while(|name| name != "execve")
         .collect();
-    let readlinks = calls.iter().filter(|c| c.starts_with("readlink")).count();
-    (readlinks, calls, report_of(&out))
+    (calls, report_of(&out))
+}
+
+/// How many of `calls` start with `name`.
+fn count(calls: &[String], name: &str) -> usize {
+    calls.iter().filter(|c| c.starts_with(name)).count()
 }
 
 #[test]
@@ -1124,13 +1133,13 @@ interpreter = "never"
     std::os::unix::fs::symlink(&foreign, &alias).unwrap();
 
     // Named by its overridden path: decided without readlinkat.
-    let (readlinks, calls, rep) = readlinks_until_exec(&case, &foreign);
-    assert_eq!(readlinks, 0, "{calls:?}");
+    let (calls, rep) = syscalls_until_exec(&case, &foreign, &[]);
+    assert_eq!(count(&calls, "readlink"), 0, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
     // Through a symlink: the canonical path is looked up, and its override
     // applies.
-    let (readlinks, calls, rep) = readlinks_until_exec(&case, &alias);
-    assert_eq!(readlinks, 1, "{calls:?}");
+    let (calls, rep) = syscalls_until_exec(&case, &alias, &[]);
+    assert_eq!(count(&calls, "readlink"), 1, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
 }
 
@@ -1166,11 +1175,40 @@ interpreter = "rep"
     std::os::unix::fs::symlink(games.join("game"), &alias).unwrap();
 
     // Its filename matches the aarch64 path rule; the x86-64 one cannot apply.
-    let (readlinks, calls, rep) = readlinks_until_exec(&case, &games.join("game"));
-    assert_eq!(readlinks, 0, "{calls:?}");
+    let (calls, rep) = syscalls_until_exec(&case, &games.join("game"), &[]);
+    assert_eq!(count(&calls, "readlink"), 0, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
     // Through a symlink outside `games`: only the canonical path matches.
-    let (readlinks, calls, rep) = readlinks_until_exec(&case, &alias);
-    assert_eq!(readlinks, 1, "{calls:?}");
+    let (calls, rep) = syscalls_until_exec(&case, &alias, &[]);
+    assert_eq!(count(&calls, "readlink"), 1, "{calls:?}");
     assert_eq!(rep.argv[0], reporter().to_str().unwrap());
+}
+
+#[test]
+fn a_large_environment_passes_through_uncopied_or_copied_exactly() {
+    // 300 variables: more than the trampoline's stack buffers hold.
+    let env: Vec<(String, String)> = (0..300)
+        .map(|i| (format!("VAR_{i:03}"), format!("value {i}")))
+        .collect();
+    let want: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    for (style, added) in [("qemu", None), ("box64", Some("BOX64_ARG0="))] {
+        let case = Case::new(
+            &format!("big-env-{style}"),
+            &format!("[interpreters.rep]\npath = \"@R\"\nargv = \"{style}\"\n[defaults]\ninterpreter = \"rep\"\n"),
+        );
+        let (calls, rep) = syscalls_until_exec(&case, &case.dir.join("foreign"), &env);
+        let mut got = rep.env.clone();
+        got.retain(|e| !e.starts_with("BINFMT_DISPATCHER_CACHE="));
+        if let Some(prefix) = added {
+            assert!(got.pop().is_some_and(|e| e.starts_with(prefix)), "{style}");
+        }
+        assert_eq!(got, want, "{style}");
+        // The cache's mapping; for box64 also the buffers the copy needs.
+        let mmaps = count(&calls, "mmap");
+        assert_eq!(
+            mmaps,
+            if added.is_none() { 1 } else { 4 },
+            "{style}: {calls:?}"
+        );
+    }
 }

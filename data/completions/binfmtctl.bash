@@ -113,7 +113,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__bench)
-            opts="-h --rounds --execs --interpreter --dispatcher --cpu --cache --root --help"
+            opts="-h --rounds --execs --interpreter --dispatcher --cpu --cache --env --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -141,6 +141,10 @@ _binfmtctl() {
                     ;;
                 --cache)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --env)
+                    COMPREPLY=($(compgen -W "inherit minimal" -- "${cur}"))
                     return 0
                     ;;
                 --root)

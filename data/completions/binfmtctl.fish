@@ -90,8 +90,10 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l interprete
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l dispatcher -d 'The dispatcher [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l cpu -d 'The CPU to pin to [default: the last one this process may use]' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l cache -d 'Also measure the dispatcher with this compiled cache (given as BINFMT_DISPATCHER_CACHE; it must route the foreign files to an interpreter that runs them), as variant dispatcher-STEM; repeatable' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l env -d 'The environment the foreign programs run with: `inherit`, binfmtctl\'s own (real programs carry one, and every exec copies it), less the dispatcher\'s variables and XDG_CACHE_HOME, with HOME an empty directory so that no user cache applies; or `minimal`, PATH and HOME' -r -f -a "inherit\t'binfmtctl\'s own environment, less what would steer the dispatcher'
+minimal\t'PATH and HOME only'"
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand help; and not __fish_seen_subcommand_from compile explain dump check register unregister status binfmt-d run bench completions help" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'

@@ -27,6 +27,9 @@ pub struct CStrList {
 }
 
 impl CStrList {
+    /// No strings.
+    pub const EMPTY: CStrList = CStrList { ptrs: &[] };
+
     /// String `i` as a `CStr`.
     pub fn c_str(&self, i: usize) -> &'static CStr {
         // SAFETY: the kernel put NUL-terminated strings behind every pointer
@@ -103,6 +106,8 @@ pub struct Process {
     pub args: CStrList,
     /// envp.
     pub env: CStrList,
+    /// envp with its terminating NULL, as `execve` takes it.
+    pub envp: &'static [*const u8],
     /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
     pub execfd: Option<u32>,
     /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
@@ -136,6 +141,7 @@ extern "C" fn entry(sp: *const usize) -> ! {
             env: CStrList {
                 ptrs: core::slice::from_raw_parts(envp, envc),
             },
+            envp: core::slice::from_raw_parts(envp, envc + 1),
             execfd: None,
             flags: 0,
             secure: false,

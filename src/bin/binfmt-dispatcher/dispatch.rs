@@ -748,6 +748,11 @@ impl System for ExecSystem<'_, '_, '_> {
             rt::set_cloexec(e.fd, !want);
             e.inherited = want;
         }
+        // The process's envp is passed as it is when nothing in it changes:
+        // build then copies none of it.
+        let keep_env = launch::keeps_environment(self.blob, candidate, e.guest).unwrap_or(false);
+        let env = if keep_env { &CStrList::EMPTY } else { &e.p.env };
+        let process_envp = keep_env.then_some(e.p.envp);
         let mut argv = [core::ptr::null(); STACK_ARGS];
         let mut envp = [core::ptr::null(); STACK_ARGS];
         let mut arena = [0u8; STACK_ARENA];
@@ -756,9 +761,9 @@ impl System for ExecSystem<'_, '_, '_> {
             envp: &mut envp,
             arena: &mut arena,
         };
-        let built = launch::build(self.blob, candidate, e.guest, &e.p.env, &mut out);
+        let built = launch::build(self.blob, candidate, e.guest, env, &mut out);
         let errno = match built {
-            Ok(sizes) => exec(candidate, &out, sizes),
+            Ok(sizes) => exec(candidate, &out, sizes, process_envp),
             Err(BuildError::TooSmall(sizes)) => {
                 match (
                     rt::alloc_zeroed(sizes.argv),
@@ -767,8 +772,8 @@ impl System for ExecSystem<'_, '_, '_> {
                 ) {
                     (Ok(argv), Ok(envp), Ok(arena)) => {
                         let mut big = Buffers { argv, envp, arena };
-                        match launch::build(self.blob, candidate, e.guest, &e.p.env, &mut big) {
-                            Ok(sizes) => exec(candidate, &big, sizes),
+                        match launch::build(self.blob, candidate, e.guest, env, &mut big) {
+                            Ok(sizes) => exec(candidate, &big, sizes, process_envp),
                             Err(_) => Errno::NOMEM,
                         }
                     }
@@ -818,8 +823,15 @@ impl System for ExecSystem<'_, '_, '_> {
     }
 }
 
-/// Executes the built argv; returns the error when the exec failed.
-fn exec(candidate: &Candidate<'_>, out: &Buffers<'_>, sizes: Sizes) -> Errno {
+/// Executes the built argv with the built envp, or `process_envp`;
+/// returns the error when the exec failed.
+fn exec(
+    candidate: &Candidate<'_>,
+    out: &Buffers<'_>,
+    sizes: Sizes,
+    process_envp: Option<&[*const u8]>,
+) -> Errno {
     let path = candidate.muvm.unwrap_or(candidate.path);
-    rt::execve(path, &out.argv[..sizes.argv], &out.envp[..sizes.envp])
+    let envp = process_envp.unwrap_or(&out.envp[..sizes.envp]);
+    rt::execve(path, &out.argv[..sizes.argv], envp)
 }

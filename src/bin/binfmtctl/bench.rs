@@ -27,6 +27,8 @@
 //! page faults per exec (the children's, from /proc/self/stat). Timings
 //! only: nothing is asserted about them.
 
+use std::env;
+use std::ffi::OsString;
 use std::fs;
 use std::io::{self, IsTerminal, Write as _};
 use std::os::unix::ffi::OsStrExt;
@@ -74,6 +76,21 @@ pub struct Args {
     /// interpreter that runs them), as variant dispatcher-STEM; repeatable.
     #[arg(long, value_name = "FILE")]
     cache: Vec<PathBuf>,
+    /// The environment the foreign programs run with: `inherit`, binfmtctl's
+    /// own (real programs carry one, and every exec copies it), less the
+    /// dispatcher's variables and XDG_CACHE_HOME, with HOME an empty
+    /// directory so that no user cache applies; or `minimal`, PATH and HOME.
+    #[arg(long, value_enum, default_value_t = Environment::Inherit)]
+    env: Environment,
+}
+
+/// `binfmtctl bench --env`.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Environment {
+    /// binfmtctl's own environment, less what would steer the dispatcher.
+    Inherit,
+    /// PATH and HOME only.
+    Minimal,
 }
 
 /// One measured registration: `direct`, `floor`, `dispatcher`, then one
@@ -312,14 +329,24 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         .map(|(_, p)| p.as_os_str().len())
         .max()
         .unwrap_or(0);
-    let env_of = |v: &Variant| -> Vec<(&'static str, String)> {
-        let mut env = vec![
-            ("PATH", "/usr/sbin:/usr/bin:/sbin:/bin".into()),
-            ("HOME", work.f("home").display().to_string()),
-        ];
+    let home = work.f("home");
+    let base: Vec<(OsString, OsString)> = match args.env {
+        Environment::Minimal => vec![("PATH".into(), "/usr/sbin:/usr/bin:/sbin:/bin".into())],
+        Environment::Inherit => env::vars_os()
+            .filter(|(k, _)| {
+                let k = k.as_bytes();
+                !k.starts_with(b"BINFMT_DISPATCHER") && k != b"XDG_CACHE_HOME" && k != b"HOME"
+            })
+            .collect(),
+    };
+    let env_of = |v: &Variant| -> Vec<(OsString, OsString)> {
+        let mut env = base.clone();
+        env.push(("HOME".into(), home.clone().into()));
         match &v.cache {
-            Some(p) => env.push(("BINFMT_DISPATCHER_CACHE", p.display().to_string())),
-            None if longest > 0 => env.push(("BENCH_PAD_XXXXXXXXXXXXX", "x".repeat(longest))),
+            Some(p) => env.push(("BINFMT_DISPATCHER_CACHE".into(), p.clone().into())),
+            None if longest > 0 => {
+                env.push(("BENCH_PAD_XXXXXXXXXXXXX".into(), "x".repeat(longest).into()))
+            }
             None => {}
         }
         env
@@ -387,9 +414,14 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     let uname = rustix::system::uname();
     let mut out = String::new();
     out += &format!(
-        "binfmtctl bench: Linux {}, {}, {rounds} rounds x {execs} execs, pinned to CPU {cpu}\n",
+        "binfmtctl bench: Linux {}, {}, {rounds} rounds x {execs} execs, pinned to CPU {cpu}, {} environment of {} variables\n",
         uname.release().to_string_lossy(),
-        isa.name()
+        isa.name(),
+        match args.env {
+            Environment::Inherit => "inherited",
+            Environment::Minimal => "minimal",
+        },
+        env_of(&variants[DIRECT]).len()
     );
     out += &match &args.interpreter {
         Some(p) => format!(
