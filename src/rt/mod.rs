@@ -226,15 +226,32 @@ pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> 
     }
 }
 
-/// Fresh zeroed memory of `count` elements, never freed (the process execs
-/// or exits right after using it).
-pub fn alloc_zeroed<T: Copy>(count: usize) -> Result<&'static mut [T], Errno> {
-    let bytes = count
-        .checked_mul(core::mem::size_of::<T>())
+/// An argv, an envp (null pointers) and a byte arena, zeroed, of the given
+/// lengths, in one fresh mapping (one syscall), never freed: the process
+/// execs or exits right after using them.
+#[allow(clippy::type_complexity)]
+pub fn alloc_exec_buffers(
+    argv: usize,
+    envp: usize,
+    arena: usize,
+) -> Result<
+    (
+        &'static mut [*const u8],
+        &'static mut [*const u8],
+        &'static mut [u8],
+    ),
+    Errno,
+> {
+    let pointers = argv.checked_add(envp).ok_or(Errno::NOMEM)?;
+    let pointer_bytes = pointers
+        .checked_mul(core::mem::size_of::<*const u8>())
         .ok_or(Errno::NOMEM)?;
-    // SAFETY: an anonymous private mapping is zero-filled, page-aligned and
-    // aliased by nothing; it is only used for `T`s for which all-zero bytes
-    // are a valid value (pointers: null; bytes).
+    let bytes = pointer_bytes.checked_add(arena).ok_or(Errno::NOMEM)?;
+    // SAFETY: an anonymous private mapping of `bytes` is zero-filled,
+    // page-aligned (so aligned for pointers) and aliased by nothing. It is
+    // cut into three disjoint slices: `pointers` null pointers (all-zero
+    // bytes are a valid null pointer), then `arena` bytes; it is never
+    // unmapped, so the slices live as long as the process.
     unsafe {
         let p = rustix::mm::mmap_anonymous(
             core::ptr::null_mut(),
@@ -242,7 +259,12 @@ pub fn alloc_zeroed<T: Copy>(count: usize) -> Result<&'static mut [T], Errno> {
             rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
             rustix::mm::MapFlags::PRIVATE,
         )?;
-        Ok(core::slice::from_raw_parts_mut(p.cast::<T>(), count))
+        let ptrs = p.cast::<*const u8>();
+        Ok((
+            core::slice::from_raw_parts_mut(ptrs, argv),
+            core::slice::from_raw_parts_mut(ptrs.add(argv), envp),
+            core::slice::from_raw_parts_mut(p.cast::<u8>().add(pointer_bytes), arena),
+        ))
     }
 }
 

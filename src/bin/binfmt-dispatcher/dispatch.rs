@@ -528,11 +528,7 @@ fn run_helper(exec: &mut Exec<'_>, blob: &Blob<'_>, plan: &Plan<'_>) -> blob::Re
     let g = exec.guest;
     let argc = 3 + g.args.count().saturating_sub(g.first_arg) + 1;
     let envc = exec.p.env.count() + 3 + 1;
-    let (Ok(argv), Ok(envp), Ok(arena)) = (
-        rt::alloc_zeroed::<*const u8>(argc),
-        rt::alloc_zeroed::<*const u8>(envc),
-        rt::alloc_zeroed::<u8>(arena_len),
-    ) else {
+    let Ok((argv, envp, arena)) = rt::alloc_exec_buffers(argc, envc, arena_len) else {
         return Ok(());
     };
     let mut at = 0;
@@ -765,19 +761,15 @@ impl System for ExecSystem<'_, '_, '_> {
         let errno = match built {
             Ok(sizes) => exec(candidate, &out, sizes, process_envp),
             Err(BuildError::TooSmall(sizes)) => {
-                match (
-                    rt::alloc_zeroed(sizes.argv),
-                    rt::alloc_zeroed(sizes.envp),
-                    rt::alloc_zeroed(sizes.arena),
-                ) {
-                    (Ok(argv), Ok(envp), Ok(arena)) => {
+                match rt::alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
+                    Ok((argv, envp, arena)) => {
                         let mut big = Buffers { argv, envp, arena };
                         match launch::build(self.blob, candidate, e.guest, env, &mut big) {
                             Ok(sizes) => exec(candidate, &big, sizes, process_envp),
                             Err(_) => Errno::NOMEM,
                         }
                     }
-                    _ => Errno::NOMEM,
+                    Err(_) => Errno::NOMEM,
                 }
             }
             Err(BuildError::Blob(_)) => Errno::INVAL,
