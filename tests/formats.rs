@@ -184,6 +184,35 @@ fn mach_o_gets_one_line_and_127_not_java() {
     );
 }
 
+/// A fake package manager at `path`: it appends its arguments to
+/// `dir/log` and "installs" the interpreter `dir/opt/wine` (a copy of the
+/// reporter).
+fn fake_package_manager(path: &Path, dir: &Path, log: &str) {
+    write_exec(
+        path,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nmkdir -p {d}/opt && cp {r} {d}/opt/wine\n",
+            log = sh_quote(dir.join(log).to_str().unwrap()),
+            d = sh_quote(dir.to_str().unwrap()),
+            r = sh_quote(reporter().to_str().unwrap()),
+        )
+        .as_bytes(),
+    );
+}
+
+/// A fake zenity or kdialog at `path`: it appends its arguments to `log`
+/// and answers with exit status `answer`.
+fn fake_dialog(path: &Path, log: &Path, answer: u8) {
+    write_exec(
+        path,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nexit {answer}\n",
+            log = sh_quote(log.to_str().unwrap()),
+        )
+        .as_bytes(),
+    );
+}
+
 /// A case for the helper: the data/ helper, a fake `dnf` that records its
 /// arguments and installs the "interpreter" (a copy of the reporter), and
 /// a fake `zenity` that records its arguments and answers `answer`.
@@ -193,24 +222,8 @@ fn helper_case(tag: &str, zenity_answer: u8) -> (std::path::PathBuf, std::path::
     fs::create_dir_all(&bin).unwrap();
     let helper = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/missing-interpreter");
     fs::copy(&helper, dir.join("missing-interpreter")).unwrap();
-    write_exec(
-        &bin.join("dnf"),
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nmkdir -p {d}/opt && cp {r} {d}/opt/wine\n",
-            log = sh_quote(dir.join("dnf.log").to_str().unwrap()),
-            d = sh_quote(dir.to_str().unwrap()),
-            r = sh_quote(reporter().to_str().unwrap()),
-        )
-        .as_bytes(),
-    );
-    write_exec(
-        &bin.join("zenity"),
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nexit {zenity_answer}\n",
-            log = sh_quote(dir.join("zenity.log").to_str().unwrap()),
-        )
-        .as_bytes(),
-    );
+    fake_package_manager(&bin.join("dnf"), &dir, "dnf.log");
+    fake_dialog(&bin.join("zenity"), &dir.join("zenity.log"), zenity_answer);
     write_exec(&dir.join("prog.exe"), &pe(0x80, 0x14c, false, false));
     let cache = cache(
         &dir,
@@ -347,24 +360,8 @@ fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
         for tool in &tools {
             std::os::unix::fs::symlink(tool, only.join(tool.file_name().unwrap())).unwrap();
         }
-        write_exec(
-            &only.join(pm),
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\nmkdir -p {d}/opt && cp {r} {d}/opt/wine\n",
-                log = sh_quote(dir.join("pm.log").to_str().unwrap()),
-                d = sh_quote(dir.to_str().unwrap()),
-                r = sh_quote(reporter().to_str().unwrap()),
-            )
-            .as_bytes(),
-        );
-        write_exec(
-            &only.join("kdialog"),
-            format!(
-                "#!/bin/sh\nprintf '%s\\n' \"$*\" >> {log}\n",
-                log = sh_quote(dir.join("kdialog.log").to_str().unwrap()),
-            )
-            .as_bytes(),
-        );
+        fake_package_manager(&only.join(pm), &dir, "pm.log");
+        fake_dialog(&only.join("kdialog"), &dir.join("kdialog.log"), 0);
         let out = run(
             &dir,
             &cache,
