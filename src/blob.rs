@@ -72,6 +72,9 @@ impl Flags {
     pub const PATH_MATCHERS: u32 = 1;
     /// Some rule looks at `PT_INTERP`.
     pub const INTERP_MATCHERS: u32 = 2;
+    /// The system's compiled configuration, embedded in a trampoline by
+    /// `binfmtctl compile --embed`: that trampoline reads no system cache.
+    pub const EMBEDDED: u32 = 4;
 }
 
 /// An interpreter record.

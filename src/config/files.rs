@@ -64,8 +64,15 @@ pub fn compile_files(layers: &[PathBuf], output: &Path) -> Result<Vec<u8>, Compi
 }
 
 /// Writes `bytes` to `path` by way of a temporary file in the same
-/// directory, fsync and rename, then fsyncs the directory.
+/// directory, fsync and rename, then fsyncs the directory; mode 0644.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    // Readable by all, writable by the owner only: the trampoline rejects
+    // a group- or world-writable cache in secure mode.
+    write_atomically_mode(path, bytes, 0o644)
+}
+
+/// [`write_atomically`], with the file's `mode`.
+pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -83,10 +90,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
             .create_new(true)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        // Readable by all, writable by the owner only: the trampoline rejects
-        // a group- or world-writable cache in secure mode.
         use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o644))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
         fs::rename(&tmp, path)
     })();

@@ -13,7 +13,9 @@ mod parse;
 
 pub use compile::compile;
 pub use dump::{describe_rule, dump, quote, DumpError};
-pub use files::{compile_files, load_layers, write_atomically, CompileError};
+pub use files::{
+    compile_files, load_layers, write_atomically, write_atomically_mode, CompileError,
+};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -13,6 +13,7 @@ mod arch;
 use core::ffi::CStr;
 
 use linux_raw_sys::auxvec as aux;
+use linux_raw_sys::elf::{Elf_Phdr, PF_R, PT_LOAD};
 use linux_raw_sys::general as sys;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -118,6 +119,8 @@ pub struct Process {
     pub page_size: usize,
     /// `AT_EXECFN`: the path the exec was asked for.
     pub execfn: Option<&'static [u8]>,
+    /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
+    phdrs: &'static [Elf_Phdr],
 }
 
 /// Called by `_start` with the initial stack pointer.
@@ -125,6 +128,8 @@ extern "C" fn entry(sp: *const usize) -> ! {
     // SAFETY: at process entry `sp` points at argc, followed by argc argv
     // pointers and a NULL, the envp pointers and a NULL, then the auxv
     // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
+    // AT_PHDR and AT_PHNUM describe the program headers, which the kernel
+    // mapped with the image for the life of the process.
     let process = unsafe {
         let argc = *sp;
         let argv = sp.add(1).cast::<*const u8>();
@@ -147,7 +152,9 @@ extern "C" fn entry(sp: *const usize) -> ! {
             secure: false,
             page_size: 4096,
             execfn: None,
+            phdrs: &[],
         };
+        let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
         loop {
             let (key, value) = (*aux, *aux.add(1));
             match key as u32 {
@@ -159,13 +166,57 @@ extern "C" fn entry(sp: *const usize) -> ! {
                 aux::AT_EXECFN if value != 0 => {
                     p.execfn = Some(CStr::from_ptr(value as *const _).to_bytes());
                 }
+                aux::AT_PHDR => phdr = value,
+                aux::AT_PHNUM => phnum = value,
+                aux::AT_PHENT => phent = value,
                 _ => {}
             }
             aux = aux.add(2);
         }
+        // AT_PHDR points at the program headers inside the loaded image
+        // (link.ld maps them with FILEHDR PHDRS), AT_PHNUM counts them;
+        // trusted only when the entry size is the one this build expects.
+        if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
+            p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
+        }
         p
     };
     crate::main(&process)
+}
+
+/// The default configuration build.rs compiled, in a section of its own
+/// that link.ld places last in the loaded segment, so that `binfmtctl
+/// compile --embed` can put a longer one in its place by growing the
+/// segment.
+#[link_section = ".binfmt_config"]
+static BAKED: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob")).len()] =
+    *include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
+
+/// The configuration embedded in this trampoline: the bytes from the start
+/// of its section to the end of the loaded segment (the blob's header says
+/// how many of them are the blob). The section as built when no readable
+/// segment holds it.
+pub fn embedded_config(p: &Process) -> &'static [u8] {
+    let start = BAKED.as_ptr() as usize;
+    for ph in p.phdrs {
+        let end = ph.p_vaddr.saturating_add(ph.p_filesz);
+        if ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_vaddr <= start && start < end {
+            // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
+            // link.ld), so the kernel mapped this readable PT_LOAD at its
+            // p_vaddr, from the file, for the life of the process, and it is
+            // never written (one read-execute segment; the running file
+            // cannot be written either: ETXTBSY). `start .. end` lies inside
+            // it. The pointer is made from the address, not from `BAKED`:
+            // past `BAKED`'s length is the segment, not the static.
+            return unsafe {
+                core::slice::from_raw_parts(
+                    core::ptr::with_exposed_provenance::<u8>(start),
+                    end - start,
+                )
+            };
+        }
+    }
+    &BAKED
 }
 
 /// Ends the process.

@@ -173,7 +173,8 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
 
     // 2. The configuration: one blob.
     let mut user_cache = [0u8; 512];
-    let (cache_path, cache) = load_config(p, &vars, &log, &mut user_cache).unwrap_or((c"", baked));
+    let (cache_path, cache) =
+        load_config(p, &vars, &log, baked, &mut user_cache).unwrap_or((c"", baked));
     let blob = Blob::open(cache);
     let Ok(blob) = blob else {
         log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
@@ -608,7 +609,8 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
 }
 
 /// The first usable compiled cache, mapped: `BINFMT_DISPATCHER_CACHE`, the
-/// user's, the system's. A missing one is skipped silently (but for the one
+/// user's, the system's (unless the `embedded` configuration is the
+/// system's). A missing one is skipped silently (but for the one
 /// the environment names); one that cannot be used is skipped with a
 /// one-line warning. `None`: use the built-in configuration. The user
 /// cache's path is composed in `user_buf`.
@@ -620,15 +622,18 @@ fn load_config<'u>(
     p: &Process,
     vars: &Vars,
     log: &Log,
+    embedded: &[u8],
     user_buf: &'u mut [u8],
 ) -> Option<(&'u CStr, &'static [u8])> {
+    // A trampoline with the system's configuration embedded (`binfmtctl
+    // compile --embed`) looks for no system cache: it carries it.
+    let system = match Blob::open(embedded) {
+        Ok(b) if b.header(header::FLAGS) & Flags::EMBEDDED != 0 => None,
+        _ => Some(paths::SYSTEM_CACHE),
+    };
     let candidates: [Option<&CStr>; 3] = match p.secure {
-        true => [None, None, Some(paths::SYSTEM_CACHE)],
-        false => [
-            vars.cache,
-            user_cache_path(vars, user_buf),
-            Some(paths::SYSTEM_CACHE),
-        ],
+        true => [None, None, system],
+        false => [vars.cache, user_cache_path(vars, user_buf), system],
     };
     candidates.iter().enumerate().find_map(|(i, path)| {
         let path = (*path)?;

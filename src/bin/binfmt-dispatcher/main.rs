@@ -31,11 +31,8 @@ mod rt;
 
 use rt::Process;
 
-/// The default configuration, compiled by build.rs.
-static BAKED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
-
 fn main(process: &Process) -> ! {
-    rt::exit(dispatch::run(process, BAKED))
+    rt::exit(dispatch::run(process, rt::embedded_config(process)))
 }
 
 #[panic_handler]

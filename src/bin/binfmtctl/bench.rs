@@ -11,6 +11,8 @@
 //!   configuration, the foreign architecture's interpreter pointed at the
 //!   final one, compiled as the system cache (the default path: no user
 //!   cache, a system cache, on a tmpfs only this namespace sees);
+//! - `embedded`: a copy of the dispatcher carrying that same configuration
+//!   (`binfmtctl compile --embed`), which reads no cache file at all;
 //! - `dispatcher-NAME`, one per `--cache DIR/NAME.cache`: the dispatcher
 //!   with that compiled cache (BINFMT_DISPATCHER_CACHE), which must route
 //!   the foreign files to an interpreter that runs them (benches/
@@ -46,6 +48,7 @@ use rustix::mount::MountFlags;
 use rustix::thread::CpuSet;
 
 use crate::elf::{self, Isa};
+use crate::embed;
 use crate::locations::BAKED;
 use crate::private;
 use crate::register::default_dispatcher;
@@ -93,8 +96,8 @@ pub enum Environment {
     Minimal,
 }
 
-/// One measured registration: `direct`, `floor`, `dispatcher`, then one
-/// per `--cache`.
+/// One measured registration: `direct`, `floor`, `dispatcher`,
+/// `embedded`, then one per `--cache`.
 struct Variant {
     name: String,
     /// The OSABI byte (e_ident[7]) that routes a file to this entry.
@@ -109,6 +112,7 @@ struct Variant {
 const DIRECT: usize = 0;
 const FLOOR: usize = 1;
 const DISP: usize = 2;
+const EMBEDDED: usize = 3;
 /// The most `--cache` options: an OSABI byte each, kept apart from 0 (SysV)
 /// and 3 (GNU/Linux).
 const MAX_CACHES: usize = 16;
@@ -280,6 +284,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         ("direct", "F", final_interp.clone()),
         ("floor", "F", work.f("floor")),
         ("dispatcher", "POCF", dispatcher.clone()),
+        ("embedded", "POCF", work.f("embedded")),
     ];
     let variants: Vec<Variant> = fixed
         .into_iter()
@@ -306,6 +311,15 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
     }
     let (cache, interp_id) = cache_for(&foreign(&variants[DISP]), &final_text)?;
     fs::write(work.f("system.cache"), &cache).map_err(|e| format!("system cache: {e}"))?;
+    // Written before the registration: the F flag opens it then.
+    let image = fs::read(&dispatcher).map_err(|e| format!("{}: {e}", dispatcher.display()))?;
+    let embedded = embed::replace(&image, &embed::mark_embedded(cache.clone())).map_err(|e| {
+        format!(
+            "cannot embed a configuration in {}: {e}",
+            dispatcher.display()
+        )
+    })?;
+    write_exe(&variants[EMBEDDED].registered, &embedded)?;
 
     // The private binfmt_misc, and the system cache on a private tmpfs.
     let inst = private::enter().map_err(|e| format!("binfmtctl bench: {e}"))?;
@@ -437,7 +451,11 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         fs::metadata(&dispatcher).map(|m| m.len()).unwrap_or(0),
         cache.len().div_ceil(1024)
     );
-    for v in &variants[DISP + 1..] {
+    out += &format!(
+        "embedded: the dispatcher with that configuration embedded (compile --embed, {} bytes)\n",
+        embedded.len()
+    );
+    for v in &variants[EMBEDDED + 1..] {
         let path = v.cache.as_deref().unwrap_or(Path::new(""));
         out += &format!(
             "{}: BINFMT_DISPATCHER_CACHE={} ({} KiB)\n",

@@ -79,6 +79,29 @@ impl Entry {
         self.name.starts_with(ENTRY_PREFIX) && self.runs_dispatcher(interpreter)
     }
 
+    /// The line that registers this entry again as it is (but enabled).
+    pub fn register_line(&self) -> String {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("\\x{x:02x}")).collect::<String>();
+        match (&self.magic, &self.extension) {
+            (Some(magic), _) => format!(
+                ":{}:M:{}:{}:{}:{}:{}",
+                self.name,
+                self.offset,
+                hex(magic),
+                self.mask.as_deref().map(hex).unwrap_or_default(),
+                self.interpreter,
+                self.flags
+            ),
+            (None, extension) => format!(
+                ":{}:E::{}::{}:{}",
+                self.name,
+                extension.as_deref().unwrap_or("").trim_start_matches('.'),
+                self.interpreter,
+                self.flags
+            ),
+        }
+    }
+
     /// Magic and mask, for magic entries at offset 0.
     pub fn magic_at_zero(&self) -> Option<(&[u8], &[u8])> {
         match (&self.magic, self.offset) {

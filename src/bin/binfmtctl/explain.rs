@@ -39,6 +39,12 @@ pub struct Args {
     /// with the O flag, else its own): 3 when the caller has only 0, 1, 2 open.
     #[arg(long, value_name = "FD", default_value_t = 3)]
     execfd: u32,
+    /// The trampoline whose built-in configuration applies when no cache
+    /// does (one written by `compile --embed` carries the system's and
+    /// reads no system cache) [default: binfmtctl's copy of the built-in
+    /// configuration].
+    #[arg(long, value_name = "PATH")]
+    dispatcher: Option<PathBuf>,
     /// The binary, as it would be executed; a name without `/` is searched
     /// in PATH as a shell would.
     file: OsString,
@@ -677,7 +683,23 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     let env_interpreter = std::env::var_os(paths::ENV_INTERPRETER).map(OsStringExt::into_vec);
     let page_size = args.page_size.unwrap_or_else(page_size);
 
-    let effective = locations::effective(loc);
+    let image = match &args.dispatcher {
+        Some(path) => Some(fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?),
+        None => None,
+    };
+    let builtin = match &image {
+        Some(image) => crate::embed::config_of(image).map_err(|e| {
+            format!(
+                "{}: {e}",
+                args.dispatcher
+                    .as_deref()
+                    .unwrap_or(Path::new(""))
+                    .display()
+            )
+        })?,
+        None => locations::BAKED,
+    };
+    let effective = locations::effective_with(loc, builtin);
     let mut source = effective.source.clone();
     let mut fell_back = None;
     let go = |bytes: &[u8]| {
@@ -701,13 +723,12 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
                 e.describe()
             ));
             source = Source::BuiltIn;
-            go(locations::BAKED)
-                .map_err(|e| format!("the built-in configuration is {}", e.describe()))?
+            go(builtin).map_err(|e| format!("the built-in configuration is {}", e.describe()))?
         }
     };
     let (paths, decision, tried, ran, status) = outcome;
     let used: &[u8] = if fell_back.is_some() {
-        locations::BAKED
+        builtin
     } else {
         &effective.bytes
     };

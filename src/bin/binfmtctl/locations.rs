@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use binfmt_dispatcher::blob::Blob;
+use binfmt_dispatcher::blob::{header, Blob, Flags};
 use binfmt_dispatcher::paths;
 
 /// The default configuration baked into the trampoline, the very same
@@ -174,6 +174,13 @@ pub fn read_cache(path: &Path) -> Result<Option<Vec<u8>>, String> {
 /// the user's cache, the system's, the built-in configuration. A missing
 /// file is skipped silently but for the one the environment names.
 pub fn effective(loc: &Locations) -> Effective {
+    effective_with(loc, BAKED)
+}
+
+/// [`effective`] for a trampoline whose built-in configuration is
+/// `builtin`: one that `compile --embed` marked as the system's reads no
+/// system cache.
+pub fn effective_with(loc: &Locations, builtin: &[u8]) -> Effective {
     let mut skipped = Vec::new();
     let mut candidates = Vec::new();
     if let Some(p) = std::env::var_os(paths::ENV_CACHE) {
@@ -182,7 +189,11 @@ pub fn effective(loc: &Locations) -> Effective {
     if let Some(p) = user_cache() {
         candidates.push(Source::User(p));
     }
-    candidates.push(Source::System(loc.system_cache()));
+    let embedded =
+        Blob::open(builtin).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0);
+    if !embedded {
+        candidates.push(Source::System(loc.system_cache()));
+    }
     for source in candidates {
         let path = source.path().expect("a file").to_path_buf();
         match read_cache(&path) {
@@ -203,7 +214,7 @@ pub fn effective(loc: &Locations) -> Effective {
     }
     Effective {
         source: Source::BuiltIn,
-        bytes: BAKED.to_vec(),
+        bytes: builtin.to_vec(),
         skipped,
     }
 }

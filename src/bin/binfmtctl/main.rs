@@ -9,6 +9,7 @@ mod bench;
 mod binfmt_misc;
 mod check;
 mod elf;
+mod embed;
 mod explain;
 mod json;
 mod locations;
@@ -62,6 +63,17 @@ enum Command {
         /// The TOML files for --output, lowest priority first.
         #[arg(requires = "output", value_name = "CONFIG")]
         configs: Vec<PathBuf>,
+        /// Compile into a copy of the trampoline DISPATCHER instead of a
+        /// cache: it carries the configuration in place of its built-in one
+        /// and reads no system cache (BINFMT_DISPATCHER_CACHE and the user's
+        /// cache still apply). Written over DISPATCHER, or to --output.
+        /// binfmt_misc entries that run the file written with the F flag
+        /// hold the previous one open: they are registered again.
+        #[arg(long, value_name = "DISPATCHER", conflicts_with = "user")]
+        embed: Option<PathBuf>,
+        /// The binfmt_misc whose F-flag entries --embed registers again.
+        #[arg(long, value_name = "DIR", default_value = binfmt_misc::DEFAULT_DIR, requires = "embed")]
+        binfmt_misc: PathBuf,
     },
     /// Explain what the dispatcher would do with a binary: its header, the
     /// cache used, the rule that matched, the interpreters tried, the exact
@@ -125,6 +137,14 @@ fn main() -> ExitCode {
             user,
             output,
             configs,
+            embed: Some(dispatcher),
+            binfmt_misc,
+        } if !user => compile_embedded(&loc, &dispatcher, output, &configs, &binfmt_misc),
+        Command::Compile {
+            user,
+            output,
+            configs,
+            ..
         } => compile(&loc, user, output, &configs),
         Command::Explain(args) => explain::run(&loc, &args),
         Command::Dump { file } => dump(&loc, file.as_deref()),
@@ -198,6 +218,68 @@ fn compile(
     }
     config::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `binfmtctl compile --embed`.
+fn compile_embedded(
+    loc: &Locations,
+    dispatcher: &Path,
+    output: Option<PathBuf>,
+    configs: &[PathBuf],
+    binfmt_misc: &Path,
+) -> Result<ExitCode, String> {
+    let layers = match output {
+        Some(_) => configs.to_vec(),
+        None => loc.system_layers().map_err(|e| e.to_string())?,
+    };
+    if layers.is_empty() {
+        return Err(format!(
+            "there is no {} nor any {}/*.toml: nothing to embed",
+            loc.system_config().display(),
+            loc.vendor_dir().display()
+        ));
+    }
+    let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
+    let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+    let image = fs::read(dispatcher).map_err(|e| format!("{}: {e}", dispatcher.display()))?;
+    let embedded = embed::replace(&image, &embed::mark_embedded(blob))
+        .map_err(|e| format!("{}: {e}", dispatcher.display()))?;
+    let output = output.unwrap_or_else(|| dispatcher.to_path_buf());
+    config::write_atomically_mode(&output, &embedded, 0o755)
+        .map_err(|e| format!("{}: {e}", output.display()))?;
+    register_again(binfmt_misc, &output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Registers again the enabled binfmt_misc entries that run `written`
+/// with the F flag: the kernel opened their interpreter when they were
+/// registered and keeps running that file, not the one now at its path.
+/// Nothing to do where binfmt_misc is not mounted.
+fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
+    let Ok(inst) = binfmt_misc::Instance::open(dir) else {
+        return Ok(());
+    };
+    let written = fs::canonicalize(written).map_err(|e| format!("{}: {e}", written.display()))?;
+    for e in inst.entries()? {
+        if !e.enabled || !e.flags.contains('F') || Path::new(&e.interpreter) != written {
+            continue;
+        }
+        let line = e.register_line();
+        inst.remove(&e.name)
+            .and_then(|()| inst.register(&line))
+            .map_err(|why| {
+                format!(
+                    "{} is written, but the entry {} (F flag) still runs the previous file: {why}",
+                    written.display(),
+                    e.name
+                )
+            })?;
+        println!(
+            "registered again: {} -> {} ({})",
+            e.name, e.interpreter, e.flags
+        );
+    }
+    Ok(())
 }
 
 /// Removes a cache whose sources are gone, saying so.
