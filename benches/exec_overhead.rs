@@ -135,11 +135,14 @@ fn bench() -> Result<()> {
     })?;
     let text = fs::read_to_string(&log).map_err(|e| format!("{}: {e}", log.display()))?;
     let disp = syscalls_to_execve(&text, "dispatcher", None)?;
+    let embedded = syscalls_to_execve(&text, "embedded", None)?;
     let big = syscalls_to_execve(&text, "dispatcher-big", Some(&exit0_big))?;
     println!(
-        "syscalls entry->execve: default path {} ({}); big cache {} ({})",
+        "syscalls entry->execve: default path {} ({}); embedded {} ({}); big cache {} ({})",
         disp.len(),
         disp.join(", "),
+        embedded.len(),
+        embedded.join(", "),
         big.len(),
         big.join(", ")
     );

@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use binfmt_dispatcher::blob::{header, interp, Blob};
+use binfmt_dispatcher::blob::{header, interp, Blob, Flags};
 use binfmt_dispatcher::config;
 
 use crate::binfmt_misc::{Entry, Instance};
+use crate::embed;
 use crate::locations::{self, Locations};
 
 /// `binfmtctl check` options.
@@ -29,6 +30,11 @@ pub struct Args {
     /// Where binfmt_misc is mounted.
     #[arg(long, value_name = "DIR", default_value = "/proc/sys/fs/binfmt_misc")]
     binfmt_misc: PathBuf,
+    /// The trampoline in use [default: binfmtctl's copy of the built-in
+    /// configuration]. When it carries the system's configuration (`compile
+    /// --embed`), that, not the system cache, is checked against the layers.
+    #[arg(long, value_name = "PATH")]
+    dispatcher: Option<PathBuf>,
 }
 
 /// Findings so far.
@@ -64,20 +70,47 @@ fn names(layers: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// Checks one cache against its layers. `sources` are the files (and the
-/// vendor directory) whose change makes it stale; `compile` the command
-/// that rebuilds it.
+/// Where a compiled configuration is kept.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kept {
+    /// A cache file.
+    Cache,
+    /// Embedded in a trampoline by `compile --embed`.
+    Embedded,
+}
+
+/// The configuration embedded in the trampoline at `path`, or `Ok(None)`
+/// when there is no such file.
+fn read_embedded(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(path) {
+        Ok(image) => Ok(Some(embed::config_of(&image)?.to_vec())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Checks one cache (or trampoline, `kept` says) against its layers.
+/// `sources` are the files (and the vendor directory) whose change makes it
+/// stale; `compile` the command that rebuilds it.
 fn check_cache(
     r: &mut Report,
     what: &str,
-    cache: &Path,
+    (cache, kept): (&Path, Kept),
     layers: &[PathBuf],
     sources: &[PathBuf],
     compile: &str,
 ) {
+    let label = match kept {
+        Kept::Cache => format!("{what} cache {}", cache.display()),
+        Kept::Embedded => format!("{what} configuration embedded in {}", cache.display()),
+    };
     let compiled = config::load_layers(layers)
         .map_err(|e| e.to_string())
-        .and_then(|c| config::compile(&c).map_err(|e| e.to_string()));
+        .and_then(|c| config::compile(&c).map_err(|e| e.to_string()))
+        .map(|b| match kept {
+            Kept::Cache => b,
+            Kept::Embedded => embed::mark_embedded(b),
+        });
     let compiled = match compiled {
         Ok(b) => {
             r.ok(format!("{what} configuration is valid: {}", names(layers)));
@@ -88,20 +121,18 @@ fn check_cache(
             return;
         }
     };
-    let bytes = match locations::read_cache(cache) {
+    let stored = match kept {
+        Kept::Cache => locations::read_cache(cache),
+        Kept::Embedded => read_embedded(cache),
+    };
+    let bytes = match stored {
         Ok(Some(b)) => b,
         Ok(None) => {
-            r.error(format!(
-                "{what} cache {} is missing: run `{compile}`",
-                cache.display()
-            ));
+            r.error(format!("{label} is missing: run `{compile}`"));
             return;
         }
         Err(why) => {
-            r.error(format!(
-                "{what} cache {}: {why}: run `{compile}`",
-                cache.display()
-            ));
+            r.error(format!("{label}: {why}: run `{compile}`"));
             return;
         }
     };
@@ -111,20 +142,17 @@ fn check_cache(
         .filter(|s| matches!((mtime(s), cache_time), (Some(s), Some(c)) if s > c))
         .collect();
     match (bytes == compiled, newer.first()) {
-        (true, None) => r.ok(format!("{what} cache {} is up to date", cache.display())),
+        (true, None) => r.ok(format!("{label} is up to date")),
         (true, Some(s)) => r.warn(format!(
-            "{what} cache {} is older than {}, though it holds what `{compile}` would write",
-            cache.display(),
+            "{label} is older than {}, though it holds what `{compile}` would write",
             s.display()
         )),
         (false, Some(s)) => r.error(format!(
-            "{what} cache {} is older than {}: run `{compile}`",
-            cache.display(),
+            "{label} is older than {}: run `{compile}`",
             s.display()
         )),
         (false, None) => r.error(format!(
-            "{what} cache {} differs from what `{compile}` would write: run it",
-            cache.display()
+            "{label} differs from what `{compile}` would write: run it"
         )),
     }
 }
@@ -142,6 +170,17 @@ fn check_orphan(r: &mut Report, what: &str, cache: &Path, why: &str, fix: &str) 
 /// `binfmtctl check`.
 pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     let mut r = Report::default();
+
+    // The trampoline's own configuration, and whether it is the system's.
+    let image = match &args.dispatcher {
+        Some(path) => read_embedded(path)
+            .and_then(|b| b.ok_or_else(|| "no such file".to_string()))
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        None => locations::BAKED.to_vec(),
+    };
+    let builtin = image.as_slice();
+    let embedded =
+        Blob::open(builtin).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0);
 
     // The system layers and cache.
     let system = loc.system_layers().map_err(|e| e.to_string())?;
@@ -162,11 +201,21 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
             "there is no configuration file",
             "run `binfmtctl compile` (it removes it)",
         );
+    } else if let Some(trampoline) = embedded.then_some(args.dispatcher.as_ref()).flatten() {
+        let fix = format!("binfmtctl compile --embed {}", trampoline.display());
+        check_cache(
+            &mut r,
+            "system",
+            (trampoline, Kept::Embedded),
+            &system,
+            &sources,
+            &fix,
+        );
     } else {
         check_cache(
             &mut r,
             "system",
-            &loc.system_cache(),
+            (&loc.system_cache(), Kept::Cache),
             &system,
             &sources,
             "binfmtctl compile",
@@ -182,7 +231,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
             check_cache(
                 &mut r,
                 "user",
-                &cache,
+                (&cache, Kept::Cache),
                 &layers,
                 &sources,
                 "binfmtctl compile --user",
@@ -199,7 +248,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     }
 
     // The interpreters of the configuration the dispatcher would use.
-    let effective = locations::effective(loc);
+    let effective = locations::effective_with(loc, builtin);
     for (path, why) in &effective.skipped {
         r.error(format!("the dispatcher skips {}: {why}", path.display()));
     }
