@@ -102,25 +102,25 @@ fn check_report(out: &std::process::Output, rounds: u32, final_line: &str, cache
     assert!(out.status.success(), "{text}\n{err}");
     let all: Vec<&str> = text.lines().collect();
     let n = caches.len();
-    assert_eq!(all.len(), 8 + 2 * n, "{text}");
+    assert_eq!(all.len(), 10 + 2 * n, "{text}");
     for (k, name) in caches.iter().enumerate() {
-        let header = all[3 + k];
+        let header = all[4 + k];
         assert!(
             header.starts_with(&format!("dispatcher-{name}: BINFMT_DISPATCHER_CACHE=/"))
                 && header.ends_with(" KiB)"),
             "{text}"
         );
-        let line = all[6 + n + k];
+        let line = all[8 + n + k];
         assert!(
             line.starts_with(&format!("dispatcher-{name} ")) && line.contains("x floor, rounds "),
             "{text}"
         );
     }
-    // The lines of the three fixed variants, as without --cache.
-    let lines: Vec<&str> = all[..3]
+    // The lines of the four fixed variants, as without --cache.
+    let lines: Vec<&str> = all[..4]
         .iter()
-        .chain(&all[3 + n..6 + n])
-        .chain(&all[6 + 2 * n..])
+        .chain(&all[4 + n..8 + n])
+        .chain(&all[8 + 2 * n..])
         .copied()
         .collect();
     assert!(lines[0].starts_with("binfmtctl bench: Linux "), "{text}");
@@ -133,29 +133,40 @@ fn check_report(out: &std::process::Output, rounds: u32, final_line: &str, cache
     );
     assert!(lines[2].contains("system cache: built-in configuration with interpreter "));
     assert!(
-        lines[3].starts_with("direct ") && lines[3].ends_with(" us/exec"),
+        lines[3].starts_with("embedded: the dispatcher with that configuration embedded"),
         "{text}"
     );
     assert!(
-        lines[4].starts_with("floor ") && lines[4].ends_with("(1.00x floor)"),
+        lines[4].starts_with("direct ") && lines[4].ends_with(" us/exec"),
         "{text}"
     );
     assert!(
-        lines[5].starts_with("dispatcher ") && lines[5].contains("x floor, rounds "),
+        lines[5].starts_with("floor ") && lines[5].ends_with("(1.00x floor)"),
         "{text}"
     );
+    for (line, name) in [(lines[6], "dispatcher "), (lines[7], "embedded ")] {
+        assert!(
+            line.starts_with(name) && line.contains("x floor, rounds "),
+            "{text}"
+        );
+    }
     assert!(
-        lines[6].starts_with("(overhead: median of per-round"),
+        lines[8].starts_with("(overhead: median of per-round"),
         "{text}"
     );
-    let faults = lines[7]
+    let faults = lines[9]
         .strip_prefix("page faults/exec (the child's, spawn to exit): ")
         .unwrap_or_else(|| panic!("{text}"));
     let names: Vec<&str> = faults
         .split(", ")
         .map(|f| f.split(' ').next().unwrap())
         .collect();
-    let mut want = vec!["direct".to_string(), "floor".into(), "dispatcher".into()];
+    let mut want = vec![
+        "direct".to_string(),
+        "floor".into(),
+        "dispatcher".into(),
+        "embedded".into(),
+    ];
     want.extend(caches.iter().map(|c| format!("dispatcher-{c}")));
     assert_eq!(names, want, "{text}");
     // Progress on stderr, a line per round when it is not a terminal.

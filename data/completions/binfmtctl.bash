@@ -201,13 +201,17 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__check)
-            opts="-h --binfmt-misc --root --help"
+            opts="-h --binfmt-misc --dispatcher --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --binfmt-misc)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dispatcher)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -223,7 +227,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__compile)
-            opts="-o -h --user --output --root --help"
+            opts="-o -h --user --output --embed --binfmt-misc --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -234,6 +238,14 @@ _binfmtctl() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --embed)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --binfmt-misc)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -285,7 +297,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__explain)
-            opts="-h --json --argv0 --page-size --execfd --root --help"
+            opts="-h --json --argv0 --page-size --execfd --dispatcher --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +312,10 @@ _binfmtctl() {
                     return 0
                     ;;
                 --execfd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dispatcher)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

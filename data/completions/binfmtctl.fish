@@ -40,18 +40,22 @@ complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "bench" -d 'Meas
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "completions" -d 'Print a shell completion script'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s o -l output -d 'Compile exactly CONFIGS into FILE' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l embed -d 'Compile into a copy of the trampoline DISPATCHER instead of a cache: it carries the configuration in place of its built-in one and reads no system cache (BINFMT_DISPATCHER_CACHE and the user\'s cache still apply). Written over DISPATCHER, or to --output. binfmt_misc entries that run the file written with the F flag hold the previous one open: they are registered again' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l binfmt-misc -d 'The binfmt_misc whose F-flag entries --embed registers again' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l user -d 'Also the user\'s configuration ($XDG_CONFIG_HOME/binfmt-dispatcher/binfmt-dispatcher.toml), into the user\'s cache ($XDG_CACHE_HOME/binfmt-dispatcher/binfmt-dispatcher.cache)'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l argv0 -d 'Simulate a registration with the P flag, the caller passing NAME as argv[0]. Without it the guest\'s argv[0] is FILE as given, as without P' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l page-size -d 'Simulate a host with this page size, which decides whether `use_muvm` interpreters run under muvm (default: this system\'s)' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l execfd -d 'The descriptor the dispatcher holds the binary open on (binfmt_misc\'s with the O flag, else its own): 3 when the caller has only 0, 1, 2 open' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l dispatcher -d 'The trampoline whose built-in configuration applies when no cache does (one written by `compile --embed` carries the system\'s and reads no system cache) [default: binfmtctl\'s copy of the built-in configuration]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l json -d 'Print JSON instead of text'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l dispatcher -d 'The trampoline in use [default: binfmtctl\'s copy of the built-in configuration]. When it carries the system\'s configuration (`compile --embed`), that, not the system cache, is checked against the layers' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -s h -l help -d 'Print help'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
