@@ -58,7 +58,9 @@ pub fn find(image: &[u8]) -> Result<Embedded, String> {
     let phoff = u64_at(image, 32).ok_or_else(bad)? as usize;
     let phentsize = u16_at(image, 54).ok_or_else(bad)? as usize;
     let phnum = u16_at(image, 56).ok_or_else(bad)? as usize;
-    if phentsize != ph::LEN {
+    // The program headers follow the ELF header; cutting the file at the
+    // blob must keep them (and the ELF header) whole.
+    if phentsize != ph::LEN || phoff < 64 {
         return Err(bad());
     }
     // The segment whose file bytes come last, and which is last in memory
@@ -77,13 +79,13 @@ pub fn find(image: &[u8]) -> Result<Embedded, String> {
         let filesz = u64_at(image, at + ph::FILESZ).ok_or_else(bad)?;
         let vaddr = u64_at(image, at + ph::VADDR).ok_or_else(bad)?;
         let end = offset.checked_add(filesz).ok_or_else(bad)?;
-        loads.push((at, end, vaddr));
+        loads.push((at, offset, end, vaddr));
     }
-    let &(phdr, end, vaddr) = loads
+    let &(phdr, offset, end, vaddr) = loads
         .iter()
-        .max_by_key(|l| l.1)
+        .max_by_key(|l| l.2)
         .ok_or_else(|| format!("{NOT}: it has no loaded segment"))?;
-    if loads.iter().any(|l| l.2 > vaddr) {
+    if loads.iter().any(|l| l.3 > vaddr) {
         return Err(format!(
             "{NOT}: its last segment in the file is not its last in memory"
         ));
@@ -104,6 +106,11 @@ pub fn find(image: &[u8]) -> Result<Embedded, String> {
                     .is_some_and(|n| s.checked_add(n as usize) == Some(end))
         })
         .ok_or_else(|| format!("{NOT}: no configuration ends its loaded segment"))?;
+    if (start as u64) < offset || start < phdr + ph::LEN {
+        return Err(format!(
+            "{NOT}: its configuration does not lie inside its last segment"
+        ));
+    }
     Blob::open(&image[start..end])
         .map_err(|e| format!("its built-in configuration is {}", e.describe()))?;
     Ok(Embedded {
@@ -196,6 +203,25 @@ mod tests {
             .unwrap()
             .header(header::FLAGS);
         assert_ne!(flags & Flags::EMBEDDED, 0);
+    }
+
+    #[test]
+    fn never_panics_on_a_damaged_image() {
+        let img = image(&small());
+        // Every single-byte change of the ELF and program headers, and a
+        // cut at every length up to them and around the blob.
+        for at in 0..64 + ph::LEN {
+            for value in [0u8, 1, 0x40, 0x7f, 0xff] {
+                let mut bad = img.clone();
+                bad[at] = value;
+                if let Ok(out) = replace(&bad, &small()) {
+                    find(&out).unwrap();
+                }
+            }
+        }
+        for len in (0..200).chain(img.len() - small().len() - 10..img.len()) {
+            assert!(find(&img[..len]).is_err());
+        }
     }
 
     #[test]
