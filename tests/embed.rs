@@ -328,3 +328,56 @@ fn compile_embed_refuses_what_it_cannot_use_and_changes_nothing() {
         "{report}"
     );
 }
+
+#[test]
+fn check_and_explain_find_a_registered_embedded_trampoline() {
+    require_qemu();
+    let dir = temp_dir("embed-registered");
+    write_foreign(&dir.join("foreign"));
+    let root = dir.join("root");
+    fs::create_dir_all(root.join("etc")).unwrap();
+    let etc = root.join("etc/binfmt-dispatcher.toml");
+    fs::write(&etc, config("etc")).unwrap();
+    let embedded = dir.join("binfmt-dispatcher-embedded");
+    let run = binfmtctl(&[
+        "compile",
+        "--embed",
+        DISPATCHER,
+        "--output",
+        embedded.to_str().unwrap(),
+        etc.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+
+    // Registered, it is the trampoline check and explain look at.
+    let script = format!(
+        "{ctl} --root {root} check; echo ---; {ctl} --root {root} explain --json ./foreign",
+        ctl = sh_quote(BINFMTCTL),
+        root = sh_quote(root.to_str().unwrap()),
+    );
+    let out = run_in_private_binfmt_in(&dir, &[entry(&embedded)], &script, &[]);
+    let text = stdout(&out);
+    let (check, explain) = text.split_once("---\n").unwrap();
+    let shown = embedded.display();
+    assert!(
+        check.contains(&format!(
+            "ok: system configuration embedded in {shown} is up to date"
+        )),
+        "{check}"
+    );
+    assert!(
+        check.contains(&format!(
+            "ok: the dispatcher uses the configuration embedded in {shown}"
+        )),
+        "{check}"
+    );
+    assert!(!check.contains("system cache"), "{check}");
+    assert!(explain.contains("\"source\": \"embedded\""), "{explain}");
+    assert!(explain.contains("\"FROM=etc\""), "{explain}");
+
+    // Registered the shipped trampoline instead: the system cache again.
+    let out = run_in_private_binfmt_in(&dir, &[entry(Path::new(DISPATCHER))], &script, &[]);
+    let text = stdout(&out);
+    assert!(text.contains("system cache"), "{text}");
+    assert!(!text.contains("embedded"), "{text}");
+}

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use binfmt_dispatcher::blob::{header, interp, Blob, Flags};
+use binfmt_dispatcher::blob::{header, interp, Blob};
 use binfmt_dispatcher::config;
 
 use crate::binfmt_misc::{Entry, Instance};
@@ -30,7 +30,8 @@ pub struct Args {
     /// Where binfmt_misc is mounted.
     #[arg(long, value_name = "DIR", default_value = "/proc/sys/fs/binfmt_misc")]
     binfmt_misc: PathBuf,
-    /// The trampoline in use [default: binfmtctl's copy of the built-in
+    /// The trampoline in use [default: the registered one if it carries the
+    /// system's configuration, else binfmtctl's copy of the built-in
     /// configuration]. When it carries the system's configuration (`compile
     /// --embed`), that, not the system cache, is checked against the layers.
     #[arg(long, value_name = "PATH")]
@@ -171,16 +172,20 @@ fn check_orphan(r: &mut Report, what: &str, cache: &Path, why: &str, fix: &str) 
 pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     let mut r = Report::default();
 
-    // The trampoline's own configuration, and whether it is the system's.
-    let image = match &args.dispatcher {
+    // The trampoline's own configuration, and whether it is the system's:
+    // the one named, or a registered one that carries the system's.
+    let dispatcher = args
+        .dispatcher
+        .clone()
+        .or_else(|| embed::registered_embedded(&args.binfmt_misc));
+    let image = match &dispatcher {
         Some(path) => read_embedded(path)
             .and_then(|b| b.ok_or_else(|| "no such file".to_string()))
             .map_err(|e| format!("{}: {e}", path.display()))?,
         None => locations::BAKED.to_vec(),
     };
     let builtin = image.as_slice();
-    let embedded =
-        Blob::open(builtin).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0);
+    let embedded = embed::is_embedded(builtin);
 
     // The system layers and cache.
     let system = loc.system_layers().map_err(|e| e.to_string())?;
@@ -201,7 +206,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
             "there is no configuration file",
             "run `binfmtctl compile` (it removes it)",
         );
-    } else if let Some(trampoline) = embedded.then_some(args.dispatcher.as_ref()).flatten() {
+    } else if let Some(trampoline) = embedded.then_some(dispatcher.as_ref()).flatten() {
         let fix = format!("binfmtctl compile --embed {}", trampoline.display());
         check_cache(
             &mut r,
@@ -248,7 +253,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     }
 
     // The interpreters of the configuration the dispatcher would use.
-    let effective = locations::effective_with(loc, builtin);
+    let effective = locations::effective_with(loc, builtin, dispatcher.as_deref());
     for (path, why) in &effective.skipped {
         r.error(format!("the dispatcher skips {}: {why}", path.display()));
     }

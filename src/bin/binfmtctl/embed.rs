@@ -8,9 +8,13 @@
 //! replacing it is cutting the file there, appending the new blob and
 //! growing the segment by the difference.
 
+use std::fs;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 use binfmt_dispatcher::blob::{self, header, Blob, Flags};
+
+use crate::binfmt_misc::Instance;
 
 /// An ELF64 little-endian program header's fields, by offset.
 mod ph {
@@ -143,6 +147,33 @@ pub fn mark_embedded(mut config: Vec<u8>) -> Vec<u8> {
     config[header::FLAGS..header::FLAGS + 4].copy_from_slice(&flags.to_le_bytes());
     blob::seal(&mut config);
     config
+}
+
+/// Whether a configuration is the system's, embedded by `compile --embed`.
+pub fn is_embedded(config: &[u8]) -> bool {
+    Blob::open(config).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0)
+}
+
+/// The trampoline that the enabled binfmt_misc entries at `dir` run, when
+/// it carries the system's configuration: what `check` and `explain` look
+/// at unless told otherwise.
+pub fn registered_embedded(dir: &Path) -> Option<PathBuf> {
+    let entries = Instance::open(dir).ok()?.entries().ok()?;
+    let mut seen: Vec<&str> = Vec::new();
+    entries
+        .iter()
+        .filter(|e| e.enabled && e.runs_dispatcher(None))
+        .filter(|e| {
+            let new = !seen.contains(&e.interpreter.as_str());
+            seen.push(&e.interpreter);
+            new
+        })
+        .map(|e| PathBuf::from(&e.interpreter))
+        .find(|p| {
+            fs::read(p)
+                .ok()
+                .is_some_and(|image| config_of(&image).is_ok_and(is_embedded))
+        })
 }
 
 /// The configuration embedded in a trampoline's image.

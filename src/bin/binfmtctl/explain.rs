@@ -41,7 +41,8 @@ pub struct Args {
     execfd: u32,
     /// The trampoline whose built-in configuration applies when no cache
     /// does (one written by `compile --embed` carries the system's and
-    /// reads no system cache) [default: binfmtctl's copy of the built-in
+    /// reads no system cache) [default: the registered one if it carries
+    /// the system's configuration, else binfmtctl's copy of the built-in
     /// configuration].
     #[arg(long, value_name = "PATH")]
     dispatcher: Option<PathBuf>,
@@ -683,23 +684,23 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     let env_interpreter = std::env::var_os(paths::ENV_INTERPRETER).map(OsStringExt::into_vec);
     let page_size = args.page_size.unwrap_or_else(page_size);
 
-    let image = match &args.dispatcher {
+    // The trampoline named, or a registered one that carries the system's
+    // configuration: its configuration is the built-in one.
+    let dispatcher = args
+        .dispatcher
+        .clone()
+        .or_else(|| crate::embed::registered_embedded(Path::new(crate::binfmt_misc::DEFAULT_DIR)));
+    let image = match &dispatcher {
         Some(path) => Some(fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?),
         None => None,
     };
-    let builtin = match &image {
-        Some(image) => crate::embed::config_of(image).map_err(|e| {
-            format!(
-                "{}: {e}",
-                args.dispatcher
-                    .as_deref()
-                    .unwrap_or(Path::new(""))
-                    .display()
-            )
-        })?,
-        None => locations::BAKED,
+    let builtin = match (&image, &dispatcher) {
+        (Some(image), Some(path)) => {
+            crate::embed::config_of(image).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        _ => locations::BAKED,
     };
-    let effective = locations::effective_with(loc, builtin);
+    let effective = locations::effective_with(loc, builtin, dispatcher.as_deref());
     let mut source = effective.source.clone();
     let mut fell_back = None;
     let go = |bytes: &[u8]| {

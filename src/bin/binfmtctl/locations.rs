@@ -7,7 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use binfmt_dispatcher::blob::{header, Blob, Flags};
+use binfmt_dispatcher::blob::Blob;
 use binfmt_dispatcher::paths;
 
 /// The default configuration baked into the trampoline, the very same
@@ -116,6 +116,9 @@ pub enum Source {
     System(PathBuf),
     /// The configuration built into the trampoline.
     BuiltIn,
+    /// The system's configuration, embedded in this trampoline by
+    /// `compile --embed`.
+    Embedded(PathBuf),
 }
 
 impl Source {
@@ -126,13 +129,16 @@ impl Source {
             Source::User(_) => "user",
             Source::System(_) => "system",
             Source::BuiltIn => "built-in",
+            Source::Embedded(_) => "embedded",
         }
     }
 
     /// The file, if any.
     pub fn path(&self) -> Option<&Path> {
         match self {
-            Source::Environment(p) | Source::User(p) | Source::System(p) => Some(p),
+            Source::Environment(p) | Source::User(p) | Source::System(p) | Source::Embedded(p) => {
+                Some(p)
+            }
             Source::BuiltIn => None,
         }
     }
@@ -144,6 +150,10 @@ impl Source {
             Source::User(p) => format!("{} (the user's cache)", p.display()),
             Source::System(p) => format!("{} (the system cache)", p.display()),
             Source::BuiltIn => "the built-in configuration".to_string(),
+            Source::Embedded(p) => format!(
+                "the configuration embedded in {} (compile --embed)",
+                p.display()
+            ),
         }
     }
 }
@@ -174,13 +184,13 @@ pub fn read_cache(path: &Path) -> Result<Option<Vec<u8>>, String> {
 /// the user's cache, the system's, the built-in configuration. A missing
 /// file is skipped silently but for the one the environment names.
 pub fn effective(loc: &Locations) -> Effective {
-    effective_with(loc, BAKED)
+    effective_with(loc, BAKED, None)
 }
 
-/// [`effective`] for a trampoline whose built-in configuration is
-/// `builtin`: one that `compile --embed` marked as the system's reads no
-/// system cache.
-pub fn effective_with(loc: &Locations, builtin: &[u8]) -> Effective {
+/// [`effective`] for the trampoline at `dispatcher` whose built-in
+/// configuration is `builtin`: one that `compile --embed` marked as the
+/// system's reads no system cache.
+pub fn effective_with(loc: &Locations, builtin: &[u8], dispatcher: Option<&Path>) -> Effective {
     let mut skipped = Vec::new();
     let mut candidates = Vec::new();
     if let Some(p) = std::env::var_os(paths::ENV_CACHE) {
@@ -189,8 +199,7 @@ pub fn effective_with(loc: &Locations, builtin: &[u8]) -> Effective {
     if let Some(p) = user_cache() {
         candidates.push(Source::User(p));
     }
-    let embedded =
-        Blob::open(builtin).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0);
+    let embedded = crate::embed::is_embedded(builtin);
     if !embedded {
         candidates.push(Source::System(loc.system_cache()));
     }
@@ -213,7 +222,10 @@ pub fn effective_with(loc: &Locations, builtin: &[u8]) -> Effective {
         }
     }
     Effective {
-        source: Source::BuiltIn,
+        source: match dispatcher {
+            Some(p) if embedded => Source::Embedded(p.to_path_buf()),
+            _ => Source::BuiltIn,
+        },
         bytes: builtin.to_vec(),
         skipped,
     }
