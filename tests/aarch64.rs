@@ -245,6 +245,48 @@ fn aarch64_trampoline_follows_a_compiled_cache() {
 }
 
 #[test]
+fn cross_trampolines_follow_an_embedded_configuration() {
+    // `compile --embed` on the aarch64 and riscv64 trampolines: the
+    // emulated trampoline finds the grown segment through its AT_PHDR.
+    let (dir, _, _) = plain_cache("cross-embedded");
+    // Longer than the built-in configuration: only the grown segment holds it.
+    let toml = dir.join("plain.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    for i in 0..1000 {
+        text += &format!("[binaries.b{i}]\npath = \"/opt/b{i}\"\ninterpreter = \"plain\"\n");
+    }
+    std::fs::write(&toml, text).unwrap();
+    let bb = busybox();
+    let reporter = reporter().to_str().unwrap();
+    for (qemu, trampoline) in [
+        (QEMU_AARCH64, aarch64_trampoline()),
+        (QEMU_RISCV64, riscv64_trampoline()),
+    ] {
+        let embedded = dir.join(format!(
+            "embedded-{}",
+            Path::new(qemu).file_name().unwrap().to_str().unwrap()
+        ));
+        let out = Command::new(BINFMTCTL)
+            .arg("compile")
+            .arg("--embed")
+            .arg(trampoline)
+            .arg("--output")
+            .arg(&embedded)
+            .arg(&toml)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let grown = std::fs::metadata(&embedded).unwrap().len();
+        assert!(
+            grown > std::fs::metadata(trampoline).unwrap().len(),
+            "{grown}"
+        );
+        let out = run_by_hand(qemu, &[], &embedded, &[&bb, "echo", "x"], &[]);
+        assert_eq!(report_of(&out).argv, [reporter, &bb, "echo", "x"], "{qemu}");
+    }
+}
+
+#[test]
 fn aarch64_trampoline_wraps_in_muvm_off_4k_pages() {
     // qemu-user's -p sets the page size the guest is told in AT_PAGESZ: the
     // trampoline sees 16 KiB or 64 KiB pages as on Apple silicon or a 64K

@@ -161,9 +161,10 @@ fn embedding_again_replaces_the_configuration_and_renews_f_registrations() {
     let embedded = dir.join("binfmt-dispatcher-embedded");
     embed(&dir, "first", Path::new(DISPATCHER), &embedded);
     let second = dir.join("second.toml");
-    // A longer configuration than the first: the segment grows.
+    // Longer than the first and than the built-in one: the segment grows,
+    // and only the grown segment holds it.
     let mut toml = config("second");
-    for i in 0..200 {
+    for i in 0..1000 {
         toml += &format!("[binaries.b{i}]\npath = \"/opt/b{i}\"\ninterpreter = \"rep\"\n");
     }
     fs::write(&second, toml).unwrap();
