@@ -625,18 +625,24 @@ fn load_config<'u>(
     embedded: &[u8],
     user_buf: &'u mut [u8],
 ) -> Option<(&'u CStr, &'static [u8])> {
-    // A trampoline with the system's configuration embedded (`binfmtctl
-    // compile --embed`) looks for no system cache: it carries it.
-    let system = match Blob::open(embedded) {
-        Ok(b) if b.header(header::FLAGS) & Flags::EMBEDDED != 0 => None,
-        _ => Some(paths::SYSTEM_CACHE),
-    };
     let candidates: [Option<&CStr>; 3] = match p.secure {
-        true => [None, None, system],
-        false => [vars.cache, user_cache_path(vars, user_buf), system],
+        true => [None, None, Some(paths::SYSTEM_CACHE)],
+        false => [
+            vars.cache,
+            user_cache_path(vars, user_buf),
+            Some(paths::SYSTEM_CACHE),
+        ],
     };
     candidates.iter().enumerate().find_map(|(i, path)| {
         let path = (*path)?;
+        // A trampoline with the system's configuration embedded (`binfmtctl
+        // compile --embed`) looks for no system cache: it carries it. Asked
+        // only here, so that a cache found first leaves it untouched.
+        if i == 2
+            && Blob::open(embedded).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0)
+        {
+            return None;
+        }
         match map_cache(p, path) {
             Ok(bytes) => Some((path, bytes)),
             Err(CacheError::Missing) if i != 0 => None,
