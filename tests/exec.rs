@@ -1212,3 +1212,42 @@ fn a_large_environment_passes_through_uncopied_or_copied_exactly() {
         );
     }
 }
+
+#[test]
+fn a_long_argv_goes_through_exactly() {
+    // More arguments than the trampoline's stack buffers hold, for an
+    // interpreter that keeps the environment (qemu) and one that adds to it
+    // (box64): both take the mapped buffers.
+    let args: Vec<String> = (0..150).map(|i| format!("argument {i}")).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for (style, head) in [
+        (
+            "qemu",
+            vec![
+                r(),
+                "-0".to_string(),
+                "CUSTOM0".to_string(),
+                "./foreign".to_string(),
+            ],
+        ),
+        ("box64", vec![r(), "./foreign".to_string()]),
+    ] {
+        let case = Case::new(
+            &format!("long-argv-{style}"),
+            &format!("[interpreters.rep]\npath = \"@R\"\nargv = \"{style}\"\n[defaults]\ninterpreter = \"rep\"\n"),
+        );
+        let out = case.run(
+            "POC",
+            &case.launch(false, &["KEPT=1"], "./foreign", "CUSTOM0", &args),
+        );
+        let rep = report_of(&out);
+        let mut want = head.clone();
+        want.extend(args.iter().map(|a| a.to_string()));
+        assert_eq!(rep.argv, want, "{style}");
+        assert!(
+            rep.env.iter().any(|e| e == "KEPT=1"),
+            "{style}: {:?}",
+            rep.env
+        );
+    }
+}

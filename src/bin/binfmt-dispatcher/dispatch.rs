@@ -31,6 +31,13 @@ BINFMT_DISPATCHER_INTERPRETER=ID, BINFMT_DISPATCHER_LOG=off|error|warn|info|debu
 /// Argv and envp entries, and arena bytes, built on the stack; more are mapped.
 const STACK_ARGS: usize = 64;
 const STACK_ARENA: usize = 512;
+/// The same when the process's envp goes as it is (qemu, plain): argv
+/// only, for a smaller frame, since every stack page the exec path
+/// touches is a page fault.
+const KEPT_ENV_ARGS: usize = 32;
+const KEPT_ENV_ARENA: usize = 256;
+/// The longest user cache path the trampoline composes.
+const USER_CACHE_PATH_MAX: usize = 512;
 
 /// The environment variables the exec path reads.
 #[derive(Default)]
@@ -172,11 +179,8 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let mut user_cache = [0u8; 512];
-    let (cache_path, cache) =
-        load_config(p, &vars, &log, baked, &mut user_cache).unwrap_or((c"", baked));
-    let blob = Blob::open(cache);
-    let Ok(blob) = blob else {
+    let (source, cache) = load_config(p, &vars, &log, baked).unwrap_or((Source::BuiltIn, baked));
+    let Ok(blob) = Blob::open(cache) else {
         log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
         return 127;
     };
@@ -229,20 +233,11 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         Ok(outcome) => outcome,
         Err(e) => {
             // Corruption found only now, in a chunk the lookup touched.
-            log.say(
-                LogLevel::Warn,
-                &[
-                    b"ignoring cache ",
-                    cache_path.to_bytes(),
-                    b": ",
-                    e.describe().as_bytes(),
-                    b"; using the built-in configuration",
-                ],
-            );
+            warn_ignoring(&log, &vars, source, e);
             exec.count = 0;
-            match Blob::open(baked).map(|b| dispatch(&b, &inputs, &mut exec)) {
-                Ok(Ok(outcome)) => outcome,
-                _ => {
+            match dispatch_built_in(baked, &inputs, &mut exec) {
+                Some(outcome) => outcome,
+                None => {
                     log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
                     return 127;
                 }
@@ -251,6 +246,54 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     };
     // Ok means the exec succeeded, so only a failure gets here.
     outcome.err().unwrap_or(126)
+}
+
+/// [`dispatch`] with the built-in configuration, after a cache turned out
+/// corrupt; `None` when that one is corrupt too. Out of line, so that the
+/// exec path's frame holds one blob reader, not two.
+#[cold]
+#[inline(never)]
+fn dispatch_built_in(
+    baked: &[u8],
+    inputs: &Inputs<'_>,
+    exec: &mut Exec<'_>,
+) -> Option<Result<(), i32>> {
+    Blob::open(baked)
+        .and_then(|b| dispatch(&b, inputs, exec))
+        .ok()
+}
+
+/// Which file the configuration came from, for messages.
+#[derive(Clone, Copy)]
+enum Source {
+    /// `BINFMT_DISPATCHER_CACHE`'s or the system's: a path that lives on.
+    File(&'static CStr),
+    /// The user's cache, whose path is composed again when it is named.
+    User,
+    /// None: the configuration built into the trampoline.
+    BuiltIn,
+}
+
+/// Says that the cache `source` turned out corrupt and is set aside.
+#[cold]
+#[inline(never)]
+fn warn_ignoring(log: &Log, vars: &Vars, source: Source, e: BlobError) {
+    let mut buf = [0u8; USER_CACHE_PATH_MAX];
+    let path: &[u8] = match source {
+        Source::File(path) => path.to_bytes(),
+        Source::User => user_cache_path(vars, &mut buf).map_or(b"", CStr::to_bytes),
+        Source::BuiltIn => b"",
+    };
+    log.say(
+        LogLevel::Warn,
+        &[
+            b"ignoring cache ",
+            path,
+            b": ",
+            e.describe().as_bytes(),
+            b"; using the built-in configuration",
+        ],
+    );
 }
 
 /// What the decision needs besides the blob.
@@ -612,24 +655,26 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
 /// user's, the system's (unless the `embedded` configuration is the
 /// system's). A missing one is skipped silently (but for the one
 /// the environment names); one that cannot be used is skipped with a
-/// one-line warning. `None`: use the built-in configuration. The user
-/// cache's path is composed in `user_buf`.
+/// one-line warning. `None`: use the built-in configuration. Out of line:
+/// the buffer the user cache's path is composed in is off the stack by
+/// the time the exec path goes deeper.
 ///
 /// Mapping rather than reading keeps the cost flat in the size of the
 /// cache: only the pages a lookup touches are faulted in, from the page
 /// cache, and no stack pages are spent on a copy.
-fn load_config<'u>(
+#[inline(never)]
+fn load_config(
     p: &Process,
     vars: &Vars,
     log: &Log,
     embedded: &[u8],
-    user_buf: &'u mut [u8],
-) -> Option<(&'u CStr, &'static [u8])> {
+) -> Option<(Source, &'static [u8])> {
+    let mut user_buf = [0u8; USER_CACHE_PATH_MAX];
     let candidates: [Option<&CStr>; 3] = match p.secure {
         true => [None, None, Some(paths::SYSTEM_CACHE)],
         false => [
             vars.cache,
-            user_cache_path(vars, user_buf),
+            user_cache_path(vars, &mut user_buf),
             Some(paths::SYSTEM_CACHE),
         ],
     };
@@ -644,7 +689,14 @@ fn load_config<'u>(
             return None;
         }
         match map_cache(p, path) {
-            Ok(bytes) => Some((path, bytes)),
+            Ok(bytes) => Some((
+                match i {
+                    0 => vars.cache.map_or(Source::BuiltIn, Source::File),
+                    1 => Source::User,
+                    _ => Source::File(paths::SYSTEM_CACHE),
+                },
+                bytes,
+            )),
             Err(CacheError::Missing) if i != 0 => None,
             Err(e) => {
                 let why = match e {
@@ -756,34 +808,20 @@ impl System for ExecSystem<'_, '_, '_> {
             e.inherited = want;
         }
         // The process's envp is passed as it is when nothing in it changes:
-        // build then copies none of it.
+        // build then copies none of it, and needs no envp buffer.
         let keep_env = launch::keeps_environment(self.blob, candidate, e.guest).unwrap_or(false);
-        let env = if keep_env { &CStrList::EMPTY } else { &e.p.env };
-        let process_envp = keep_env.then_some(e.p.envp);
-        let mut argv = [core::ptr::null(); STACK_ARGS];
-        let mut envp = [core::ptr::null(); STACK_ARGS];
-        let mut arena = [0u8; STACK_ARENA];
-        let mut out = Buffers {
-            argv: &mut argv,
-            envp: &mut envp,
-            arena: &mut arena,
-        };
-        let built = launch::build(self.blob, candidate, e.guest, env, &mut out);
-        let errno = match built {
-            Ok(sizes) => exec(candidate, &out, sizes, process_envp),
-            Err(BuildError::TooSmall(sizes)) => {
-                match rt::alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
-                    Ok((argv, envp, arena)) => {
-                        let mut big = Buffers { argv, envp, arena };
-                        match launch::build(self.blob, candidate, e.guest, env, &mut big) {
-                            Ok(sizes) => exec(candidate, &big, sizes, process_envp),
-                            Err(_) => Errno::NOMEM,
-                        }
-                    }
-                    Err(_) => Errno::NOMEM,
-                }
-            }
-            Err(BuildError::Blob(_)) => Errno::INVAL,
+        let errno = if keep_env {
+            build_and_exec::<KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
+                self.blob,
+                candidate,
+                e.guest,
+                &CStrList::EMPTY,
+                Some(e.p.envp),
+            )
+        } else {
+            build_and_exec::<STACK_ARGS, STACK_ARGS, STACK_ARENA>(
+                self.blob, candidate, e.guest, &e.p.env, None,
+            )
         };
         let path = candidate.muvm.unwrap_or(candidate.path);
         match errno {
@@ -823,6 +861,44 @@ impl System for ExecSystem<'_, '_, '_> {
                 ],
             );
         }
+    }
+}
+
+/// Builds the argv (and the envp, unless `process_envp` goes as it is) in
+/// stack buffers of these sizes, or in one mapping when they are too small,
+/// and executes it; returns the error when the exec failed. Out of line,
+/// one copy per size: the exec path's stack holds only the buffers it uses.
+#[inline(never)]
+fn build_and_exec<const ARGS: usize, const ENVS: usize, const ARENA: usize>(
+    blob: &Blob<'_>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, CStrList>,
+    env: &CStrList,
+    process_envp: Option<&[*const u8]>,
+) -> Errno {
+    let mut argv = [core::ptr::null(); ARGS];
+    let mut envp = [core::ptr::null(); ENVS];
+    let mut arena = [0u8; ARENA];
+    let mut out = Buffers {
+        argv: &mut argv,
+        envp: &mut envp,
+        arena: &mut arena,
+    };
+    match launch::build(blob, candidate, guest, env, &mut out) {
+        Ok(sizes) => exec(candidate, &out, sizes, process_envp),
+        Err(BuildError::TooSmall(sizes)) => {
+            match rt::alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
+                Ok((argv, envp, arena)) => {
+                    let mut big = Buffers { argv, envp, arena };
+                    match launch::build(blob, candidate, guest, env, &mut big) {
+                        Ok(sizes) => exec(candidate, &big, sizes, process_envp),
+                        Err(_) => Errno::NOMEM,
+                    }
+                }
+                Err(_) => Errno::NOMEM,
+            }
+        }
+        Err(BuildError::Blob(_)) => Errno::INVAL,
     }
 }
 
