@@ -17,6 +17,8 @@
 #[allow(dead_code, unused_imports)]
 #[path = "../src/bin/binfmtctl/elf.rs"]
 mod elf;
+#[path = "../tests/support/strace.rs"]
+mod strace;
 
 use std::env;
 use std::fmt::Write as _;
@@ -214,48 +216,20 @@ fn big_config(work: &Path, exit0: &Path, foreign: elf::Isa) -> String {
 /// cache's exit0-big when None).
 fn syscalls_to_execve(log: &str, name: &str, want: Option<&Path>) -> Result<Vec<String>> {
     let foreign = format!("/foreign-{name}\"");
-    let mut pid = None;
-    let mut names = Vec::new();
-    for line in log.lines() {
-        // "PID name(args) = ret"; signals and exits start with ---/+++, a
-        // resumed call with "<...".
-        let (p, call) = line.split_once(' ').unwrap_or(("", line));
-        let call = call.trim_start();
-        if call.starts_with("---") || call.starts_with("+++") || call.starts_with("<...") {
-            continue;
-        }
-        let Some((syscall, args)) = call.split_once('(') else {
-            continue;
-        };
-        match pid {
-            None => {
-                // Often "<unfinished ...>": the parent is in vfork until it returns.
-                if syscall == "execve"
-                    && args
-                        .split_once(',')
-                        .is_some_and(|(a, _)| a.ends_with(&foreign))
-                {
-                    pid = Some(p.to_string());
-                }
-            }
-            Some(ref q) if q == p => {
-                if syscall == "execve" || syscall == "execveat" {
-                    let exec = args.split(',').find(|a| a.contains('"')).unwrap_or("");
-                    let ok = match want {
-                        Some(w) => exec.contains(&format!("\"{}\"", w.display())),
-                        None => exec.ends_with("/exit0\""),
-                    };
-                    if !ok {
-                        return Err(format!("{name}: the dispatcher exec'd {exec}:\n{log}"));
-                    }
-                    return Ok(names);
-                }
-                names.push(syscall.to_string());
-            }
-            Some(_) => {}
-        }
+    let (calls, args) =
+        strace::calls_between_execs(log, |a| a.ends_with(&foreign)).ok_or_else(|| {
+            format!("{name}: no execve of the foreign file followed by another in the strace log")
+        })?;
+    let exec = args.split(',').find(|a| a.contains('"')).unwrap_or("");
+    let ok = match want {
+        Some(w) => exec.contains(&format!("\"{}\"", w.display())),
+        None => exec.ends_with("/exit0\""),
+    };
+    if !ok {
+        return Err(format!("{name}: the dispatcher exec'd {exec}:\n{log}"));
     }
-    Err(format!(
-        "{name}: no execve of the foreign file followed by another in the strace log"
-    ))
+    Ok(calls
+        .iter()
+        .map(|c| c.split('(').next().unwrap_or("").to_string())
+        .collect())
 }

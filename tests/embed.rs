@@ -27,18 +27,23 @@ fn binfmtctl(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// `compile --embed DISPATCHER --output OUT CONFIG` for `config(from)`.
-fn embed(dir: &Path, from: &str, dispatcher: &Path, out: &Path) {
-    let toml = dir.join(format!("{from}.toml"));
-    fs::write(&toml, config(from)).unwrap();
-    let run = binfmtctl(&[
+/// `binfmtctl compile --embed DISPATCHER --output OUT TOML`.
+fn compile_embed(dispatcher: &Path, out: &Path, toml: &Path) -> Output {
+    binfmtctl(&[
         "compile",
         "--embed",
         dispatcher.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
         toml.to_str().unwrap(),
-    ]);
+    ])
+}
+
+/// [`compile_embed`] of `config(from)`, which must succeed.
+fn embed(dir: &Path, from: &str, dispatcher: &Path, out: &Path) {
+    let toml = dir.join(format!("{from}.toml"));
+    fs::write(&toml, config(from)).unwrap();
+    let run = compile_embed(dispatcher, out, &toml);
     assert!(run.status.success(), "{}", stderr(&run));
 }
 
@@ -70,36 +75,6 @@ fn entry(dispatcher: &Path) -> Entry<'_> {
         dispatcher.to_str().unwrap(),
         "POCF",
     )
-}
-
-/// The syscalls of the first process that execs `foreign`, between that
-/// execve and its next one, from an `strace -f` log.
-fn syscalls_after_exec_of(log: &str, foreign: &str) -> (Vec<String>, String) {
-    let mut pid = None;
-    let mut calls = Vec::new();
-    for line in log.lines() {
-        let (p, call) = line.split_once(' ').unwrap_or(("", line));
-        let call = call.trim_start();
-        if call.starts_with("---") || call.starts_with("+++") || call.starts_with("<...") {
-            continue;
-        }
-        let Some((name, args)) = call.split_once('(') else {
-            continue;
-        };
-        match &pid {
-            None if name == "execve" && args.starts_with(&format!("\"{foreign}\"")) => {
-                pid = Some(p.to_string());
-            }
-            Some(q) if q == p => {
-                if name == "execve" {
-                    return (calls, args.to_string());
-                }
-                calls.push(call.to_string());
-            }
-            _ => {}
-        }
-    }
-    panic!("no execve of {foreign} followed by another in:\n{log}");
 }
 
 #[test]
@@ -135,7 +110,9 @@ fn the_embedded_configuration_replaces_the_system_cache_but_not_the_users() {
         &[],
     );
     assert_eq!(from(&out), "embedded");
-    let (calls, exec) = syscalls_after_exec_of(&fs::read_to_string(&log).unwrap(), "./foreign");
+    let text = fs::read_to_string(&log).unwrap();
+    let (calls, exec) = strace::calls_between_execs(&text, |a| a == "\"./foreign\"")
+        .unwrap_or_else(|| panic!("no execve of ./foreign followed by another in:\n{text}"));
     assert!(exec.contains(reporter().to_str().unwrap()), "{exec}");
     let names: Vec<&str> = calls.iter().map(|c| c.split('(').next().unwrap()).collect();
     assert_eq!(names, ["pread64", "open", "fstat", "fcntl"], "{calls:#?}");
@@ -228,14 +205,7 @@ fn compile_embed_refuses_what_it_cannot_use_and_changes_nothing() {
         (Path::new("/bin/sh"), "not a binfmt-dispatcher trampoline"),
         (&dir.join("missing"), "No such file"),
     ] {
-        let run = binfmtctl(&[
-            "compile",
-            "--embed",
-            dispatcher.to_str().unwrap(),
-            "--output",
-            out_path.to_str().unwrap(),
-            ok.to_str().unwrap(),
-        ]);
+        let run = compile_embed(dispatcher, &out_path, &ok);
         assert_eq!(run.status.code(), Some(1), "{}", dispatcher.display());
         assert!(stderr(&run).contains(why), "{}", stderr(&run));
         assert_eq!(stderr(&run).lines().count(), 1, "{}", stderr(&run));
@@ -340,14 +310,7 @@ fn check_and_explain_find_a_registered_embedded_trampoline() {
     let etc = root.join("etc/binfmt-dispatcher.toml");
     fs::write(&etc, config("etc")).unwrap();
     let embedded = dir.join("binfmt-dispatcher-embedded");
-    let run = binfmtctl(&[
-        "compile",
-        "--embed",
-        DISPATCHER,
-        "--output",
-        embedded.to_str().unwrap(),
-        etc.to_str().unwrap(),
-    ]);
+    let run = compile_embed(Path::new(DISPATCHER), &embedded, &etc);
     assert!(run.status.success(), "{}", stderr(&run));
 
     // Registered, it is the trampoline check and explain look at.

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod strace;
+
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
