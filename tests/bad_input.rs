@@ -568,3 +568,37 @@ fn binary_deleted_while_the_dispatcher_runs_is_still_run() {
         assert_eq!(stderr(&out), "", "flags {flags:?}");
     }
 }
+
+#[test]
+fn a_user_cache_found_corrupt_by_the_lookup_is_named_in_the_warning() {
+    require_qemu();
+    let dir = temp_dir("bad-user-cache");
+    write_foreign(&dir.join("foreign"));
+    let rule = "[[rules]]\narch = \"aarch64\"\ninterpreter = \"r\"\n";
+    let user = compile_cache(&dir, "user", &(tagged("r", "USER") + rule));
+    // A data chunk's checksum, so the fault shows only once the lookup
+    // reads it, after the cache was chosen.
+    let (_, bytes, reason, lazy) = broken_caches(&fs::read(&user).unwrap())
+        .into_iter()
+        .find(|c| c.0 == "corrupt data")
+        .unwrap();
+    assert!(lazy);
+    let cache = dir.join("xdg/binfmt-dispatcher/binfmt-dispatcher.cache");
+    fs::create_dir_all(cache.parent().unwrap()).unwrap();
+    fs::write(&cache, bytes).unwrap();
+    let env = [format!("XDG_CACHE_HOME={}", dir.join("xdg").display())];
+    let runs = run_each(&dir, "POCF", &[launch(&env, "", "./foreign", "x", "")], &[]);
+    let run = &runs[0];
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "binfmt-dispatcher: ignoring cache {}: ",
+            cache.display()
+        )),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains(reason), "{run:?}");
+    assert!(run.stderr.contains("built-in"), "{run:?}");
+    // The built-in configuration: qemu runs the binary, exit(42).
+    assert_eq!(run.status, 42, "{run:?}");
+}
