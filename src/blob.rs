@@ -484,6 +484,12 @@ impl<'a> Blob<'a> {
         Ok(bytes.chunks_exact(4).map(|w| le32(w, 0)))
     }
 
+    /// Whether this is the system's configuration embedded in a trampoline
+    /// by `binfmtctl compile --embed` ([`Flags::EMBEDDED`]).
+    pub fn is_embedded(&self) -> bool {
+        self.header(header::FLAGS) & Flags::EMBEDDED != 0
+    }
+
     /// A header field.
     pub fn header(&self, field: usize) -> u32 {
         le32(self.bytes, field)

@@ -683,9 +683,7 @@ fn load_config(
         // A trampoline with the system's configuration embedded (`binfmtctl
         // compile --embed`) looks for no system cache: it carries it. Asked
         // only here, so that a cache found first leaves it untouched.
-        if i == 2
-            && Blob::open(embedded).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0)
-        {
+        if i == 2 && Blob::open(embedded).is_ok_and(|b| b.is_embedded()) {
             return None;
         }
         match map_cache(p, path) {

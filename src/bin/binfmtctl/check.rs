@@ -80,16 +80,6 @@ enum Kept {
     Embedded,
 }
 
-/// The configuration embedded in the trampoline at `path`, or `Ok(None)`
-/// when there is no such file.
-fn read_embedded(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    match fs::read(path) {
-        Ok(image) => Ok(Some(embed::config_of(&image)?.to_vec())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// Checks one cache (or trampoline, `kept` says) against its layers.
 /// `sources` are the files (and the vendor directory) whose change makes it
 /// stale; `compile` the command that rebuilds it.
@@ -124,7 +114,7 @@ fn check_cache(
     };
     let stored = match kept {
         Kept::Cache => locations::read_cache(cache),
-        Kept::Embedded => read_embedded(cache),
+        Kept::Embedded => embed::read_config(cache),
     };
     let bytes = match stored {
         Ok(Some(b)) => b,
@@ -174,17 +164,11 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
 
     // The trampoline's own configuration, and whether it is the system's:
     // the one named, or a registered one that carries the system's.
-    let dispatcher = args
-        .dispatcher
-        .clone()
-        .or_else(|| embed::registered_embedded(&args.binfmt_misc));
-    let image = match &dispatcher {
-        Some(path) => read_embedded(path)
-            .and_then(|b| b.ok_or_else(|| "no such file".to_string()))
-            .map_err(|e| format!("{}: {e}", path.display()))?,
-        None => locations::BAKED.to_vec(),
+    let trampoline = embed::trampoline_config(args.dispatcher.as_deref(), &args.binfmt_misc)?;
+    let (dispatcher, builtin) = match &trampoline {
+        Some((path, config)) => (Some(path.as_path()), config.as_slice()),
+        None => (None, locations::BAKED),
     };
-    let builtin = image.as_slice();
     let embedded = embed::is_embedded(builtin);
 
     // The system layers and cache.
@@ -206,7 +190,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
             "there is no configuration file",
             "run `binfmtctl compile` (it removes it)",
         );
-    } else if let Some(trampoline) = embedded.then_some(dispatcher.as_ref()).flatten() {
+    } else if let Some(trampoline) = dispatcher.filter(|_| embedded) {
         let fix = format!("binfmtctl compile --embed {}", trampoline.display());
         check_cache(
             &mut r,
@@ -253,7 +237,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     }
 
     // The interpreters of the configuration the dispatcher would use.
-    let effective = locations::effective_with(loc, builtin, dispatcher.as_deref());
+    let effective = locations::effective_with(loc, builtin, dispatcher);
     for (path, why) in &effective.skipped {
         r.error(format!("the dispatcher skips {}: {why}", path.display()));
     }

@@ -151,13 +151,22 @@ pub fn mark_embedded(mut config: Vec<u8>) -> Vec<u8> {
 
 /// Whether a configuration is the system's, embedded by `compile --embed`.
 pub fn is_embedded(config: &[u8]) -> bool {
-    Blob::open(config).is_ok_and(|b| b.header(header::FLAGS) & Flags::EMBEDDED != 0)
+    Blob::open(config).is_ok_and(|b| b.is_embedded())
+}
+
+/// The configuration embedded in the trampoline at `path`, or `Ok(None)`
+/// when there is no such file.
+pub fn read_config(path: &Path) -> Result<Option<Vec<u8>>, String> {
+    match fs::read(path) {
+        Ok(image) => Ok(Some(config_of(&image)?.to_vec())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// The trampoline that the enabled binfmt_misc entries at `dir` run, when
-/// it carries the system's configuration: what `check` and `explain` look
-/// at unless told otherwise.
-pub fn registered_embedded(dir: &Path) -> Option<PathBuf> {
+/// it carries the system's configuration, and that configuration.
+fn registered_embedded(dir: &Path) -> Option<(PathBuf, Vec<u8>)> {
     let entries = Instance::open(dir).ok()?.entries().ok()?;
     let mut seen: Vec<&str> = Vec::new();
     entries
@@ -168,12 +177,28 @@ pub fn registered_embedded(dir: &Path) -> Option<PathBuf> {
             seen.push(&e.interpreter);
             new
         })
-        .map(|e| PathBuf::from(&e.interpreter))
-        .find(|p| {
-            fs::read(p)
-                .ok()
-                .is_some_and(|image| config_of(&image).is_ok_and(is_embedded))
+        .find_map(|e| {
+            let path = PathBuf::from(&e.interpreter);
+            let config = read_config(&path).ok()??;
+            is_embedded(&config).then_some((path, config))
         })
+}
+
+/// The trampoline whose built-in configuration `check` and `explain` use,
+/// and that configuration: the one `named`, else a registered one (in the
+/// binfmt_misc at `dir`) that carries the system's. `None`: binfmtctl's
+/// own copy of the built-in configuration.
+pub fn trampoline_config(
+    named: Option<&Path>,
+    dir: &Path,
+) -> Result<Option<(PathBuf, Vec<u8>)>, String> {
+    let Some(path) = named else {
+        return Ok(registered_embedded(dir));
+    };
+    let config = read_config(path)
+        .and_then(|c| c.ok_or_else(|| "no such file".to_string()))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(Some((path.to_path_buf(), config)))
 }
 
 /// The configuration embedded in a trampoline's image.
@@ -230,10 +255,7 @@ mod tests {
         assert!(again.is_err(), "the padded blob does not end the segment");
         let back = replace(&img, &marked).unwrap();
         assert_eq!(config_of(&back).unwrap(), &marked[..]);
-        let flags = Blob::open(config_of(&back).unwrap())
-            .unwrap()
-            .header(header::FLAGS);
-        assert_ne!(flags & Flags::EMBEDDED, 0);
+        assert!(is_embedded(config_of(&back).unwrap()));
     }
 
     #[test]

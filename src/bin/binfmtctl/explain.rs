@@ -686,21 +686,15 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
 
     // The trampoline named, or a registered one that carries the system's
     // configuration: its configuration is the built-in one.
-    let dispatcher = args
-        .dispatcher
-        .clone()
-        .or_else(|| crate::embed::registered_embedded(Path::new(crate::binfmt_misc::DEFAULT_DIR)));
-    let image = match &dispatcher {
-        Some(path) => Some(fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?),
-        None => None,
+    let trampoline = crate::embed::trampoline_config(
+        args.dispatcher.as_deref(),
+        Path::new(crate::binfmt_misc::DEFAULT_DIR),
+    )?;
+    let (dispatcher, builtin) = match &trampoline {
+        Some((path, config)) => (Some(path.as_path()), config.as_slice()),
+        None => (None, locations::BAKED),
     };
-    let builtin = match (&image, &dispatcher) {
-        (Some(image), Some(path)) => {
-            crate::embed::config_of(image).map_err(|e| format!("{}: {e}", path.display()))?
-        }
-        _ => locations::BAKED,
-    };
-    let effective = locations::effective_with(loc, builtin, dispatcher.as_deref());
+    let effective = locations::effective_with(loc, builtin, dispatcher);
     let mut source = effective.source.clone();
     let mut fell_back = None;
     let go = |bytes: &[u8]| {
