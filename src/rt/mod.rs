@@ -203,11 +203,13 @@ pub fn embedded_config(p: &Process) -> &'static [u8] {
         if ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_vaddr <= start && start < end {
             // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
             // link.ld), so the kernel mapped this readable PT_LOAD at its
-            // p_vaddr, from the file, for the life of the process, and it is
-            // never written (one read-execute segment; the running file
-            // cannot be written either: ETXTBSY). `start .. end` lies inside
-            // it. The pointer is made from the address, not from `BAKED`:
-            // past `BAKED`'s length is the segment, not the static.
+            // p_vaddr, from the file, for the life of the process, and
+            // nothing writes it (one read-execute segment; binfmtctl
+            // replaces the file by rename, never in place, and a file cut
+            // short under a running program faults its code as much).
+            // `start .. end` lies inside it. The pointer is made from the
+            // address, not from `BAKED`: past `BAKED`'s length is the
+            // segment, not the static.
             return unsafe {
                 core::slice::from_raw_parts(
                     core::ptr::with_exposed_provenance::<u8>(start),

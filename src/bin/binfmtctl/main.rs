@@ -133,13 +133,14 @@ fn main() -> ExitCode {
     let root = cli.root.clone();
     let loc = Locations::new(cli.root);
     let result = match cli.command {
+        // clap keeps --embed and --user apart.
         Command::Compile {
-            user,
             output,
             configs,
             embed: Some(dispatcher),
             binfmt_misc,
-        } if !user => compile_embedded(&loc, &dispatcher, output, &configs, &binfmt_misc),
+            ..
+        } => compile_embedded(&loc, &dispatcher, output, &configs, &binfmt_misc),
         Command::Compile {
             user,
             output,
