@@ -266,6 +266,14 @@ fn compile_embed_refuses_what_it_cannot_use_and_changes_nothing() {
     };
     let with = explain(Some(&copy));
     assert!(with.contains("\"FROM=etc\""), "{with}");
+    // dump prints what a trampoline carries, as TOML that compiles to it.
+    let dump = binfmtctl(&["dump", copy.to_str().unwrap()]);
+    assert!(dump.status.success(), "{}", stderr(&dump));
+    assert!(
+        stdout(&dump).contains("FROM = \"etc\""),
+        "{}",
+        stdout(&dump)
+    );
     let without = explain(None);
     assert!(!without.contains("FROM="), "{without}");
 
@@ -315,13 +323,15 @@ fn check_and_explain_find_a_registered_embedded_trampoline() {
 
     // Registered, it is the trampoline check and explain look at.
     let script = format!(
-        "{ctl} --root {root} check; echo ---; {ctl} --root {root} explain --json ./foreign",
+        "{ctl} --root {root} check; echo ---; {ctl} --root {root} explain --json ./foreign; \
+         echo ---; {ctl} --root {root} dump",
         ctl = sh_quote(BINFMTCTL),
         root = sh_quote(root.to_str().unwrap()),
     );
     let out = run_in_private_binfmt_in(&dir, &[entry(&embedded)], &script, &[]);
     let text = stdout(&out);
-    let (check, explain) = text.split_once("---\n").unwrap();
+    let [check, explain, dump]: [&str; 3] =
+        text.split("---\n").collect::<Vec<_>>().try_into().unwrap();
     let shown = embedded.display();
     assert!(
         check.contains(&format!(
@@ -338,6 +348,12 @@ fn check_and_explain_find_a_registered_embedded_trampoline() {
     assert!(!check.contains("system cache"), "{check}");
     assert!(explain.contains("\"source\": \"embedded\""), "{explain}");
     assert!(explain.contains("\"FROM=etc\""), "{explain}");
+    assert!(
+        dump.starts_with(&format!(
+            "# binfmtctl dump of the configuration embedded in {shown}"
+        )),
+        "{dump}"
+    );
 
     // Registered the shipped trampoline instead: the system cache again.
     let out = run_in_private_binfmt_in(&dir, &[entry(Path::new(DISPATCHER))], &script, &[]);

@@ -79,10 +79,11 @@ enum Command {
     /// cache used, the rule that matched, the interpreters tried, the exact
     /// argv and environment.
     Explain(explain::Args),
-    /// Print a cache (by default the one the dispatcher would use) as TOML
-    /// that compiles to the same bytes.
+    /// Print a cache, or the configuration built into a trampoline (by
+    /// default the one the dispatcher would use), as TOML that compiles to
+    /// the same bytes.
     Dump {
-        /// The cache to print.
+        /// The cache, or trampoline, to print.
         file: Option<PathBuf>,
     },
     /// Check the installation: configuration valid, caches present and up
@@ -304,12 +305,18 @@ fn remove_stale(cache: &Path, why: &str) -> Result<(), String> {
 /// `binfmtctl dump`.
 fn dump(loc: &Locations, file: Option<&Path>) -> Result<ExitCode, String> {
     let (bytes, name) = match file {
-        Some(f) => (
-            fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?,
-            f.display().to_string(),
-        ),
+        Some(f) => {
+            let raw = fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            // A trampoline: the configuration built into it.
+            let built_in = embed::config_of(&raw).ok().map(<[u8]>::to_vec);
+            (built_in.unwrap_or(raw), f.display().to_string())
+        }
         None => {
-            let e = locations::effective(loc);
+            let trampoline = embed::trampoline_config(None, Path::new(binfmt_misc::DEFAULT_DIR))?;
+            let e = match &trampoline {
+                Some((path, config)) => locations::effective_with(loc, config, Some(path)),
+                None => locations::effective(loc),
+            };
             for (path, why) in &e.skipped {
                 eprintln!("binfmtctl: skipping {}: {why}", path.display());
             }
@@ -318,9 +325,14 @@ fn dump(loc: &Locations, file: Option<&Path>) -> Result<ExitCode, String> {
     };
     let blob = Blob::open(&bytes).map_err(|e| format!("{name}: {}", e.describe()))?;
     let text = config::dump(&blob).map_err(|e| format!("{name}: {e}"))?;
-    // The promise is that the dump compiles to the same bytes: check it.
+    // The promise is that the dump compiles to the same bytes (embedded
+    // again, for a trampoline's): check it.
     let same = config::Config::parse("dump", &text)
         .and_then(|c| config::compile(&c))
+        .map(|again| match blob.is_embedded() {
+            true => embed::mark_embedded(again),
+            false => again,
+        })
         .is_ok_and(|again| again == bytes);
     let mut out = io::stdout().lock();
     writeln!(out, "# binfmtctl dump of {name}")
