@@ -81,14 +81,13 @@ impl Entry {
 
     /// The line that registers this entry again as it is (but enabled).
     pub fn register_line(&self) -> String {
-        let hex = |b: &[u8]| b.iter().map(|x| format!("\\x{x:02x}")).collect::<String>();
         match (&self.magic, &self.extension) {
             (Some(magic), _) => format!(
                 ":{}:M:{}:{}:{}:{}:{}",
                 self.name,
                 self.offset,
-                hex(magic),
-                self.mask.as_deref().map(hex).unwrap_or_default(),
+                arches::escape(magic),
+                self.mask.as_deref().map(arches::escape).unwrap_or_default(),
                 self.interpreter,
                 self.flags
             ),
