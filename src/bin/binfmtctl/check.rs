@@ -72,12 +72,13 @@ fn names(layers: &[PathBuf]) -> String {
 }
 
 /// Where a compiled configuration is kept.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kept {
+#[derive(Clone, Copy)]
+enum Kept<'a> {
     /// A cache file.
     Cache,
-    /// Embedded in a trampoline by `compile --embed`.
-    Embedded,
+    /// Embedded in a trampoline by `compile --embed`: these bytes, read
+    /// from it already.
+    Embedded(&'a [u8]),
 }
 
 /// Checks one cache (or trampoline, `kept` says) against its layers.
@@ -86,21 +87,21 @@ enum Kept {
 fn check_cache(
     r: &mut Report,
     what: &str,
-    (cache, kept): (&Path, Kept),
+    (cache, kept): (&Path, Kept<'_>),
     layers: &[PathBuf],
     sources: &[PathBuf],
     compile: &str,
 ) {
     let label = match kept {
         Kept::Cache => format!("{what} cache {}", cache.display()),
-        Kept::Embedded => format!("{what} configuration embedded in {}", cache.display()),
+        Kept::Embedded(_) => format!("{what} configuration embedded in {}", cache.display()),
     };
     let compiled = config::load_layers(layers)
         .map_err(|e| e.to_string())
         .and_then(|c| config::compile(&c).map_err(|e| e.to_string()))
         .map(|b| match kept {
             Kept::Cache => b,
-            Kept::Embedded => embed::mark_embedded(b),
+            Kept::Embedded(_) => embed::mark_embedded(b),
         });
     let compiled = match compiled {
         Ok(b) => {
@@ -114,7 +115,7 @@ fn check_cache(
     };
     let stored = match kept {
         Kept::Cache => locations::read_cache(cache),
-        Kept::Embedded => embed::read_config(cache),
+        Kept::Embedded(bytes) => Ok(Some(bytes.to_vec())),
     };
     let bytes = match stored {
         Ok(Some(b)) => b,
@@ -195,7 +196,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         check_cache(
             &mut r,
             "system",
-            (trampoline, Kept::Embedded),
+            (trampoline, Kept::Embedded(builtin)),
             &system,
             &sources,
             &fix,
