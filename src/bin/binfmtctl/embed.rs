@@ -41,17 +41,17 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// Where a trampoline's configuration is.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Embedded {
+#[derive(Debug)]
+struct Embedded {
     /// The blob's bytes in the file; they end its segment.
-    pub blob: Range<usize>,
+    blob: Range<usize>,
     /// The file offset of that segment's program header.
     phdr: usize,
 }
 
 /// Finds the configuration in a trampoline's image: a valid blob that ends
 /// the last loaded segment, which has no zero-filled tail.
-pub fn find(image: &[u8]) -> Result<Embedded, String> {
+fn find(image: &[u8]) -> Result<Embedded, String> {
     const NOT: &str = "not a binfmt-dispatcher trampoline";
     if image.get(..6) != Some(b"\x7fELF\x02\x01") {
         return Err(format!(
@@ -156,7 +156,7 @@ pub fn is_embedded(config: &[u8]) -> bool {
 
 /// The configuration embedded in the trampoline at `path`, or `Ok(None)`
 /// when there is no such file.
-pub fn read_config(path: &Path) -> Result<Option<Vec<u8>>, String> {
+fn read_config(path: &Path) -> Result<Option<Vec<u8>>, String> {
     match fs::read(path) {
         Ok(image) => Ok(Some(config_of(&image)?.to_vec())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
