@@ -10,6 +10,7 @@ use crate::blob::{
     self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, NONE,
 };
 use crate::probe::{Facts, Format};
+use linux_raw_sys::errno as e;
 
 /// Bits of a rule's `CONDITIONS` field: which of its conditions apply.
 pub struct Cond;
@@ -491,8 +492,12 @@ pub enum Failure<'a> {
     Missing,
     /// A `required_paths` entry does not exist.
     RequiredPathMissing(&'a [u8]),
-    /// It exists but could not be executed; the errno.
+    /// It exists but could not be executed; the errno. The walk goes on
+    /// past it only when [`falls_back`] says so.
     NotExecutable(i32),
+    /// Its template needs the binary's directory or stem, which cannot be
+    /// given safely (`launch::BuildError::NoSafeName`).
+    NoSafeName,
 }
 
 /// The outside world as the walk sees it.
@@ -563,14 +568,41 @@ pub fn walk<S: System>(
         match sys.run(&candidate) {
             Ok(()) => return Ok(Ok(())),
             Err(failure) => {
-                if let Failure::NotExecutable(_) = failure {
-                    outcome = NothingRan::CannotExecute;
-                }
                 sys.failed(&candidate, failure);
+                match failure {
+                    Failure::NotExecutable(errno) if !falls_back(errno) => {
+                        return Ok(Err(NothingRan::CannotExecute))
+                    }
+                    Failure::NotExecutable(_) | Failure::NoSafeName => {
+                        outcome = NothingRan::CannotExecute;
+                    }
+                    Failure::Missing | Failure::RequiredPathMissing(_) => {}
+                }
             }
         }
     }
     Ok(Err(outcome))
+}
+
+/// Whether the `execve` error `errno` says that this interpreter is absent
+/// or cannot run here, so that the next one of the chain may. Any other
+/// error (`E2BIG`, `ENOMEM`, `EAGAIN`, `EFAULT`, `EMFILE`, ...) comes from
+/// the caller's arguments, environment or limits, or is unknown: every
+/// interpreter would meet it, and moving on would let the caller choose
+/// among the chain, so the walk ends there.
+pub fn falls_back(errno: i32) -> bool {
+    matches!(
+        u32::try_from(errno),
+        Ok(e::ENOENT
+            | e::ENOTDIR
+            | e::EACCES
+            | e::ENOEXEC
+            | e::ELIBBAD
+            | e::EISDIR
+            | e::ELOOP
+            | e::ENAMETOOLONG
+            | e::ETXTBSY)
+    )
 }
 
 #[cfg(test)]

@@ -154,6 +154,9 @@ pub struct Guest<'a, A: Strings> {
     pub first_arg: usize,
     /// The descriptor open on the binary, if any.
     pub execfd: Option<u32>,
+    /// Whether `binary` names the descriptor (`/proc/self/fd/N`) rather
+    /// than the file: then it has no directory or stem of its own.
+    pub by_descriptor: bool,
 }
 
 /// Buffers [`build`] writes into.
@@ -184,6 +187,11 @@ pub enum BuildError {
     TooSmall(Sizes),
     /// The blob is inconsistent.
     Blob(blob::BlobError),
+    /// The interpreter's template needs the binary's directory or stem,
+    /// and the binary has none that is safe to pass: it is named by its
+    /// descriptor, or its stem begins with `-` and would be read as an
+    /// option.
+    NoSafeName,
 }
 
 impl From<blob::BlobError> for BuildError {
@@ -253,6 +261,17 @@ fn bare(c: &[u8]) -> &[u8] {
     c.strip_suffix(&[0]).unwrap_or(c)
 }
 
+/// What goes before a path (without its NUL) so that no interpreter's
+/// option parser can take it for an option: `./` before a relative name
+/// that begins with `-` (the same file), nothing otherwise.
+fn option_guard(path: &[u8]) -> &'static [u8] {
+    if path.starts_with(b"-") {
+        b"./"
+    } else {
+        b""
+    }
+}
+
 /// The variable an argv convention sets for the interpreter, if any:
 /// box64's and box86's guest `argv[0]`, FEX's descriptor on the binary.
 fn convention_var(style: ArgvStyle, execfd: Option<u32>) -> Option<&'static [u8]> {
@@ -318,7 +337,7 @@ pub fn build<A: Strings, E: Strings>(
                 } else if !bare(token).contains(&b'{') {
                     w.arg(token.as_ptr());
                 } else {
-                    let p = expand(&mut w, bare(token), interpreter, guest, fd);
+                    let p = expand(&mut w, bare(token), interpreter, guest, fd)?;
                     w.arg(p);
                 }
             }
@@ -329,7 +348,13 @@ pub fn build<A: Strings, E: Strings>(
                 w.arg(QEMU_ARGV0_OPTION.as_ptr().cast());
                 w.arg(guest.argv0.as_ptr());
             }
-            w.arg(guest.binary.as_ptr());
+            match option_guard(guest.binary) {
+                b"" => w.arg(guest.binary.as_ptr()),
+                guard => {
+                    let p = w.compose(&[guard, bare(guest.binary)]);
+                    w.arg(p);
+                }
+            }
             if style == ArgvStyle::Fex && guest.execfd.is_some() {
                 w.arg(guest.argv0.as_ptr());
             }
@@ -389,18 +414,22 @@ pub fn build<A: Strings, E: Strings>(
 }
 
 /// Expands the placeholders of one template token into the arena.
+/// `{binary}` and `{binary_dir}` are guarded against option parsers
+/// ([`option_guard`]); a directory or stem that cannot be given safely is
+/// [`BuildError::NoSafeName`].
 fn expand<A: Strings>(
     w: &mut Writer<'_, '_>,
     token: &[u8],
     interpreter: &[u8],
     guest: &Guest<'_, A>,
     fd: &[u8],
-) -> *const u8 {
+) -> Result<*const u8, BuildError> {
     // At most a few placeholders per token: split around each `{name}`.
-    let mut parts: [&[u8]; 16] = [b""; 16];
+    let mut parts: [&[u8]; 24] = [b""; 24];
     let mut n = 0;
     let mut rest = token;
-    while n + 2 < parts.len() {
+    let binary = bare(guest.binary);
+    while n + 3 < parts.len() {
         let Some(open) = rest.iter().position(|&b| b == b'{') else {
             break;
         };
@@ -408,22 +437,34 @@ fn expand<A: Strings>(
             break;
         };
         let name = &rest[open..open + close + 1];
+        let named_file = matches!(name, b"{binary_dir}" | b"{binary_stem}");
+        if named_file && guest.by_descriptor {
+            return Err(BuildError::NoSafeName);
+        }
         let value: &[u8] = match name {
             b"{interpreter}" => bare(interpreter),
-            b"{binary}" => bare(guest.binary),
-            b"{binary_dir}" => dir_of(bare(guest.binary)),
-            b"{binary_stem}" => stem_of(bare(guest.binary)),
+            b"{binary}" => binary,
+            b"{binary_dir}" => dir_of(binary),
+            b"{binary_stem}" if stem_of(binary).starts_with(b"-") => {
+                return Err(BuildError::NoSafeName)
+            }
+            b"{binary_stem}" => stem_of(binary),
             b"{argv0}" => bare(guest.argv0),
             b"{execfd}" => fd,
             _ => name,
         };
+        let guard = match name {
+            b"{binary}" | b"{binary_dir}" => option_guard(value),
+            _ => b"",
+        };
         parts[n] = &rest[..open];
-        parts[n + 1] = value;
-        n += 2;
+        parts[n + 1] = guard;
+        parts[n + 2] = value;
+        n += 3;
         rest = &rest[open + close + 1..];
     }
     parts[n] = rest;
-    w.compose(&parts[..n + 1])
+    Ok(w.compose(&parts[..n + 1]))
 }
 
 #[cfg(test)]

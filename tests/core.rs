@@ -103,6 +103,7 @@ impl System for Fake {
             Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
             Failure::Missing => Failure::Missing,
             Failure::NotExecutable(e) => Failure::NotExecutable(e),
+            Failure::NoSafeName => Failure::NoSafeName,
         };
         self.failed.push((bare(c.path), stored));
     }
@@ -409,6 +410,7 @@ fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<Strin
         args: &args,
         first_arg: 3,
         execfd: Some(3),
+        by_descriptor: false,
     };
     let (mut argv, mut envp, mut arena) = ([std::ptr::null(); 2], [std::ptr::null(); 2], [0u8; 4]);
     let mut small = Buffers {
@@ -913,6 +915,7 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         args: &args,
         first_arg: 3,
         execfd: Some(3),
+        by_descriptor: false,
     };
     let (mut argv, mut envp, mut arena) =
         ([std::ptr::null(); 16], [std::ptr::null(); 4], [0u8; 256]);

@@ -84,7 +84,7 @@ fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, en
     };
     let sizes = match launch::build(blob, candidate, guest, env, &mut small) {
         Ok(sizes) => sizes,
-        Err(BuildError::Blob(_)) => return,
+        Err(BuildError::Blob(_) | BuildError::NoSafeName) => return,
         Err(BuildError::TooSmall(sizes)) => {
             let mut argv = vec![core::ptr::null(); sizes.argv];
             let mut envp = vec![core::ptr::null(); sizes.envp];
@@ -181,6 +181,7 @@ fuzz_target!(|data: &[u8]| {
         args: &argv,
         first_arg: if mode & 8 != 0 { 3 } else { 2 },
         execfd: (mode & 64 != 0).then_some(u32::from(mode)),
+        by_descriptor: false,
     };
     let mut sys = FakeSystem {
         blob: &blob,

@@ -3,6 +3,7 @@
 use std::format;
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::string::String;
 use std::vec::Vec;
@@ -72,6 +73,12 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// [`write_atomically`], with the file's `mode`.
+///
+/// The temporary file is created 0600, whatever the umask, and given
+/// `mode` only once it is complete: no other user can open it while it is
+/// written, and a descriptor opened on it then would survive the rename
+/// into a file the dispatcher trusts. Directories on the way that do not
+/// exist yet are created 0755 ([`create_dirs`]).
 pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -84,15 +91,16 @@ pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result
     tmp_name.push(name);
     tmp_name.push(format!(".tmp{}", std::process::id()));
     let tmp = dir.join(tmp_name);
+    create_dirs(&dir)?;
     let result = (|| {
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.sync_all()?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
         fs::rename(&tmp, path)
     })();
     if result.is_err() {
@@ -100,4 +108,22 @@ pub fn write_atomically_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result
     }
     result?;
     fs::File::open(&dir)?.sync_all()
+}
+
+/// Creates `dir` and the directories above it that are missing, each with
+/// mode 0755 whatever the umask (set again after `mkdir`, which the umask
+/// narrows or, at 000, would leave writable by all).
+pub fn create_dirs(dir: &Path) -> io::Result<()> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    for d in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o755).create(d) {
+            Ok(()) => fs::set_permissions(d, fs::Permissions::from_mode(0o755))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

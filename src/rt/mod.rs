@@ -118,7 +118,7 @@ pub struct Process {
     /// `AT_PAGESZ`.
     pub page_size: usize,
     /// `AT_EXECFN`: the path the exec was asked for.
-    pub execfn: Option<&'static [u8]>,
+    pub execfn: Option<&'static CStr>,
     /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
     phdrs: &'static [Elf_Phdr],
 }
@@ -164,7 +164,7 @@ extern "C" fn entry(sp: *const usize) -> ! {
                 aux::AT_SECURE => p.secure = value != 0,
                 aux::AT_PAGESZ => p.page_size = value,
                 aux::AT_EXECFN if value != 0 => {
-                    p.execfn = Some(CStr::from_ptr(value as *const _).to_bytes());
+                    p.execfn = Some(CStr::from_ptr(value as *const _));
                 }
                 aux::AT_PHDR => phdr = value,
                 aux::AT_PHNUM => phnum = value,
@@ -321,9 +321,19 @@ pub fn alloc_exec_buffers(
     }
 }
 
-/// Whether `path` exists.
+/// Whether `path` exists, as the process will find it: `stat` resolves
+/// the path with the effective ids, where `access` would use the real ones
+/// (the caller's, in a set-id exec).
 pub fn exists(path: &CStr) -> bool {
-    rustix::fs::access(path, rustix::fs::Access::EXISTS).is_ok()
+    rustix::fs::stat(path).is_ok()
+}
+
+/// Whether the paths `a` and `b` lead to the same file.
+pub fn same_file(a: &CStr, b: &CStr) -> bool {
+    match (rustix::fs::stat(a), rustix::fs::stat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
 }
 
 /// Sets or clears close-on-exec on a descriptor.

@@ -43,18 +43,45 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 
 /// Compiles one C helper from tests/support into `CARGO_TARGET_TMPDIR`.
 fn compile_c(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/support/{name}.c"));
+    compile_c_with("cc", name, &[], name)
+}
+
+/// Compiles tests/support/`source`.c with `cc -static` and `flags` into
+/// `CARGO_TARGET_TMPDIR`/support-bin/`out`-PID.
+fn compile_c_with(cc: &str, source: &str, flags: &[&str], out: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/support/{source}.c"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("support-bin");
     fs::create_dir_all(&dir).unwrap();
-    let out = dir.join(format!("{name}-{}", std::process::id()));
-    let status = Command::new("cc")
-        .args(["-static", "-O2", "-o"])
+    let out = dir.join(format!("{out}-{}", std::process::id()));
+    let status = Command::new(cc)
+        .args(["-static", "-O2"])
+        .args(flags)
+        .arg("-o")
         .arg(&out)
         .arg(&src)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run cc to build {}: {e}", src.display()));
-    assert!(status.success(), "cc -static failed on {}", src.display());
+        .unwrap_or_else(|e| panic!("cannot run {cc} to build {}: {e}", src.display()));
+    assert!(status.success(), "{cc} -static failed on {}", src.display());
     out
+}
+
+/// tests/support/whoami.c built for aarch64 (with the cross gcc scripts/test
+/// installs), saying `tag` first: a real foreign program that reports its
+/// credentials, `/proc/self/exe` and argv.
+pub fn whoami_aarch64(tag: &str) -> PathBuf {
+    let define = format!("-DTAG=\"{tag}\"");
+    compile_c_with(
+        "aarch64-linux-gnu-gcc",
+        "whoami",
+        &[&define],
+        &format!("whoami-{tag}"),
+    )
+}
+
+/// The symlink swapper (tests/support/flip.c), compiled once.
+pub fn flipper() -> &'static Path {
+    static F: OnceLock<PathBuf> = OnceLock::new();
+    F.get_or_init(|| compile_c("flip"))
 }
 
 /// The fake interpreter (tests/support/reporter.c), compiled once.

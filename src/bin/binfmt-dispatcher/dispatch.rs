@@ -11,6 +11,11 @@ use crate::blob::{self, header, interp, Blob, BlobError, Flags};
 use crate::decide::{self, Candidate, Failure, LogLevel, Partial, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 
+/// Why an interpreter whose template needs the binary's file name was
+/// passed over.
+const NO_SAFE_NAME: &[u8] = b"needs the binary's file name, which cannot be given safely \
+(named by its descriptor, or beginning with '-')";
+
 /// Environment variables the missing-interpreter helper is told the
 /// details in.
 const HELPER_MISSING: &[u8] = b"BINFMT_DISPATCHER_MISSING=";
@@ -110,8 +115,36 @@ fn describe(e: Errno) -> &'static [u8] {
         Errno::TOOBIG => b"argument list too long",
         Errno::PERM => b"operation not permitted",
         Errno::IO => b"input/output error",
+        Errno::MFILE => b"too many open files",
+        Errno::NFILE => b"too many open files in the system",
+        Errno::AGAIN => b"resource temporarily unavailable",
+        Errno::FAULT => b"bad address",
+        Errno::INTR => b"interrupted",
+        Errno::LIBBAD => b"bad ELF interpreter",
+        Errno::NAMETOOLONG => b"file name too long",
         _ => b"system error",
     }
+}
+
+/// `--help` and `--version`, answered only when the dispatcher was run by
+/// hand: no sign of a kernel handler (binfmt_misc's descriptor or P flag,
+/// a set-id exec) and `AT_EXECFN`, the file the exec was asked for, is this
+/// program's own file. Otherwise argv[1] is a binary, whatever its name: a
+/// program or a script's interpreter called `--help` runs. `None`: go on.
+#[cold]
+#[inline(never)]
+fn by_hand_option(p: &Process, arg: &[u8]) -> Option<i32> {
+    let out: &[u8] = match arg {
+        b"--help" | b"-h" => USAGE,
+        b"--version" => concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
+        _ => return None,
+    };
+    let kernel_signs = p.execfd.is_some() || p.flags & 1 != 0 || p.secure;
+    if kernel_signs || !p.execfn.is_some_and(|f| rt::same_file(f, c"/proc/self/exe")) {
+        return None;
+    }
+    rt::write_stdout(out);
+    Some(0)
 }
 
 /// Runs the exec path; returns the exit status when nothing could be run.
@@ -123,22 +156,8 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         return 2;
     }
     let filename = args.c_str(1);
-    // binfmt_misc passes the binary's path as argv[1] and as AT_EXECFN; run
-    // by hand, AT_EXECFN is our own path, so argv[1] may be an option.
-    if p.execfn != Some(filename.to_bytes()) {
-        match filename.to_bytes() {
-            b"--help" | b"-h" => {
-                rt::write_stdout(USAGE);
-                return 0;
-            }
-            b"--version" => {
-                rt::write_stdout(
-                    concat!("binfmt-dispatcher ", env!("CARGO_PKG_VERSION"), "\n").as_bytes(),
-                );
-                return 0;
-            }
-            _ => {}
-        }
+    if let Some(status) = by_hand_option(p, filename.to_bytes()) {
+        return status;
     }
     // The environment steers nothing when the exec raised privileges.
     let vars = match p.secure {
@@ -179,22 +198,28 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let facts = probe::probe(header);
 
     // 2. The configuration: one blob.
-    let (source, cache) = load_config(p, &vars, &log, baked).unwrap_or((Source::BuiltIn, baked));
+    let (source, cache) = match load_config(p, &vars, &log, name, baked) {
+        Ok(found) => found.unwrap_or((Source::BuiltIn, baked)),
+        Err(status) => return status,
+    };
     let Ok(blob) = Blob::open(cache) else {
-        log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
-        return 127;
+        return built_in_corrupt(p, &log);
     };
     if env_level.is_none() {
         log.level = LogLevel::from_code(blob.header(header::LOG_LEVEL)).unwrap_or(LogLevel::Warn);
     }
 
     // The binary as the interpreter will be told of it: its path, or the
-    // descriptor when the path is one of the caller's (fexecve).
+    // descriptor. Under AT_SECURE always the descriptor: the file the
+    // kernel opened and checked, where a name could be pointed at another
+    // file (a symlink swapped) before the interpreter opens it as root.
+    // The descriptor too when the path is one of the caller's (fexecve),
+    // or when the binary has been deleted since it was opened (no links
+    // left), since the name no longer leads to it.
     let mut fd_link = [0u8; 32];
     let fd_link = proc_fd_path(rt::raw(&fd), &mut fd_link);
-    // A binary deleted since it was opened (no links left) cannot be
-    // reopened by name either: name it by the descriptor, kept open, too.
-    let via_fd = (p.execfd.is_some() && name.starts_with(b"/dev/fd/"))
+    let via_fd = p.secure
+        || (p.execfd.is_some() && name.starts_with(b"/dev/fd/"))
         || rustix::fs::fstat(fd).is_ok_and(|st| st.st_nlink == 0);
     let guest = Guest {
         binary: if via_fd {
@@ -210,6 +235,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         args: &args,
         first_arg: if p.flags & 1 != 0 { 3 } else { 2 }.min(args.count()),
         execfd: Some(rt::raw(&fd)),
+        by_descriptor: via_fd,
     };
     let mut exec = Exec {
         p,
@@ -231,21 +257,58 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     };
     let outcome = match dispatch(&blob, &inputs, &mut exec) {
         Ok(outcome) => outcome,
+        // A set-id exec runs with the configuration it found or not at all.
+        Err(e) if p.secure => return refuse_corrupt(&log, name, source, e),
         Err(e) => {
             // Corruption found only now, in a chunk the lookup touched.
             warn_ignoring(&log, &vars, source, e);
             exec.count = 0;
             match dispatch_built_in(baked, &inputs, &mut exec) {
                 Some(outcome) => outcome,
-                None => {
-                    log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
-                    return 127;
-                }
+                None => return built_in_corrupt(p, &log),
             }
         }
     };
     // Ok means the exec succeeded, so only a failure gets here.
     outcome.err().unwrap_or(126)
+}
+
+/// Says that the built-in configuration is corrupt; the exit status.
+#[cold]
+#[inline(never)]
+fn built_in_corrupt(p: &Process, log: &Log) -> i32 {
+    log.say(LogLevel::Error, &[b"the built-in configuration is corrupt"]);
+    if p.secure {
+        126
+    } else {
+        127
+    }
+}
+
+/// Ends a set-id exec that cannot go on safely: one line, `NAME: not run:
+/// WHY...`, and exit status 126.
+#[cold]
+#[inline(never)]
+fn refuse(log: &Log, name: &[u8], why: &[&[u8]]) -> i32 {
+    let mut parts: [&[u8]; 8] = [b""; 8];
+    parts[0] = name;
+    parts[1] = b": not run: ";
+    for (slot, part) in parts[2..].iter_mut().zip(why) {
+        *slot = part;
+    }
+    log.say(LogLevel::Error, &parts);
+    126
+}
+
+/// [`refuse`] for a configuration found corrupt during the lookup.
+#[cold]
+#[inline(never)]
+fn refuse_corrupt(log: &Log, name: &[u8], source: Source, e: BlobError) -> i32 {
+    let what: &[u8] = match source {
+        Source::File(path) => path.to_bytes(),
+        Source::User | Source::BuiltIn => b"the built-in configuration",
+    };
+    refuse(log, name, &[what, b": ", e.describe().as_bytes()])
 }
 
 /// [`dispatch`] with the built-in configuration, after a cache turned out
@@ -349,6 +412,12 @@ fn dispatch_facts(
     exec: &mut Exec<'_>,
 ) -> blob::Result<Result<(), i32>> {
     let env = inputs.env_interpreter;
+    // Under AT_SECURE the caller's name decides nothing: only the path of
+    // the file the kernel opened, which is also checked to be readable
+    // (the interpreter is told /proc/self/fd/N).
+    if exec.p.secure {
+        return dispatch_with_canonical(blob, inputs, exec);
+    }
     if blob.header(header::FLAGS) & Flags::PATH_MATCHERS == 0 {
         let subject = Subject {
             facts: inputs.facts,
@@ -374,8 +443,9 @@ fn dispatch_facts(
 }
 
 /// [`dispatch`] when the canonical path of the open binary may decide:
-/// decides with it and the filename when that is absolute. Its own
-/// function so that the path buffer costs stack pages only when it is
+/// decides with it and the filename when that is absolute (under
+/// AT_SECURE with it alone, and not at all when it cannot be read). Its
+/// own function so that the path buffer costs stack pages only when it is
 /// needed.
 #[inline(never)]
 fn dispatch_with_canonical(
@@ -388,7 +458,8 @@ fn dispatch_with_canonical(
     let mut canonical_buf = [MaybeUninit::uninit(); 1024];
     let mut paths: [&[u8]; 2] = [b""; 2];
     let mut n = 0;
-    if inputs.name.starts_with(b"/") {
+    let secure = exec.p.secure;
+    if inputs.name.starts_with(b"/") && !secure {
         paths[n] = inputs.name;
         n += 1;
     }
@@ -398,6 +469,11 @@ fn dispatch_with_canonical(
         .ok()
         .filter(|(_, rest)| !rest.is_empty())
         .map(|(path, _)| &*path);
+    if secure && canonical.is_none() {
+        let link = &inputs.fd_link[..inputs.fd_link.len() - 1];
+        let why = b": unreadable, or its target too long (is /proc mounted?)";
+        return Ok(Err(refuse(exec.log, inputs.name, &[link, why])));
+    }
     if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
         paths[n] = c;
         n += 1;
@@ -519,6 +595,7 @@ fn report(exec: &Exec<'_>, blob: &Blob<'_>, name: &[u8], plan: &Plan<'_>) -> blo
                 put(b"cannot execute: ");
                 put(describe(Errno::from_raw_os_error(errno)));
             }
+            Failure::NoSafeName => put(NO_SAFE_NAME),
         }
     }
     let hint = blob.str(
@@ -653,11 +730,14 @@ fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
 
 /// The first usable compiled cache, mapped: `BINFMT_DISPATCHER_CACHE`, the
 /// user's, the system's (unless the `embedded` configuration is the
-/// system's). A missing one is skipped silently (but for the one
-/// the environment names); one that cannot be used is skipped with a
-/// one-line warning. `None`: use the built-in configuration. Out of line:
-/// the buffer the user cache's path is composed in is off the stack by
-/// the time the exec path goes deeper.
+/// system's). A missing one is skipped silently (but for the one the
+/// environment names); one that cannot be used is skipped with a one-line
+/// warning, except under AT_SECURE, where only absence moves on: a cache
+/// the process cannot open, map or trust ends the exec (`Err`, the exit
+/// status), so that no limit or error the caller can cause swaps the
+/// administrator's configuration for the built-in one. `Ok(None)`: use the
+/// built-in configuration. Out of line: the buffer the user cache's path
+/// is composed in is off the stack by the time the exec path goes deeper.
 ///
 /// Mapping rather than reading keeps the cost flat in the size of the
 /// cache: only the pages a lookup touches are faulted in, from the page
@@ -667,8 +747,9 @@ fn load_config(
     p: &Process,
     vars: &Vars,
     log: &Log,
+    name: &[u8],
     embedded: &[u8],
-) -> Option<(Source, &'static [u8])> {
+) -> Result<Option<(Source, &'static [u8])>, i32> {
     let mut user_buf = [0u8; USER_CACHE_PATH_MAX];
     let candidates: [Option<&CStr>; 3] = match p.secure {
         true => [None, None, Some(paths::SYSTEM_CACHE)],
@@ -678,42 +759,37 @@ fn load_config(
             Some(paths::SYSTEM_CACHE),
         ],
     };
-    candidates.iter().enumerate().find_map(|(i, path)| {
-        let path = (*path)?;
+    for (i, path) in candidates.iter().enumerate() {
+        let Some(path) = *path else { continue };
         // A trampoline with the system's configuration embedded (`binfmtctl
         // compile --embed`) looks for no system cache: it carries it. Asked
         // only here, so that a cache found first leaves it untouched.
         if i == 2 && Blob::open(embedded).is_ok_and(|b| b.is_embedded()) {
-            return None;
+            return Ok(None);
         }
-        match map_cache(p, path) {
-            Ok(bytes) => Some((
-                match i {
+        let why = match map_cache(p, path) {
+            Ok(bytes) => {
+                let source = match i {
                     0 => vars.cache.map_or(Source::BuiltIn, Source::File),
                     1 => Source::User,
                     _ => Source::File(paths::SYSTEM_CACHE),
-                },
-                bytes,
-            )),
-            Err(CacheError::Missing) if i != 0 => None,
-            Err(e) => {
-                let why = match e {
-                    CacheError::Missing => describe(Errno::NOENT),
-                    CacheError::Sys(errno) => describe(errno),
-                    CacheError::Unsafe => b"not owned by root, or writable by others",
-                    CacheError::Blob(e) => e.describe().as_bytes(),
                 };
-                log.say(
-                    LogLevel::Warn,
-                    &[b"ignoring cache ", path.to_bytes(), b": ", why],
-                );
-                None
+                return Ok(Some((source, bytes)));
             }
+            Err(CacheError::Missing) if i != 0 => continue,
+            Err(e) => e.describe(),
+        };
+        let path = path.to_bytes();
+        if p.secure {
+            return Err(refuse(log, name, &[b"cache ", path, b": ", why]));
         }
-    })
+        log.say(LogLevel::Warn, &[b"ignoring cache ", path, b": ", why]);
+    }
+    Ok(None)
 }
 
 /// Why a cache file cannot be used.
+#[derive(Clone, Copy)]
 enum CacheError {
     /// It does not exist.
     Missing,
@@ -723,6 +799,18 @@ enum CacheError {
     Unsafe,
     /// Its contents are not a valid blob.
     Blob(BlobError),
+}
+
+impl CacheError {
+    /// Why, in a few words.
+    fn describe(self) -> &'static [u8] {
+        match self {
+            CacheError::Missing => describe(Errno::NOENT),
+            CacheError::Sys(errno) => describe(errno),
+            CacheError::Unsafe => b"not owned by root, or writable by others",
+            CacheError::Blob(e) => e.describe().as_bytes(),
+        }
+    }
 }
 
 /// Opens, checks and maps one cache file.
@@ -808,7 +896,7 @@ impl System for ExecSystem<'_, '_, '_> {
         // The process's envp is passed as it is when nothing in it changes:
         // build then copies none of it, and needs no envp buffer.
         let keep_env = launch::keeps_environment(self.blob, candidate, e.guest).unwrap_or(false);
-        let errno = if keep_env {
+        let failure = if keep_env {
             build_and_exec::<KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
                 self.blob,
                 candidate,
@@ -822,13 +910,14 @@ impl System for ExecSystem<'_, '_, '_> {
             )
         };
         let path = candidate.muvm.unwrap_or(candidate.path);
-        match errno {
-            Errno::NOENT | Errno::NOTDIR
-                if !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
+        match failure {
+            Failure::NotExecutable(errno)
+                if (errno == Errno::NOENT.raw_os_error() || errno == Errno::NOTDIR.raw_os_error())
+                    && !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
             {
                 Err(Failure::Missing)
             }
-            errno => Err(Failure::NotExecutable(errno.raw_os_error())),
+            failure => Err(failure),
         }
     }
 
@@ -838,6 +927,7 @@ impl System for ExecSystem<'_, '_, '_> {
             Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
             Failure::Missing => Failure::Missing,
             Failure::NotExecutable(n) => Failure::NotExecutable(n),
+            Failure::NoSafeName => Failure::NoSafeName,
         };
         if let Some(slot) = e.failures.get_mut(e.count) {
             *slot = Some((candidate.index, stored, candidate.muvm.is_some()));
@@ -848,6 +938,7 @@ impl System for ExecSystem<'_, '_, '_> {
                 Failure::Missing => b"not found",
                 Failure::RequiredPathMissing(path) => path,
                 Failure::NotExecutable(n) => describe(Errno::from_raw_os_error(n)),
+                Failure::NoSafeName => NO_SAFE_NAME,
             };
             e.log.say(
                 LogLevel::Debug,
@@ -864,8 +955,8 @@ impl System for ExecSystem<'_, '_, '_> {
 
 /// Builds the argv (and the envp, unless `process_envp` goes as it is) in
 /// stack buffers of these sizes, or in one mapping when they are too small,
-/// and executes it; returns the error when the exec failed. Out of line,
-/// one copy per size: the exec path's stack holds only the buffers it uses.
+/// and executes it; returns why it did not run. Out of line, one copy per
+/// size: the exec path's stack holds only the buffers it uses.
 #[inline(never)]
 fn build_and_exec<const ARGS: usize, const ENVS: usize, const ARENA: usize>(
     blob: &Blob<'_>,
@@ -873,7 +964,7 @@ fn build_and_exec<const ARGS: usize, const ENVS: usize, const ARENA: usize>(
     guest: &Guest<'_, CStrList>,
     env: &CStrList,
     process_envp: Option<&[*const u8]>,
-) -> Errno {
+) -> Failure<'static> {
     let mut argv = [core::ptr::null(); ARGS];
     let mut envp = [core::ptr::null(); ENVS];
     let mut arena = [0u8; ARENA];
@@ -882,7 +973,7 @@ fn build_and_exec<const ARGS: usize, const ENVS: usize, const ARENA: usize>(
         envp: &mut envp,
         arena: &mut arena,
     };
-    match launch::build(blob, candidate, guest, env, &mut out) {
+    let errno = match launch::build(blob, candidate, guest, env, &mut out) {
         Ok(sizes) => exec(candidate, &out, sizes, process_envp),
         Err(BuildError::TooSmall(sizes)) => {
             match rt::alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
@@ -897,7 +988,9 @@ fn build_and_exec<const ARGS: usize, const ENVS: usize, const ARENA: usize>(
             }
         }
         Err(BuildError::Blob(_)) => Errno::INVAL,
-    }
+        Err(BuildError::NoSafeName) => return Failure::NoSafeName,
+    };
+    Failure::NotExecutable(errno.raw_os_error())
 }
 
 /// Executes the built argv with the built envp, or `process_envp`;

@@ -34,7 +34,7 @@ use std::ffi::OsString;
 use std::fs;
 use std::io::{self, IsTerminal, Write as _};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
@@ -135,9 +135,8 @@ impl Drop for Work {
 }
 
 fn write_exe(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("chmod {}: {e}", path.display()))
+    config::write_atomically_mode(path, bytes, 0o755)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -269,7 +268,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         .create(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let work = Work(dir);
-    fs::create_dir(work.f("home")).map_err(|e| format!("{}: {e}", work.0.display()))?;
+    config::create_dirs(&work.f("home")).map_err(|e| format!("{}: {e}", work.0.display()))?;
     write_exe(&work.f("exit0"), &elf::exit0(isa))?;
     let final_interp = match &args.interpreter {
         Some(p) => p.clone(),
@@ -310,7 +309,8 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         write_exe(&foreign(v), &bytes)?;
     }
     let (cache, interp_id) = cache_for(&foreign(&variants[DISP]), &final_text)?;
-    fs::write(work.f("system.cache"), &cache).map_err(|e| format!("system cache: {e}"))?;
+    config::write_atomically(&work.f("system.cache"), &cache)
+        .map_err(|e| format!("system cache: {e}"))?;
     // Written before the registration: the F flag opens it then.
     let image = fs::read(&dispatcher).map_err(|e| format!("{}: {e}", dispatcher.display()))?;
     let embedded = embed::replace(&image, &embed::mark_embedded(cache.clone())).map_err(|e| {
@@ -512,9 +512,10 @@ fn install_system_cache(cache: &Path) -> Result<(), String> {
     };
     rustix::mount::mount("tmpfs", target, "tmpfs", MountFlags::empty(), None)
         .map_err(|e| format!("cannot mount a private tmpfs on {target}: {e}"))?;
-    fs::create_dir_all(SYSTEM_CACHE_DIR).map_err(|e| format!("{SYSTEM_CACHE_DIR}: {e}"))?;
     let system = Path::new(std::ffi::OsStr::from_bytes(paths::SYSTEM_CACHE.to_bytes()));
-    fs::copy(cache, system).map_err(|e| format!("{}: {e}", system.display()))?;
+    fs::read(cache)
+        .and_then(|bytes| config::write_atomically(system, &bytes))
+        .map_err(|e| format!("{}: {e}", system.display()))?;
     Ok(())
 }
 

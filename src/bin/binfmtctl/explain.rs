@@ -177,7 +177,9 @@ impl ExplainSystem<'_, '_> {
         (lossy(id), lossy(name))
     }
 
-    fn build(&mut self, candidate: &Candidate<'_>) -> Result<Ran, String> {
+    /// The exec `candidate` would make; `Ok(None)` when its template
+    /// cannot be given the binary's name safely.
+    fn build(&mut self, candidate: &Candidate<'_>) -> Result<Option<Ran>, String> {
         let mut argv: Vec<*const u8> = Vec::new();
         let mut envp: Vec<*const u8> = Vec::new();
         let mut arena: Vec<u8> = Vec::new();
@@ -195,6 +197,7 @@ impl ExplainSystem<'_, '_> {
                     arena = vec![0; s.arena];
                 }
                 Err(BuildError::Blob(e)) => return Err(e.describe().to_string()),
+                Err(BuildError::NoSafeName) => return Ok(None),
             }
         };
         let regions: [&[u8]; 4] = [
@@ -220,7 +223,7 @@ impl ExplainSystem<'_, '_> {
             .ok()
             .and_then(ArgvStyle::from_code);
         let (id, name) = self.ids(candidate);
-        Ok(Ran {
+        Ok(Some(Ran {
             id,
             name,
             path: lossy(candidate.path),
@@ -229,7 +232,7 @@ impl ExplainSystem<'_, '_> {
             argv,
             env,
             keeps_fd: style.is_some_and(ArgvStyle::passes_execfd),
-        })
+        }))
     }
 }
 
@@ -239,8 +242,8 @@ fn c_path(path: &[u8]) -> Option<&CStr> {
 
 impl System for ExplainSystem<'_, '_> {
     fn exists(&mut self, path: &[u8]) -> bool {
-        // What the trampoline asks: access(F_OK).
-        c_path(path).is_some_and(|p| rustix::fs::access(p, rustix::fs::Access::EXISTS).is_ok())
+        // What the trampoline asks: stat, with the effective ids.
+        c_path(path).is_some_and(|p| rustix::fs::stat(p).is_ok())
     }
 
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
@@ -266,10 +269,11 @@ impl System for ExplainSystem<'_, '_> {
             return Err(Failure::NotExecutable(e.raw_os_error()));
         }
         match self.build(candidate) {
-            Ok(ran) => {
+            Ok(Some(ran)) => {
                 self.ran = Some(ran);
                 Ok(())
             }
+            Ok(None) => Err(Failure::NoSafeName),
             Err(e) => {
                 self.error = Some(e);
                 Err(Failure::NotExecutable(
@@ -296,6 +300,12 @@ impl System for ExplainSystem<'_, '_> {
             Failure::NotExecutable(errno) => (
                 "not_executable",
                 format!("cannot execute: {}", errno_text(errno)),
+            ),
+            Failure::NoSafeName => (
+                "no_safe_name",
+                "needs the binary's file name, which cannot be given safely \
+                 (named by its descriptor, or beginning with '-')"
+                    .to_string(),
             ),
         };
         self.tried.push(Tried {
@@ -680,6 +690,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         args: &argv,
         first_arg: if p_flag { 3 } else { 2 },
         execfd: Some(args.execfd),
+        by_descriptor: false,
     };
     let env_interpreter = std::env::var_os(paths::ENV_INTERPRETER).map(OsStringExt::into_vec);
     let page_size = args.page_size.unwrap_or_else(page_size);

@@ -215,9 +215,6 @@ fn compile(
     }
     let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
     let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
-    if let Some(dir) = output.parent() {
-        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    }
     config::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
     Ok(ExitCode::SUCCESS)
 }
