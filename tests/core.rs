@@ -66,6 +66,8 @@ impl Strings for Owned {
 struct Fake {
     present: HashSet<Vec<u8>>,
     broken: HashSet<Vec<u8>>,
+    /// The errno `broken` paths fail with (EACCES when 0).
+    errno: i32,
     ran: Vec<String>,
     failed: Vec<(String, Failure<'static>)>,
 }
@@ -90,7 +92,11 @@ impl System for Fake {
     fn run(&mut self, c: &Candidate<'_>) -> Result<(), Failure<'static>> {
         let path = bare(c.muvm.unwrap_or(c.path));
         if self.broken.contains(path.as_bytes()) {
-            return Err(Failure::NotExecutable(13));
+            return Err(Failure::NotExecutable(if self.errno == 0 {
+                13
+            } else {
+                self.errno
+            }));
         }
         if !self.present.contains(path.as_bytes()) {
             return Err(Failure::Missing);
@@ -380,6 +386,18 @@ fn compile_is_deterministic() {
 
 /// Builds the argv and envp for `id`, as strings.
 fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<String>, Vec<String>) {
+    argv_for_binary(toml, id, "/bin/foreign", false, guest_argv0, env).expect("builds")
+}
+
+/// [`argv_for`] with the binary named `binary` (by its descriptor, or not).
+fn argv_for_binary(
+    toml: &str,
+    id: &str,
+    binary: &str,
+    by_descriptor: bool,
+    guest_argv0: &str,
+    env: &[&str],
+) -> Result<(Vec<String>, Vec<String>), BuildError> {
     let bytes = blob_of(toml);
     let blob = Blob::open(&bytes).unwrap();
     let index = decide::interpreter_by_id(&blob, id.as_bytes())
@@ -396,21 +414,22 @@ fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<Strin
     // The kernel's argv with P: dispatcher, filename, argv0, args.
     let args = Owned::new(&[
         "/usr/bin/binfmt-dispatcher",
-        "/bin/foreign",
+        binary,
         guest_argv0,
         "a",
         "",
         "b c",
     ]);
     let argv0 = CString::new(guest_argv0).unwrap();
+    let binary = CString::new(binary).unwrap();
     let env = Owned::new(env);
     let guest = Guest {
-        binary: b"/bin/foreign\0",
+        binary: binary.as_bytes_with_nul(),
         argv0: argv0.as_bytes_with_nul(),
         args: &args,
         first_arg: 3,
         execfd: Some(3),
-        by_descriptor: false,
+        by_descriptor,
     };
     let (mut argv, mut envp, mut arena) = ([std::ptr::null(); 2], [std::ptr::null(); 2], [0u8; 4]);
     let mut small = Buffers {
@@ -418,10 +437,10 @@ fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<Strin
         envp: &mut envp,
         arena: &mut arena,
     };
-    let Err(BuildError::TooSmall(sizes)) =
-        launch::build(&blob, &candidate, &guest, &env, &mut small)
-    else {
-        panic!("tiny buffers must be reported too small");
+    let sizes = match launch::build(&blob, &candidate, &guest, &env, &mut small) {
+        Err(BuildError::TooSmall(sizes)) => sizes,
+        Err(e) => return Err(e),
+        Ok(_) => panic!("tiny buffers must be reported too small"),
     };
     let mut argv = vec![std::ptr::null(); sizes.argv];
     let mut envp = vec![std::ptr::null(); sizes.envp];
@@ -448,7 +467,7 @@ fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<Strin
             })
             .collect()
     };
-    (strings(&argv), strings(&envp))
+    Ok((strings(&argv), strings(&envp)))
 }
 
 const STYLES: &str = r#"
@@ -541,6 +560,118 @@ fn argv_conventions() {
             "x/bin/foreignyname0z"
         ]
     );
+}
+
+/// Every style's argv for a binary named `name` (argv0 `name0`).
+fn every_style(name: &str, by_descriptor: bool) -> Vec<Result<Vec<String>, BuildError>> {
+    let java = "[interpreters.java]\npath = \"/usr/bin/java\"\nargv = \"custom\"\n\
+                template = [\"{interpreter}\", \"-cp\", \"{binary_dir}\", \"{binary_stem}\", \"{args}\"]\n";
+    let toml = format!("{STYLES}{java}");
+    ["qemu", "box64", "box86", "fex", "wine", "custom", "java"]
+        .iter()
+        .map(|id| argv_for_binary(&toml, id, name, by_descriptor, "name0", &[]).map(|(a, _)| a))
+        .collect()
+}
+
+#[test]
+fn no_file_name_is_read_as_an_interpreter_option() {
+    // A relative name that begins with `-` reaches every interpreter as
+    // `./NAME`, the same file; the guest's argv[0] is untouched.
+    let args = ["a", "", "b c"];
+    let with = |head: &[&str], tail: &[&str]| -> Vec<String> {
+        head.iter().chain(&args).chain(tail).map(|s| s.to_string()).collect()
+    };
+    let argvs = every_style("--", false);
+    assert_eq!(
+        argvs[..5],
+        [
+            Ok(with(&["/usr/bin/qemu-aarch64-static", "-0", "name0", "./--"], &[])),
+            Ok(with(&["/usr/bin/box64", "./--"], &[])),
+            Ok(with(&["/usr/bin/box86", "./--"], &[])),
+            Ok(with(&["/usr/bin/FEXInterpreter", "./--", "name0"], &[])),
+            Ok(with(&["/usr/bin/wine", "./--"], &[])),
+        ]
+    );
+    assert_eq!(
+        argvs[5],
+        Ok(with(
+            &["/opt/emu", "--fd=3", "--argv0", "name0", "./--", "--"],
+            &["x./--yname0z"]
+        ))
+    );
+    // java -cp DIR STEM: a directory gets `./`, a stem cannot.
+    assert_eq!(
+        every_style("-x/Main.class", false)[6],
+        Ok(with(&["/usr/bin/java", "-cp", "./-x", "Main"], &[]))
+    );
+    assert_eq!(
+        every_style("-Main.class", false)[6],
+        Err(BuildError::NoSafeName)
+    );
+    // Names that cannot be options are passed as they are.
+    for name in ["/x/-y", "./-y", "y-", "/proc/self/fd/3"] {
+        let argv = every_style(name, false)[1].clone().unwrap();
+        assert_eq!(argv[1], name);
+    }
+}
+
+#[test]
+fn a_binary_named_by_its_descriptor_has_no_directory_or_stem() {
+    let argvs = every_style("/proc/self/fd/3", true);
+    assert!(argvs[..6].iter().all(Result::is_ok), "{argvs:?}");
+    assert_eq!(argvs[6], Err(BuildError::NoSafeName), "java -cp DIR STEM");
+}
+
+#[test]
+fn the_walk_moves_on_only_past_interpreters_that_cannot_run() {
+    use rustix::io::Errno;
+    // Every error execve(2) documents, and whether it says the interpreter
+    // cannot run (the next may) or comes from the caller's arguments,
+    // environment or limits (the walk ends).
+    let table = [
+        (Errno::TOOBIG, false),
+        (Errno::ACCESS, true),
+        (Errno::AGAIN, false),
+        (Errno::FAULT, false),
+        (Errno::INVAL, false),
+        (Errno::IO, false),
+        (Errno::ISDIR, true),
+        (Errno::LIBBAD, true),
+        (Errno::LOOP, true),
+        (Errno::MFILE, false),
+        (Errno::NAMETOOLONG, true),
+        (Errno::NFILE, false),
+        (Errno::NOENT, true),
+        (Errno::NOEXEC, true),
+        (Errno::NOMEM, false),
+        (Errno::NOTDIR, true),
+        (Errno::PERM, false),
+        (Errno::TXTBSY, true),
+        (Errno::INTR, false),
+        (Errno::NOSYS, false),
+    ];
+    let arm = elf_facts(183, probe::ELFCLASS64, probe::ELFDATA2LSB);
+    let toml_chain = blob_of(
+        "[interpreters.a]\npath = \"/a\"\nfallback = [\"b\"]\n\
+         [interpreters.b]\npath = \"/b\"\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"a\"\n",
+    );
+    let chain = Blob::open(&toml_chain).unwrap();
+    for (errno, falls_back) in table {
+        let n = errno.raw_os_error();
+        assert_eq!(decide::falls_back(n), falls_back, "{errno:?}");
+        let mut world = Fake::with(&["/a", "/b"]);
+        world.broken.insert(b"/a".to_vec());
+        world.errno = n;
+        let outcome = walk(&chain, arm, &[], &mut world, 4096);
+        if falls_back {
+            assert_eq!((outcome, &world.ran[..]), (Ok(()), &["/b".to_string()][..]));
+        } else {
+            assert_eq!(outcome, Err(NothingRan::CannotExecute), "{errno:?}");
+            assert!(world.ran.is_empty(), "{errno:?}: /b must not run");
+            assert_eq!(world.failed, [("/a".to_string(), Failure::NotExecutable(n))]);
+        }
+    }
+    assert!(!decide::falls_back(0) && !decide::falls_back(-1) && !decide::falls_back(4095));
 }
 
 #[test]

@@ -27,9 +27,9 @@ const SYSTEM_CACHE: &str = "/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache
 
 /// Runs `script` with sh in a new user namespace mapping ids 0..65535 to
 /// themselves and a new mount namespace with its own binfmt_misc holding
-/// the dispatcher (`flags`) and a tmpfs on /var/cache, in `dir`.
-fn run_mapped(dir: &Path, flags: &str, script: &str) -> Output {
-    let (name, magic, mask, interp, flags) = dispatcher_entry(flags);
+/// `entry` and a tmpfs on /var/cache, in `dir`.
+fn run_mapped(dir: &Path, entry: Entry<'_>, script: &str) -> Output {
+    let (name, magic, mask, interp, flags) = entry;
     let setup = format!(
         "read _ || exit 90\n\
          set -e\n\
@@ -108,14 +108,20 @@ struct Outcome {
 /// `cmds` as a script: each run as `nobody` under a timeout, its outcome
 /// kept in files read back afterwards.
 fn run_as_nobody(dir: &Path, flags: &str, setup: &str, cmds: &[String]) -> Vec<Outcome> {
+    run_as_nobody_with(dir, dispatcher_entry(flags), setup, cmds)
+}
+
+/// [`run_as_nobody`] with `entry` registered (the dispatcher, or the
+/// direct qemu registration that attacks are compared with).
+fn run_as_nobody_with(dir: &Path, entry: Entry<'_>, setup: &str, cmds: &[String]) -> Vec<Outcome> {
     let mut script = setup.to_string();
     for (i, c) in cmds.iter().enumerate() {
         script += &format!(
-            "timeout 20 setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- {c} \
+            "timeout 120 setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups -- {c} \
              > out.{i} 2> err.{i}; echo $? > rc.{i}\n"
         );
     }
-    let out = run_mapped(dir, flags, &script);
+    let out = run_mapped(dir, entry, &script);
     (0..cmds.len())
         .map(|i| {
             let read = |n: &str| {
@@ -220,8 +226,9 @@ fn setuid_binary_ignores_the_callers_environment_and_caches() {
     assert_eq!(argv_of(plain_home), want("USER"), "plain, user cache");
     assert_eq!(argv_of(plain_system), want("SYSTEM"), "plain, system cache");
 
-    // An unsafe system cache is refused in secure mode only: the built-in
-    // configuration runs the setuid binary (qemu, exit 42).
+    // An unsafe system cache is refused in secure mode only, and ends the
+    // set-id exec (one line, exit 126): no built-in configuration in its
+    // place.
     for (mode, owner, why) in [
         ("664", "0:0", "group-writable"),
         ("646", "0:0", "world-writable"),
@@ -234,11 +241,11 @@ fn setuid_binary_ignores_the_callers_environment_and_caches() {
             &[launch(&caller_env, "suid-foreign"), cmds[3].clone()],
         );
         let (suid_run, plain_run) = (&runs[0], &runs[1]);
-        assert_eq!(suid_run.status, "42", "{why}: {}", suid_run.stderr);
+        assert_eq!(suid_run.status, "126", "{why}: {}", suid_run.stderr);
         assert_eq!(
             suid_run.stderr,
             format!(
-                "binfmt-dispatcher: ignoring cache {SYSTEM_CACHE}: not owned by root, or writable by others\n"
+                "binfmt-dispatcher: ./suid-foreign: not run: cache {SYSTEM_CACHE}: not owned by root, or writable by others\n"
             ),
             "{why}"
         );
@@ -261,4 +268,343 @@ fn setuid_binary_ignores_the_callers_environment_and_caches() {
         "without C: {}",
         runs[0].stderr
     );
+}
+
+// The attacks of an unprivileged caller on a setuid-root foreign program,
+// each checked against the direct registration of qemu with the same flags
+// (the control): whatever the direct registration runs with raised
+// credentials, the dispatcher runs too, and nothing else.
+
+/// The direct registration the dispatcher is compared with.
+fn qemu_entry(flags: &str) -> Entry<'_> {
+    ("qemu-aarch64", AARCH64_MAGIC, AARCH64_MASK, QEMU_AARCH64, flags)
+}
+
+/// The aarch64 programs of the attacks, built once: tags SUID (installed
+/// setuid root), PLAIN (the same without the bit) and EVIL (the caller's).
+fn programs() -> &'static [std::path::PathBuf; 3] {
+    static P: std::sync::OnceLock<[std::path::PathBuf; 3]> = std::sync::OnceLock::new();
+    P.get_or_init(|| ["SUID", "PLAIN", "EVIL"].map(whoami_aarch64))
+}
+
+/// A fresh scene: `suid` (setuid root), `plain`, `evil` (owned by the
+/// caller) and `home`, the caller's own directory, where the caller works.
+fn scene(tag: &str) -> std::path::PathBuf {
+    require_qemu();
+    let dir = temp_dir(tag);
+    let [suid, plain, evil] = programs();
+    for (from, name, mode, owner) in [
+        (suid, "suid", 0o4755, 0),
+        (plain, "plain", 0o755, 0),
+        (evil, "evil", 0o755, NOBODY),
+    ] {
+        let to = dir.join(name);
+        fs::copy(from, &to).unwrap();
+        std::os::unix::fs::chown(&to, Some(owner), Some(owner)).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    fs::create_dir(dir.join("home")).unwrap();
+    std::os::unix::fs::chown(dir.join("home"), Some(NOBODY), Some(NOBODY)).unwrap();
+    dir
+}
+
+/// What one run of the whoami program said.
+#[derive(Debug, PartialEq, Eq)]
+struct Who {
+    tag: String,
+    ruid: u32,
+    euid: u32,
+    exe: String,
+    argv: Vec<String>,
+}
+
+/// Parses whoami's lines (`TAG ruid=R euid=E exe=PATH argv=A|B|...`).
+fn whos(stdout: &[u8]) -> Vec<Who> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .map(|line| {
+            let mut f = line.splitn(5, ' ');
+            let mut next = |key: &str| {
+                let field = f.next().unwrap_or_else(|| panic!("short line {line:?}"));
+                field
+                    .strip_prefix(key)
+                    .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                    .to_string()
+            };
+            Who {
+                tag: next(""),
+                ruid: next("ruid=").parse().unwrap(),
+                euid: next("euid=").parse().unwrap(),
+                exe: next("exe="),
+                argv: next("argv=").split('|').map(String::from).collect(),
+            }
+        })
+        .collect()
+}
+
+/// The one program run of `o`, asserting there was exactly one.
+fn who(o: &Outcome) -> Who {
+    let mut all = whos(&o.stdout);
+    assert_eq!(
+        all.len(),
+        1,
+        "expected one run, status {}, stderr: {}",
+        o.status,
+        o.stderr
+    );
+    all.remove(0)
+}
+
+/// `script` as one command of the caller's, run by sh in `home`.
+fn in_home(script: &str) -> String {
+    format!("sh -c {}", sh_quote(&format!("cd home || exit 99; {script}")))
+}
+
+fn launch_cmd() -> String {
+    sh_quote(launcher().to_str().unwrap())
+}
+
+fn cached(dir: &Path, toml: &str) -> String {
+    let cache = compile_cache(dir, "system", toml);
+    format!(
+        "cp {} {SYSTEM_CACHE} && chmod 644 {SYSTEM_CACHE}\n",
+        sh_quote(cache.to_str().unwrap())
+    )
+}
+
+#[test]
+fn a_name_beginning_with_a_dash_is_the_binary_not_an_option() {
+    // `--` in the caller's directory names the setuid program: qemu given
+    // that name would stop parsing options there and run the caller's
+    // next argument, `../evil`, as root. The guest must see what the
+    // direct registration gives a program of an ordinary name (given `--`
+    // itself, qemu takes `x` for the file name and mangles the argv).
+    let dir = scene("dash");
+    let run = |name: &str| in_home(&format!("exec {} {name} x ../evil", launch_cmd()));
+    for target in ["suid", "plain"] {
+        let setup = format!("ln -sfn ../{target} home/-- && ln -sfn ../{target} home/ordinary\n");
+        let ours = run_as_nobody(&dir, "POCF", &setup, &[run("--")]);
+        let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), &setup, &[run("ordinary")]);
+        let (ours, direct) = (who(&ours[0]), who(&direct[0]));
+        assert_eq!(ours, direct, "{target}: as the direct registration");
+        assert_eq!(ours.tag, target.to_uppercase());
+        assert_eq!(ours.argv, ["x", "../evil"], "{target}");
+        assert_eq!(ours.euid, if target == "suid" { 0 } else { NOBODY });
+        assert_eq!(ours.exe, dir.join(target).to_str().unwrap());
+    }
+}
+
+#[test]
+fn a_symlink_swapped_during_the_exec_never_runs_the_callers_program_as_root() {
+    // The caller executes `a` 300 times while swapping it with `b`
+    // (renameat2 RENAME_EXCHANGE): each exec starts on one of the two
+    // files, and the dispatcher must hand the interpreter that file, not
+    // whatever the name leads to by the time the interpreter opens it.
+    let dir = scene("race");
+    let setup = "ln -s ../suid home/a && ln -s ../evil home/b\n";
+    let race = in_home(&format!(
+        "{} a b 100 & i=0; while [ $i -lt 300 ]; do {} ./a a; i=$((i+1)); done; kill $!",
+        sh_quote(flipper().to_str().unwrap()),
+        launch_cmd()
+    ));
+    for (what, entry) in [
+        ("dispatcher", dispatcher_entry("POCF")),
+        ("direct qemu", qemu_entry("POCF")),
+    ] {
+        let out = run_as_nobody_with(&dir, entry, setup, std::slice::from_ref(&race));
+        let runs = whos(&out[0].stdout);
+        assert_eq!(runs.len(), 300, "{what}: {}", out[0].stderr);
+        let as_root: Vec<&Who> = runs.iter().filter(|w| w.euid == 0).collect();
+        assert!(
+            as_root.iter().all(|w| w.tag == "SUID"),
+            "{what}: the caller's program ran as root: {:?}",
+            as_root.iter().find(|w| w.tag != "SUID")
+        );
+        // Both sides of the race were really hit.
+        assert!(!as_root.is_empty(), "{what}: the setuid program never ran");
+        assert!(
+            runs.iter().any(|w| w.tag == "EVIL"),
+            "{what}: the swap never won"
+        );
+    }
+}
+
+#[test]
+fn under_the_c_flag_the_file_not_the_callers_name_picks_the_rule() {
+    // A [binaries] entry and a path rule for names in the caller's
+    // directory; the setuid program reached through them must still go to
+    // the aarch64 rule. A second setuid program has a [binaries] entry on
+    // its real path, which still applies.
+    let dir = scene("names");
+    fs::copy(dir.join("suid"), dir.join("suid-listed")).unwrap();
+    fs::set_permissions(dir.join("suid-listed"), fs::Permissions::from_mode(0o4755)).unwrap();
+    let home = dir.join("home");
+    let toml = format!(
+        "{}{}[interpreters.q]\npath = \"{QEMU_AARCH64}\"\nargv = \"qemu\"\n\
+         [binaries.named]\npath = \"{home}/named\"\ninterpreter = \"trap\"\n\
+         [binaries.listed]\npath = \"{dir}/suid-listed\"\ninterpreter = \"listed\"\n\
+         [[rules]]\npath = \"{home}/ruled-*\"\ninterpreter = \"trap\"\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"q\"\n",
+        tagged("trap", "TRAP"),
+        tagged("listed", "LISTED"),
+        home = home.display(),
+        dir = dir.display(),
+    );
+    let cmds = ["named", "ruled-1", "listed"]
+        .map(|n| format!("{} {}/{n} {n}", launch_cmd(), home.display()));
+    let links = |target: &str| {
+        format!(
+            "{}ln -sfn ../{target} home/named && ln -sfn ../{target} home/ruled-1 \
+             && ln -sfn ../suid-listed home/listed\n",
+            cached(&dir, &toml)
+        )
+    };
+    let runs = run_as_nobody(&dir, "POCF", &links("suid"), &cmds);
+    for (run, name) in runs.iter().zip(["named", "ruled-1"]) {
+        let w = who(run);
+        assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0), "{name}: {}", run.stderr);
+        assert_eq!(w.argv, [name]);
+    }
+    assert_eq!(argv_of(&runs[2]), want("LISTED"), "{}", runs[2].stderr);
+    // The control: without the setuid bit the names decide, as configured.
+    let runs = run_as_nobody(&dir, "POCF", &links("plain"), &cmds[..2]);
+    for run in &runs {
+        assert_eq!(argv_of(run), want("TRAP"), "{}", run.stderr);
+    }
+}
+
+#[test]
+fn a_limit_the_caller_sets_ends_the_exec_instead_of_changing_the_configuration() {
+    // The administrator's cache sends aarch64 to SYSTEM; with too few
+    // descriptors to open it, the set-id exec must not fall back to the
+    // built-in configuration (qemu, which would run the program).
+    let dir = scene("limits");
+    let setup = cached(
+        &dir,
+        &format!(
+            "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
+            tagged("s", "SYSTEM")
+        ),
+    );
+    let limited = |limit: &str, bin: &str| {
+        format!(
+            "sh -c {}",
+            sh_quote(&format!("ulimit {limit}; exec {} ./{bin} {bin}", launch_cmd()))
+        )
+    };
+    let cmds = [
+        limited("-n 4", "suid"),
+        limited("-n 64", "suid"),
+        limited("-n 4", "plain"),
+    ];
+    let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
+    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
+    assert_eq!(
+        runs[0].stderr,
+        format!("binfmt-dispatcher: ./suid: not run: cache {SYSTEM_CACHE}: too many open files\n")
+    );
+    assert!(runs[0].stdout.is_empty());
+    assert_eq!(argv_of(&runs[1]), want("SYSTEM"), "{}", runs[1].stderr);
+    // Without AT_SECURE the caller only limits themselves: a warning, and
+    // the built-in configuration runs the program.
+    assert!(runs[2].stderr.contains("too many open files"), "{}", runs[2].stderr);
+    assert_eq!(who(&runs[2]).tag, "PLAIN");
+}
+
+#[test]
+fn an_argument_list_too_long_for_one_interpreter_is_not_run_by_the_next() {
+    // box64's convention puts argv[0] in its environment (BOX64_ARG0=...):
+    // an argv[0] of 131071 bytes, the most one string may have, fits the
+    // dispatcher's exec and makes that variable too long for box64's
+    // (E2BIG). The fallback, whose argv is short, must not run in its
+    // place.
+    let dir = scene("e2big");
+    let setup = cached(
+        &dir,
+        &format!(
+            "[interpreters.b]\npath = \"{}\"\nargv = \"box64\"\nfallback = [\"fb\"]\n{}\
+             [[rules]]\narch = \"aarch64\"\ninterpreter = \"b\"\n",
+            reporter().display(),
+            tagged("fb", "FALLBACK")
+        ),
+    );
+    let cmd = format!(
+        "sh -c {}",
+        sh_quote(&format!(
+            "exec {} ./suid \"$(head -c 131071 /dev/zero | tr '\\0' a)\"",
+            launch_cmd()
+        ))
+    );
+    let runs = run_as_nobody(&dir, "POCF", &setup, std::slice::from_ref(&cmd));
+    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
+    assert_eq!(
+        runs[0].stderr,
+        format!(
+            "binfmt-dispatcher: ./suid: cannot run it: b ({}): \
+             cannot execute: argument list too long\n",
+            reporter().display()
+        )
+    );
+    assert!(runs[0].stdout.is_empty(), "nothing ran");
+    // The direct registration runs it: its one exec fits.
+    let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), "", &[cmd]);
+    let w = who(&direct[0]);
+    assert_eq!((w.tag.as_str(), w.euid, w.argv[0].len()), ("SUID", 0, 131_071));
+}
+
+#[test]
+fn required_paths_are_checked_with_the_credentials_the_interpreter_runs_with() {
+    // `first` requires a file in a directory only root can search: the
+    // setuid exec (euid 0) sees it, the caller does not.
+    let dir = scene("eaccess");
+    let toml = format!(
+        "{}required_paths = [\"{}/secret/present\"]\nfallback = [\"second\"]\n{}\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"first\"\n",
+        tagged("first", "FIRST"),
+        dir.display(),
+        tagged("second", "SECOND"),
+    );
+    let setup = format!(
+        "{}mkdir -m 700 secret && touch secret/present\n",
+        cached(&dir, &toml)
+    );
+    let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
+    let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
+    assert_eq!(argv_of(&runs[0]), want("FIRST"), "setuid: {}", runs[0].stderr);
+    assert_eq!(argv_of(&runs[1]), want("SECOND"), "plain: {}", runs[1].stderr);
+}
+
+#[test]
+fn a_program_named_like_an_option_runs_whatever_the_flags() {
+    // A foreign program called `--help`, run directly and as a script's
+    // interpreter (`#!--help`, found in the current directory): the
+    // dispatcher must run it, never print its own usage.
+    require_qemu();
+    let dir = temp_dir("help-named");
+    fs::copy(&programs()[1], dir.join("--help")).unwrap();
+    fs::write(dir.join("script"), "#!--help\n").unwrap();
+    fs::set_permissions(dir.join("script"), fs::Permissions::from_mode(0o755)).unwrap();
+    for flags in ["", "P", "O", "POCF"] {
+        let out = run_in_private_binfmt_in(
+            &dir,
+            &[dispatcher_entry(flags)],
+            &format!(
+                "{l} --help --help x; {l} ./script script y",
+                l = launch_cmd()
+            ),
+            &[],
+        );
+        let runs = whos(&out.stdout);
+        let argvs: Vec<Vec<String>> = runs.iter().map(|w| w.argv.clone()).collect();
+        // Without P the kernel drops argv[0]: the guest's is the file name.
+        assert_eq!(
+            argvs,
+            [vec!["--help", "x"], vec!["--help", "./script", "y"]],
+            "flags {flags:?}: {}",
+            stderr(&out)
+        );
+    }
+    // By hand, the options are the dispatcher's.
+    let out = Command::new(DISPATCHER).arg("--help").output().unwrap();
+    assert!(stdout(&out).starts_with("usage: binfmt-dispatcher"), "{out:?}");
 }
