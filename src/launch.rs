@@ -413,10 +413,10 @@ pub fn build<A: Strings, E: Strings>(
     Ok(sizes)
 }
 
-/// Expands the placeholders of one template token into the arena.
-/// `{binary}` and `{binary_dir}` are guarded against option parsers
-/// ([`option_guard`]); a directory or stem that cannot be given safely is
-/// [`BuildError::NoSafeName`].
+/// Expands the placeholders of one template token into the arena. A
+/// token that begins with `{binary}` or `{binary_dir}` is guarded against
+/// option parsers ([`option_guard`]); a directory or stem that cannot be
+/// given safely is [`BuildError::NoSafeName`].
 fn expand<A: Strings>(
     w: &mut Writer<'_, '_>,
     token: &[u8],
@@ -425,11 +425,11 @@ fn expand<A: Strings>(
     fd: &[u8],
 ) -> Result<*const u8, BuildError> {
     // At most a few placeholders per token: split around each `{name}`.
-    let mut parts: [&[u8]; 24] = [b""; 24];
+    let mut parts: [&[u8]; 16] = [b""; 16];
     let mut n = 0;
     let mut rest = token;
     let binary = bare(guest.binary);
-    while n + 3 < parts.len() {
+    while n + 2 < parts.len() {
         let Some(open) = rest.iter().position(|&b| b == b'{') else {
             break;
         };
@@ -437,13 +437,12 @@ fn expand<A: Strings>(
             break;
         };
         let name = &rest[open..open + close + 1];
-        let named_file = matches!(name, b"{binary_dir}" | b"{binary_stem}");
-        if named_file && guest.by_descriptor {
-            return Err(BuildError::NoSafeName);
-        }
         let value: &[u8] = match name {
             b"{interpreter}" => bare(interpreter),
             b"{binary}" => binary,
+            b"{binary_dir}" | b"{binary_stem}" if guest.by_descriptor => {
+                return Err(BuildError::NoSafeName)
+            }
             b"{binary_dir}" => dir_of(binary),
             b"{binary_stem}" if stem_of(binary).starts_with(b"-") => {
                 return Err(BuildError::NoSafeName)
@@ -453,14 +452,14 @@ fn expand<A: Strings>(
             b"{execfd}" => fd,
             _ => name,
         };
-        let guard = match name {
-            b"{binary}" | b"{binary_dir}" => option_guard(value),
-            _ => b"",
+        let starts_token = n == 0 && open == 0 && matches!(name, b"{binary}" | b"{binary_dir}");
+        parts[n] = if starts_token {
+            option_guard(value)
+        } else {
+            &rest[..open]
         };
-        parts[n] = &rest[..open];
-        parts[n + 1] = guard;
-        parts[n + 2] = value;
-        n += 3;
+        parts[n + 1] = value;
+        n += 2;
         rest = &rest[open + close + 1..];
     }
     parts[n] = rest;

@@ -249,10 +249,11 @@ fn cross_trampolines_follow_an_embedded_configuration() {
     // `compile --embed` on the aarch64 and riscv64 trampolines: the
     // emulated trampoline finds the grown segment through its AT_PHDR.
     let (dir, _, _) = plain_cache("cross-embedded");
-    // Longer than the built-in configuration: only the grown segment holds it.
+    // Longer than the built-in configuration, and than the symbols and
+    // section headers compile --embed drops: only the grown segment holds it.
     let toml = dir.join("plain.toml");
     let mut text = std::fs::read_to_string(&toml).unwrap();
-    for i in 0..1000 {
+    for i in 0..2000 {
         text += &format!("[binaries.b{i}]\npath = \"/opt/b{i}\"\ninterpreter = \"plain\"\n");
     }
     std::fs::write(&toml, text).unwrap();

@@ -277,7 +277,13 @@ fn setuid_binary_ignores_the_callers_environment_and_caches() {
 
 /// The direct registration the dispatcher is compared with.
 fn qemu_entry(flags: &str) -> Entry<'_> {
-    ("qemu-aarch64", AARCH64_MAGIC, AARCH64_MASK, QEMU_AARCH64, flags)
+    (
+        "qemu-aarch64",
+        AARCH64_MAGIC,
+        AARCH64_MASK,
+        QEMU_AARCH64,
+        flags,
+    )
 }
 
 /// The aarch64 programs of the attacks, built once: tags SUID (installed
@@ -357,7 +363,10 @@ fn who(o: &Outcome) -> Who {
 
 /// `script` as one command of the caller's, run by sh in `home`.
 fn in_home(script: &str) -> String {
-    format!("sh -c {}", sh_quote(&format!("cd home || exit 99; {script}")))
+    format!(
+        "sh -c {}",
+        sh_quote(&format!("cd home || exit 99; {script}"))
+    )
 }
 
 fn launch_cmd() -> String {
@@ -462,7 +471,12 @@ fn under_the_c_flag_the_file_not_the_callers_name_picks_the_rule() {
     let runs = run_as_nobody(&dir, "POCF", &links("suid"), &cmds);
     for (run, name) in runs.iter().zip(["named", "ruled-1"]) {
         let w = who(run);
-        assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0), "{name}: {}", run.stderr);
+        assert_eq!(
+            (w.tag.as_str(), w.euid),
+            ("SUID", 0),
+            "{name}: {}",
+            run.stderr
+        );
         assert_eq!(w.argv, [name]);
     }
     assert_eq!(argv_of(&runs[2]), want("LISTED"), "{}", runs[2].stderr);
@@ -489,7 +503,10 @@ fn a_limit_the_caller_sets_ends_the_exec_instead_of_changing_the_configuration()
     let limited = |limit: &str, bin: &str| {
         format!(
             "sh -c {}",
-            sh_quote(&format!("ulimit {limit}; exec {} ./{bin} {bin}", launch_cmd()))
+            sh_quote(&format!(
+                "ulimit {limit}; exec {} ./{bin} {bin}",
+                launch_cmd()
+            ))
         )
     };
     let cmds = [
@@ -507,7 +524,11 @@ fn a_limit_the_caller_sets_ends_the_exec_instead_of_changing_the_configuration()
     assert_eq!(argv_of(&runs[1]), want("SYSTEM"), "{}", runs[1].stderr);
     // Without AT_SECURE the caller only limits themselves: a warning, and
     // the built-in configuration runs the program.
-    assert!(runs[2].stderr.contains("too many open files"), "{}", runs[2].stderr);
+    assert!(
+        runs[2].stderr.contains("too many open files"),
+        "{}",
+        runs[2].stderr
+    );
     assert_eq!(who(&runs[2]).tag, "PLAIN");
 }
 
@@ -549,7 +570,10 @@ fn an_argument_list_too_long_for_one_interpreter_is_not_run_by_the_next() {
     // The direct registration runs it: its one exec fits.
     let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), "", &[cmd]);
     let w = who(&direct[0]);
-    assert_eq!((w.tag.as_str(), w.euid, w.argv[0].len()), ("SUID", 0, 131_071));
+    assert_eq!(
+        (w.tag.as_str(), w.euid, w.argv[0].len()),
+        ("SUID", 0, 131_071)
+    );
 }
 
 #[test]
@@ -570,8 +594,18 @@ fn required_paths_are_checked_with_the_credentials_the_interpreter_runs_with() {
     );
     let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
     let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
-    assert_eq!(argv_of(&runs[0]), want("FIRST"), "setuid: {}", runs[0].stderr);
-    assert_eq!(argv_of(&runs[1]), want("SECOND"), "plain: {}", runs[1].stderr);
+    assert_eq!(
+        argv_of(&runs[0]),
+        want("FIRST"),
+        "setuid: {}",
+        runs[0].stderr
+    );
+    assert_eq!(
+        argv_of(&runs[1]),
+        want("SECOND"),
+        "plain: {}",
+        runs[1].stderr
+    );
 }
 
 #[test]
@@ -606,5 +640,95 @@ fn a_program_named_like_an_option_runs_whatever_the_flags() {
     }
     // By hand, the options are the dispatcher's.
     let out = Command::new(DISPATCHER).arg("--help").output().unwrap();
-    assert!(stdout(&out).starts_with("usage: binfmt-dispatcher"), "{out:?}");
+    assert!(
+        stdout(&out).starts_with("usage: binfmt-dispatcher"),
+        "{out:?}"
+    );
+}
+
+/// Paths and the modes they must have.
+type Modes = Vec<(String, u32)>;
+
+#[test]
+fn binfmtctl_writes_nothing_another_user_can_open_whatever_the_umask() {
+    // Under umask 000, every file binfmtctl creates is created 0600 (its
+    // final mode comes once it is complete, then the rename), every
+    // directory without group or other write, and the results have their
+    // documented modes exactly. Seen by strace: every O_CREAT and mkdir.
+    let dir = temp_dir("umask");
+    let toml = dir.join("layer.toml");
+    fs::write(&toml, "[defaults]\nlog_level = \"warn\"\n").unwrap();
+    let (d, t) = (dir.display(), toml.display());
+    // What runs, its arguments, and each path it must leave with its mode.
+    let runs: [(&str, String, Modes); 3] = [
+        (
+            "compile",
+            format!("compile --output {d}/new/sub/x.cache {t}"),
+            vec![
+                (format!("{d}/new"), 0o755),
+                (format!("{d}/new/sub"), 0o755),
+                (format!("{d}/new/sub/x.cache"), 0o644),
+            ],
+        ),
+        (
+            "compile --embed",
+            format!("compile --embed {DISPATCHER} --output {d}/e/dispatcher {t}"),
+            vec![(format!("{d}/e"), 0o755), (format!("{d}/e/dispatcher"), 0o755)],
+        ),
+        (
+            "register --persist",
+            format!(
+                "--root {d}/root register --persist --host none --interpreter /usr/bin/binfmt-dispatcher"
+            ),
+            vec![
+                (format!("{d}/root/etc"), 0o755),
+                (format!("{d}/root/etc/binfmt.d"), 0o755),
+                (
+                    format!("{d}/root/etc/binfmt.d/zz-binfmt-dispatcher-aarch64.conf"),
+                    0o644,
+                ),
+            ],
+        ),
+    ];
+    for (i, (what, args, results)) in runs.iter().enumerate() {
+        let log = dir.join(format!("strace.{i}"));
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "umask 000; exec strace -f -qq -o {} -e trace=%file,fchmod {BINFMTCTL} {args}",
+                log.display()
+            ))
+            .output()
+            .expect("cannot run strace");
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        let log = fs::read_to_string(&log).unwrap();
+        let mut created = 0;
+        for line in log.lines() {
+            let mode = || {
+                let tail = line.rsplit_once(", 0").map(|(_, m)| m).unwrap_or("");
+                let digits: String = tail.chars().take_while(char::is_ascii_digit).collect();
+                u32::from_str_radix(&digits, 8).unwrap_or_else(|_| panic!("{what}: {line}"))
+            };
+            if line.contains("O_CREAT") {
+                created += 1;
+                assert_eq!(mode() & 0o077, 0, "{what}: created open to others: {line}");
+            } else if line.contains("mkdir") {
+                assert_eq!(
+                    mode() & 0o022,
+                    0,
+                    "{what}: a directory writable by others: {line}"
+                );
+            }
+        }
+        assert!(created > 0, "{what}: strace saw no file created:\n{log}");
+        for (path, want) in results {
+            let mode = fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, *want, "{what}: {path} is {mode:o}");
+            let tmp = fs::read_dir(Path::new(path).parent().unwrap())
+                .unwrap()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().contains(".tmp"));
+            assert!(tmp.is_none(), "{what}: a temporary file is left: {tmp:?}");
+        }
+    }
 }

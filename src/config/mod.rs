@@ -14,8 +14,7 @@ mod parse;
 pub use compile::compile;
 pub use dump::{describe_rule, dump, quote, DumpError};
 pub use files::{
-    compile_files, create_dirs, load_layers, write_atomically, write_atomically_mode,
-    CompileError,
+    compile_files, create_dirs, load_layers, write_atomically, write_atomically_mode, CompileError,
 };
 
 use std::collections::BTreeMap;

@@ -11,10 +11,9 @@ use crate::blob::{self, header, interp, Blob, BlobError, Flags};
 use crate::decide::{self, Candidate, Failure, LogLevel, Partial, Plan, Reason, Subject, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 
-/// Why an interpreter whose template needs the binary's file name was
-/// passed over.
-const NO_SAFE_NAME: &[u8] = b"needs the binary's file name, which cannot be given safely \
-(named by its descriptor, or beginning with '-')";
+/// Why an interpreter whose template needs the binary's directory or stem
+/// was passed over (`Failure::NoSafeName`).
+const NO_SAFE_NAME: &[u8] = b"cannot be given the binary's name safely";
 
 /// Environment variables the missing-interpreter helper is told the
 /// details in.
@@ -118,10 +117,7 @@ fn describe(e: Errno) -> &'static [u8] {
         Errno::MFILE => b"too many open files",
         Errno::NFILE => b"too many open files in the system",
         Errno::AGAIN => b"resource temporarily unavailable",
-        Errno::FAULT => b"bad address",
-        Errno::INTR => b"interrupted",
         Errno::LIBBAD => b"bad ELF interpreter",
-        Errno::NAMETOOLONG => b"file name too long",
         _ => b"system error",
     }
 }
@@ -140,7 +136,11 @@ fn by_hand_option(p: &Process, arg: &[u8]) -> Option<i32> {
         _ => return None,
     };
     let kernel_signs = p.execfd.is_some() || p.flags & 1 != 0 || p.secure;
-    if kernel_signs || !p.execfn.is_some_and(|f| rt::same_file(f, c"/proc/self/exe")) {
+    if kernel_signs
+        || !p
+            .execfn
+            .is_some_and(|f| rt::same_file(f, c"/proc/self/exe"))
+    {
         return None;
     }
     rt::write_stdout(out);
@@ -258,7 +258,13 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     let outcome = match dispatch(&blob, &inputs, &mut exec) {
         Ok(outcome) => outcome,
         // A set-id exec runs with the configuration it found or not at all.
-        Err(e) if p.secure => return refuse_corrupt(&log, name, source, e),
+        Err(e) if p.secure => {
+            let what = match source {
+                Source::File(path) => [&b"cache "[..], path.to_bytes()],
+                Source::User | Source::BuiltIn => [&b"the built-in configuration"[..], b""],
+            };
+            return refuse(&log, name, what, e.describe().as_bytes());
+        }
         Err(e) => {
             // Corruption found only now, in a chunk the lookup touched.
             warn_ignoring(&log, &vars, source, e);
@@ -286,29 +292,15 @@ fn built_in_corrupt(p: &Process, log: &Log) -> i32 {
 }
 
 /// Ends a set-id exec that cannot go on safely: one line, `NAME: not run:
-/// WHY...`, and exit status 126.
+/// WHAT: WHY`, and exit status 126.
 #[cold]
 #[inline(never)]
-fn refuse(log: &Log, name: &[u8], why: &[&[u8]]) -> i32 {
-    let mut parts: [&[u8]; 8] = [b""; 8];
-    parts[0] = name;
-    parts[1] = b": not run: ";
-    for (slot, part) in parts[2..].iter_mut().zip(why) {
-        *slot = part;
-    }
-    log.say(LogLevel::Error, &parts);
+fn refuse(log: &Log, name: &[u8], what: [&[u8]; 2], why: &[u8]) -> i32 {
+    log.say(
+        LogLevel::Error,
+        &[name, b": not run: ", what[0], what[1], b": ", why],
+    );
     126
-}
-
-/// [`refuse`] for a configuration found corrupt during the lookup.
-#[cold]
-#[inline(never)]
-fn refuse_corrupt(log: &Log, name: &[u8], source: Source, e: BlobError) -> i32 {
-    let what: &[u8] = match source {
-        Source::File(path) => path.to_bytes(),
-        Source::User | Source::BuiltIn => b"the built-in configuration",
-    };
-    refuse(log, name, &[what, b": ", e.describe().as_bytes()])
 }
 
 /// [`dispatch`] with the built-in configuration, after a cache turned out
@@ -471,8 +463,8 @@ fn dispatch_with_canonical(
         .map(|(path, _)| &*path);
     if secure && canonical.is_none() {
         let link = &inputs.fd_link[..inputs.fd_link.len() - 1];
-        let why = b": unreadable, or its target too long (is /proc mounted?)";
-        return Ok(Err(refuse(exec.log, inputs.name, &[link, why])));
+        let why = b"unreadable, or its target too long (is /proc mounted?)";
+        return Ok(Err(refuse(exec.log, inputs.name, [link, b""], why)));
     }
     if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
         paths[n] = c;
@@ -781,7 +773,7 @@ fn load_config(
         };
         let path = path.to_bytes();
         if p.secure {
-            return Err(refuse(log, name, &[b"cache ", path, b": ", why]));
+            return Err(refuse(log, name, [b"cache ", path], why));
         }
         log.say(LogLevel::Warn, &[b"ignoring cache ", path, b": ", why]);
     }
@@ -912,7 +904,8 @@ impl System for ExecSystem<'_, '_, '_> {
         let path = candidate.muvm.unwrap_or(candidate.path);
         match failure {
             Failure::NotExecutable(errno)
-                if (errno == Errno::NOENT.raw_os_error() || errno == Errno::NOTDIR.raw_os_error())
+                if (errno == Errno::NOENT.raw_os_error()
+                    || errno == Errno::NOTDIR.raw_os_error())
                     && !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
             {
                 Err(Failure::Missing)

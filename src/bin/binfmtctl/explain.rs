@@ -303,8 +303,8 @@ impl System for ExplainSystem<'_, '_> {
             ),
             Failure::NoSafeName => (
                 "no_safe_name",
-                "needs the binary's file name, which cannot be given safely \
-                 (named by its descriptor, or beginning with '-')"
+                "cannot be given the binary's name safely (its template needs \
+                 {binary_dir} or {binary_stem})"
                     .to_string(),
             ),
         };

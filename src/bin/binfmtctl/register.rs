@@ -223,8 +223,11 @@ fn write_conf_files(
     let mut written = Vec::new();
     for f in formats {
         let path = dir.join(conf_name(f));
-        binfmt_dispatcher::config::write_atomically(&path, conf_text(f, interpreter, flags).as_bytes())
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        binfmt_dispatcher::config::write_atomically(
+            &path,
+            conf_text(f, interpreter, flags).as_bytes(),
+        )
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         written.push(path);
     }
     Ok(written)
