@@ -421,3 +421,38 @@ fn the_helper_reruns_the_program_with_its_argv0() {
         ]
     );
 }
+
+#[test]
+fn the_helper_reruns_a_program_whose_name_begins_with_a_dash() {
+    // `-prog.exe` reaches wine as `./-prog.exe`, and the helper reruns it
+    // (exec would take `-prog.exe` for an option).
+    let (dir, cache) = helper_case("helper-dash", 0);
+    fs::rename(dir.join("prog.exe"), dir.join("-prog.exe")).unwrap();
+    let launch = [
+        launcher().to_str().unwrap(),
+        "-e",
+        &format!("BINFMT_DISPATCHER_CACHE={}", cache.display()),
+        "-e",
+        &format!("PATH={}/fakebin:/usr/bin:/bin", dir.display()),
+        "-e",
+        "BINFMT_DISPATCHER_HELPER_UI=terminal",
+        "-prog.exe",
+        "-prog.exe",
+        "x",
+    ]
+    .map(sh_quote)
+    .join(" ");
+    let out = run(&dir, &cache, &format!("echo y | {launch}"), &[]);
+    let r = report_of(&out);
+    let wine = dir.join("opt/wine");
+    // The rerun through bash's exec -a names it by its absolute path.
+    let binary = dir.join("-prog.exe");
+    assert_eq!(
+        r.argv,
+        [wine.to_str().unwrap(), binary.to_str().unwrap(), "x"]
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("dnf.log")).unwrap(),
+        "install -y wine-core\n"
+    );
+}

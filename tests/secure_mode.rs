@@ -732,3 +732,19 @@ fn binfmtctl_writes_nothing_another_user_can_open_whatever_the_umask() {
         }
     }
 }
+
+#[test]
+fn a_set_id_dispatcher_runs_nothing() {
+    // A dispatcher file made setuid root by mistake starts with AT_SECURE
+    // but no binfmt_misc descriptor: it must not run what its caller names.
+    let dir = scene("suid-dispatcher");
+    let setup = format!("cp {} sd && chmod 4755 sd\n", sh_quote(DISPATCHER));
+    let runs = run_as_nobody(&dir, "POCF", &setup, &["./sd ./plain".to_string()]);
+    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
+    assert_eq!(
+        runs[0].stderr,
+        "binfmt-dispatcher: ./plain: not run: set-id exec: \
+         no binfmt_misc descriptor (is binfmt-dispatcher itself set-id?)\n"
+    );
+    assert!(runs[0].stdout.is_empty());
+}
