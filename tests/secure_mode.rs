@@ -748,3 +748,43 @@ fn a_set_id_dispatcher_runs_nothing() {
     );
     assert!(runs[0].stdout.is_empty());
 }
+
+#[test]
+fn a_corrupt_system_cache_ends_a_set_id_exec() {
+    // Found corrupt when opened (the header's checksum) or only by the
+    // lookup (a data chunk's): the set-id exec ends with one line and 126;
+    // a plain exec warns and uses the built-in configuration.
+    let dir = scene("corrupt");
+    let valid = fs::read(compile_cache(
+        &dir,
+        "valid",
+        &format!(
+            "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
+            tagged("s", "SYSTEM")
+        ),
+    ))
+    .unwrap();
+    for (what, at) in [("header", 30), ("data", valid.len() - 2)] {
+        let mut bytes = valid.clone();
+        bytes[at] ^= 0x40;
+        fs::write(dir.join("broken.cache"), bytes).unwrap();
+        let setup = format!("cp broken.cache {SYSTEM_CACHE} && chmod 644 {SYSTEM_CACHE}\n");
+        let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
+        let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
+        assert_eq!(runs[0].status, "126", "{what}: {}", runs[0].stderr);
+        assert_eq!(
+            runs[0].stderr,
+            format!("binfmt-dispatcher: ./suid: not run: cache {SYSTEM_CACHE}: checksum mismatch (corrupt)\n"),
+            "{what}"
+        );
+        assert!(runs[0].stdout.is_empty(), "{what}");
+        assert!(
+            runs[1]
+                .stderr
+                .starts_with("binfmt-dispatcher: ignoring cache"),
+            "{what}: {}",
+            runs[1].stderr
+        );
+        assert_eq!(who(&runs[1]).tag, "PLAIN", "{what}");
+    }
+}
