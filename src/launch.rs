@@ -135,6 +135,10 @@ pub trait Strings {
     fn ptr(&self, i: usize) -> *const u8;
     /// String `i` without its NUL.
     fn bytes(&self, i: usize) -> &[u8];
+    /// Whether string `i` begins with `prefix`.
+    fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        self.bytes(i).starts_with(prefix)
+    }
     /// Whether string `i` is the environment entry `KEY=...` for `key`.
     fn has_key(&self, i: usize, key: &[u8]) -> bool {
         let entry = self.bytes(i);
@@ -157,6 +161,9 @@ pub struct Guest<'a, A: Strings> {
     /// Whether `binary` names the descriptor (`/proc/self/fd/N`) rather
     /// than the file: then it has no directory or stem of its own.
     pub by_descriptor: bool,
+    /// Whether the exec raised privileges (AT_SECURE): the interpreter's
+    /// own variables are then dropped ([`own_variables`]).
+    pub secure: bool,
 }
 
 /// Buffers [`build`] writes into.
@@ -283,6 +290,23 @@ fn convention_var(style: ArgvStyle, execfd: Option<u32>) -> Option<&'static [u8]
     }
 }
 
+/// The prefix of the environment variables that configure the emulator of
+/// `style` itself (qemu's `QEMU_LD_PREFIX`, which picks the guest's dynamic
+/// loader, `QEMU_STRACE`, `QEMU_LOG_FILENAME`; box64's and box86's library
+/// paths; FEX's `FEX_ROOTFS`...). Under AT_SECURE they are the caller's
+/// way to steer an emulator that runs as root, which does not check
+/// AT_SECURE itself, so they are dropped. Other interpreters' variables
+/// (Wine's, Mono's, the JVM's) are theirs to handle: see docs/SECURITY.md.
+pub fn own_variables(style: ArgvStyle) -> Option<&'static [u8]> {
+    match style {
+        ArgvStyle::Qemu => Some(b"QEMU_"),
+        ArgvStyle::Box64 => Some(b"BOX64_"),
+        ArgvStyle::Box86 => Some(b"BOX86_"),
+        ArgvStyle::Fex => Some(b"FEX_"),
+        ArgvStyle::Plain | ArgvStyle::Custom => None,
+    }
+}
+
 /// Whether `candidate` runs with the process's environment exactly as it
 /// is: the interpreter has no `env` of its own and its convention sets no
 /// variable. The caller may then hand the process's own envp to `execve`
@@ -296,7 +320,8 @@ pub fn keeps_environment<A: Strings>(
     let style = ArgvStyle::from_code(blob.field(candidate.record, interp::ARGV_STYLE)?)
         .ok_or(blob::BlobError::OutOfBounds)?;
     Ok(blob.array(candidate.record, interp::ENV)?.count == 0
-        && convention_var(style, guest.execfd).is_none())
+        && convention_var(style, guest.execfd).is_none()
+        && !(guest.secure && own_variables(style).is_some()))
 }
 
 /// Builds the argv and envp that run `guest` under `candidate`, with the
@@ -311,6 +336,11 @@ pub fn build<A: Strings, E: Strings>(
     let record = candidate.record;
     let style = ArgvStyle::from_code(blob.field(record, interp::ARGV_STYLE)?)
         .ok_or(blob::BlobError::OutOfBounds)?;
+    // muvm runs the command in a microVM, where this process's
+    // /proc/self/fd/N does not exist.
+    if guest.by_descriptor && candidate.muvm.is_some() {
+        return Err(BuildError::NoSafeName);
+    }
     let mut w = Writer {
         out,
         argc: 0,
@@ -384,8 +414,10 @@ pub fn build<A: Strings, E: Strings>(
         }
         Ok(false)
     };
+    let dropped = own_variables(style).filter(|_| guest.secure);
     for i in 0..env.count() {
-        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?;
+        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?
+            || dropped.is_some_and(|prefix| env.starts_with(i, prefix));
         if !replaced {
             w.env(env.ptr(i));
         }

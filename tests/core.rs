@@ -386,15 +386,27 @@ fn compile_is_deterministic() {
 
 /// Builds the argv and envp for `id`, as strings.
 fn argv_for(toml: &str, id: &str, guest_argv0: &str, env: &[&str]) -> (Vec<String>, Vec<String>) {
-    argv_for_binary(toml, id, "/bin/foreign", false, guest_argv0, env).expect("builds")
+    let guest = GuestOf {
+        binary: "/bin/foreign",
+        by_descriptor: false,
+        secure: false,
+    };
+    argv_for_binary(toml, id, &guest, guest_argv0, env).expect("builds")
 }
 
-/// [`argv_for`] with the binary named `binary` (by its descriptor, or not).
+/// How the guest of [`argv_for_binary`] is named, and whether the exec is
+/// secure.
+struct GuestOf<'a> {
+    binary: &'a str,
+    by_descriptor: bool,
+    secure: bool,
+}
+
+/// [`argv_for`] for the guest `g`.
 fn argv_for_binary(
     toml: &str,
     id: &str,
-    binary: &str,
-    by_descriptor: bool,
+    g: &GuestOf<'_>,
     guest_argv0: &str,
     env: &[&str],
 ) -> Result<(Vec<String>, Vec<String>), BuildError> {
@@ -414,14 +426,14 @@ fn argv_for_binary(
     // The kernel's argv with P: dispatcher, filename, argv0, args.
     let args = Owned::new(&[
         "/usr/bin/binfmt-dispatcher",
-        binary,
+        g.binary,
         guest_argv0,
         "a",
         "",
         "b c",
     ]);
     let argv0 = CString::new(guest_argv0).unwrap();
-    let binary = CString::new(binary).unwrap();
+    let binary = CString::new(g.binary).unwrap();
     let env = Owned::new(env);
     let guest = Guest {
         binary: binary.as_bytes_with_nul(),
@@ -429,7 +441,8 @@ fn argv_for_binary(
         args: &args,
         first_arg: 3,
         execfd: Some(3),
-        by_descriptor,
+        by_descriptor: g.by_descriptor,
+        secure: g.secure,
     };
     let (mut argv, mut envp, mut arena) = ([std::ptr::null(); 2], [std::ptr::null(); 2], [0u8; 4]);
     let mut small = Buffers {
@@ -569,7 +582,14 @@ fn every_style(name: &str, by_descriptor: bool) -> Vec<Result<Vec<String>, Build
     let toml = format!("{STYLES}{java}");
     ["qemu", "box64", "box86", "fex", "wine", "custom", "java"]
         .iter()
-        .map(|id| argv_for_binary(&toml, id, name, by_descriptor, "name0", &[]).map(|(a, _)| a))
+        .map(|id| {
+            let guest = GuestOf {
+                binary: name,
+                by_descriptor,
+                secure: false,
+            };
+            argv_for_binary(&toml, id, &guest, "name0", &[]).map(|(a, _)| a)
+        })
         .collect()
 }
 
@@ -627,6 +647,96 @@ fn a_binary_named_by_its_descriptor_has_no_directory_or_stem() {
     let argvs = every_style("/proc/self/fd/3", true);
     assert!(argvs[..6].iter().all(Result::is_ok), "{argvs:?}");
     assert_eq!(argvs[6], Err(BuildError::NoSafeName), "java -cp DIR STEM");
+}
+
+#[test]
+fn under_at_secure_the_emulators_own_variables_are_dropped() {
+    // QEMU_LD_PREFIX picks the guest's dynamic loader, FEX_ROOTFS its
+    // whole root: the caller's, for an emulator running as root.
+    let env = [
+        "PATH=/bin",
+        "QEMU_LD_PREFIX=/home/eve",
+        "BOX64_LD_LIBRARY_PATH=/home/eve",
+        "BOX86_PATH=/home/eve",
+        "FEX_ROOTFS=/home/eve",
+        "FEX_EXECVEFD=9",
+        "WINEPREFIX=/home/eve",
+    ];
+    let envp = |id: &str, secure: bool| {
+        let guest = GuestOf {
+            binary: "/proc/self/fd/3",
+            by_descriptor: true,
+            secure,
+        };
+        argv_for_binary(STYLES, id, &guest, "name0", &env)
+            .unwrap()
+            .1
+    };
+    let without = |prefix: &str| -> Vec<String> {
+        env.iter()
+            .filter(|e| !e.starts_with(prefix))
+            .map(|e| e.to_string())
+            .collect()
+    };
+    assert_eq!(envp("qemu", true), without("QEMU_"));
+    assert_eq!(
+        envp("box64", true),
+        [
+            without("BOX64_"),
+            vec!["BOX64_LOG=0".into(), "BOX64_ARG0=name0".into()]
+        ]
+        .concat()
+    );
+    assert_eq!(
+        envp("box86", true),
+        [without("BOX86_"), vec!["BOX86_ARG0=name0".into()]].concat()
+    );
+    assert_eq!(
+        envp("fex", true),
+        [without("FEX_"), vec!["FEX_EXECVEFD=3".into()]].concat()
+    );
+    // Wine's are Wine's own business (docs/SECURITY.md); nothing is
+    // dropped outside secure mode.
+    assert_eq!(envp("wine", true), env);
+    assert_eq!(envp("qemu", false), env);
+}
+
+#[test]
+fn a_binary_named_by_its_descriptor_is_not_given_to_muvm() {
+    let toml = "[muvm]\npath = \"/usr/bin/muvm\"\n\
+                [interpreters.fex]\npath = \"/usr/bin/FEX\"\nuse_muvm = true\n";
+    let bytes = blob_of(toml);
+    let blob = Blob::open(&bytes).unwrap();
+    let index = decide::interpreter_by_id(&blob, b"fex").unwrap().unwrap();
+    let all = blob.header_array(header::INTERPRETERS);
+    let record = blob.record(all, index, blob::interp::LEN).unwrap();
+    let candidate = Candidate {
+        index,
+        record,
+        path: b"/usr/bin/FEX\0",
+        muvm: Some(b"/usr/bin/muvm\0"),
+    };
+    let args = Owned::new(&["dispatcher", "/proc/self/fd/3"]);
+    for by_descriptor in [false, true] {
+        let guest = Guest {
+            binary: b"/proc/self/fd/3\0",
+            argv0: b"x\0",
+            args: &args,
+            first_arg: 2,
+            execfd: Some(3),
+            by_descriptor,
+            secure: false,
+        };
+        let (mut argv, mut envp, mut arena) =
+            ([std::ptr::null(); 8], [std::ptr::null(); 4], [0u8; 64]);
+        let mut out = Buffers {
+            argv: &mut argv,
+            envp: &mut envp,
+            arena: &mut arena,
+        };
+        let built = launch::build(&blob, &candidate, &guest, &Owned::new(&[]), &mut out);
+        assert_eq!(built == Err(BuildError::NoSafeName), by_descriptor);
+    }
 }
 
 #[test]
@@ -1057,6 +1167,7 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         first_arg: 3,
         execfd: Some(3),
         by_descriptor: false,
+        secure: false,
     };
     let (mut argv, mut envp, mut arena) =
         ([std::ptr::null(); 16], [std::ptr::null(); 4], [0u8; 256]);

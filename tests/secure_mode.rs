@@ -788,3 +788,23 @@ fn a_corrupt_system_cache_ends_a_set_id_exec() {
         assert_eq!(who(&runs[1]).tag, "PLAIN", "{what}");
     }
 }
+
+#[test]
+fn the_callers_qemu_variables_do_not_reach_a_set_id_emulator() {
+    // QEMU_STRACE=1 makes qemu print every guest syscall on stderr; the
+    // same channel carries QEMU_LD_PREFIX (the guest's dynamic loader)
+    // and QEMU_LOG_FILENAME (a file qemu creates). Under AT_SECURE the
+    // dispatcher drops them; the direct registration, the control, does
+    // not.
+    let dir = scene("qemu-env");
+    let cmds = ["suid", "plain"]
+        .map(|b| format!("{} -e QEMU_STRACE=1 -e PATH=/bin ./{b} {b}", launch_cmd()));
+    let runs = run_as_nobody(&dir, "POCF", "", &cmds);
+    let w = who(&runs[0]);
+    assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0));
+    assert_eq!(runs[0].stderr, "", "QEMU_STRACE reached the set-id run");
+    assert_eq!(who(&runs[1]).tag, "PLAIN");
+    assert!(runs[1].stderr.contains(" write("), "{}", runs[1].stderr);
+    let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), "", &cmds[..1]);
+    assert!(direct[0].stderr.contains(" write("), "{}", direct[0].stderr);
+}

@@ -182,6 +182,7 @@ fuzz_target!(|data: &[u8]| {
         first_arg: if mode & 8 != 0 { 3 } else { 2 },
         execfd: (mode & 64 != 0).then_some(u32::from(mode)),
         by_descriptor: false,
+        secure: false,
     };
     let mut sys = FakeSystem {
         blob: &blob,

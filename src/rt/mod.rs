@@ -83,6 +83,9 @@ impl Strings for CStrList {
     fn count(&self) -> usize {
         self.ptrs.len()
     }
+    fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        CStrList::starts_with(self, i, prefix)
+    }
     fn ptr(&self, i: usize) -> *const u8 {
         self.ptrs[i]
     }

@@ -246,6 +246,7 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
         first_arg: if p.flags & 1 != 0 { 3 } else { 2 }.min(args.count()),
         execfd: Some(rt::raw(&fd)),
         by_descriptor: via_fd,
+        secure: p.secure,
     };
     let mut exec = Exec {
         p,

@@ -691,6 +691,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         first_arg: if p_flag { 3 } else { 2 },
         execfd: Some(args.execfd),
         by_descriptor: false,
+        secure: false,
     };
     let env_interpreter = std::env::var_os(paths::ENV_INTERPRETER).map(OsStringExt::into_vec);
     let page_size = args.page_size.unwrap_or_else(page_size);
