@@ -808,3 +808,68 @@ fn the_callers_qemu_variables_do_not_reach_a_set_id_emulator() {
     let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), "", &cmds[..1]);
     assert!(direct[0].stderr.contains(" write("), "{}", direct[0].stderr);
 }
+
+#[test]
+fn root_never_writes_or_removes_through_a_directory_another_user_owns() {
+    // Root run with a user's environment (sudo -E binfmtctl compile --user):
+    // the user's ~/.cache/binfmt-dispatcher is a symlink to a directory
+    // root trusts. Nothing may be written or removed there.
+    let dir = temp_dir("trusted");
+    let home = dir.join("home");
+    let target = dir.join("system-dir");
+    fs::create_dir_all(home.join(".cache")).unwrap();
+    fs::create_dir_all(home.join(".config/binfmt-dispatcher")).unwrap();
+    fs::create_dir_all(&target).unwrap();
+    fs::write(target.join("binfmt-dispatcher.cache"), "root's").unwrap();
+    std::os::unix::fs::symlink(&target, home.join(".cache/binfmt-dispatcher")).unwrap();
+    for d in [&home, &home.join(".cache"), &home.join(".config")] {
+        std::os::unix::fs::lchown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    std::os::unix::fs::lchown(home.join(".cache/binfmt-dispatcher"), Some(NOBODY), None).unwrap();
+    let user_config = home.join(".config/binfmt-dispatcher/binfmt-dispatcher.toml");
+    let compile = || {
+        Command::new(BINFMTCTL)
+            .args(["compile", "--user"])
+            .env_clear()
+            .env("HOME", &home)
+            .output()
+            .unwrap()
+    };
+    // With a user layer: the write is refused.
+    fs::write(&user_config, "[defaults]\nlog_level = \"debug\"\n").unwrap();
+    let out = compile();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "{}: owned by uid {NOBODY}: root does not write below it",
+            home.display()
+        )),
+        "{}",
+        stderr(&out)
+    );
+    // Without one: the removal of the stale user cache is refused.
+    fs::remove_file(&user_config).unwrap();
+    let out = compile();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        fs::read_to_string(target.join("binfmt-dispatcher.cache")).unwrap(),
+        "root's"
+    );
+    assert_eq!(
+        fs::read_dir(&target).unwrap().count(),
+        1,
+        "nothing written beside it"
+    );
+    // Their owner's binfmtctl writes there.
+    fs::write(dir.join("layer.toml"), "").unwrap();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(BINFMTCTL)
+        .args(["compile", "--output"])
+        .arg(home.join("mine.cache"))
+        .arg(dir.join("layer.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.join("mine.cache").is_file());
+}

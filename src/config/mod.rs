@@ -13,9 +13,7 @@ mod parse;
 
 pub use compile::compile;
 pub use dump::{describe_rule, dump, quote, DumpError};
-pub use files::{
-    compile_files, create_dirs, load_layers, write_atomically, write_atomically_mode, CompileError,
-};
+pub use files::{load_layers, CompileError};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -135,7 +135,7 @@ impl Drop for Work {
 }
 
 fn write_exe(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    config::write_atomically_mode(path, bytes, 0o755)
+    crate::files::write_atomically_mode(path, bytes, 0o755)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
@@ -268,7 +268,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         .create(&dir)
         .map_err(|e| format!("{}: {e}", dir.display()))?;
     let work = Work(dir);
-    config::create_dirs(&work.f("home")).map_err(|e| format!("{}: {e}", work.0.display()))?;
+    crate::files::create_dirs(&work.f("home")).map_err(|e| format!("{}: {e}", work.0.display()))?;
     write_exe(&work.f("exit0"), &elf::exit0(isa))?;
     let final_interp = match &args.interpreter {
         Some(p) => p.clone(),
@@ -309,7 +309,7 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
         write_exe(&foreign(v), &bytes)?;
     }
     let (cache, interp_id) = cache_for(&foreign(&variants[DISP]), &final_text)?;
-    config::write_atomically(&work.f("system.cache"), &cache)
+    crate::files::write_atomically(&work.f("system.cache"), &cache)
         .map_err(|e| format!("system cache: {e}"))?;
     // Written before the registration: the F flag opens it then.
     let image = fs::read(&dispatcher).map_err(|e| format!("{}: {e}", dispatcher.display()))?;
@@ -514,7 +514,7 @@ fn install_system_cache(cache: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot mount a private tmpfs on {target}: {e}"))?;
     let system = Path::new(std::ffi::OsStr::from_bytes(paths::SYSTEM_CACHE.to_bytes()));
     fs::read(cache)
-        .and_then(|bytes| config::write_atomically(system, &bytes))
+        .and_then(|bytes| crate::files::write_atomically(system, &bytes))
         .map_err(|e| format!("{}: {e}", system.display()))?;
     Ok(())
 }

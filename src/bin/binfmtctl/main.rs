@@ -11,6 +11,7 @@ mod check;
 mod elf;
 mod embed;
 mod explain;
+mod files;
 mod json;
 mod locations;
 mod private;
@@ -181,7 +182,10 @@ fn compile(
     configs: &[PathBuf],
 ) -> Result<ExitCode, String> {
     if let Some(output) = output {
-        config::compile_files(configs, &output).map_err(|e| e.to_string())?;
+        let config = config::load_layers(configs).map_err(|e| e.to_string())?;
+        let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+        files::write_atomically(&output, &blob)
+            .map_err(|e| format!("{}: {e}", output.display()))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut layers = loc.system_layers().map_err(|e| e.to_string())?;
@@ -215,7 +219,7 @@ fn compile(
     }
     let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
     let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
-    config::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
+    files::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -244,7 +248,7 @@ fn compile_embedded(
     let embedded = embed::replace(&image, &embed::mark_embedded(blob))
         .map_err(|e| format!("{}: {e}", dispatcher.display()))?;
     let output = output.unwrap_or_else(|| dispatcher.to_path_buf());
-    config::write_atomically_mode(&output, &embedded, 0o755)
+    files::write_atomically_mode(&output, &embedded, 0o755)
         .map_err(|e| format!("{}: {e}", output.display()))?;
     register_again(binfmt_misc, &output)?;
     Ok(ExitCode::SUCCESS)
@@ -283,6 +287,8 @@ fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
 
 /// Removes a cache whose sources are gone, saying so.
 fn remove_stale(cache: &Path, why: &str) -> Result<(), String> {
+    let dir = cache.parent().unwrap_or(Path::new("."));
+    files::check_trusted(dir).map_err(|e| format!("{}: {e}", cache.display()))?;
     match fs::remove_file(cache) {
         Ok(()) => {
             eprintln!(

@@ -205,7 +205,7 @@ fn write_conf_files(
     flags: &str,
     prune: bool,
 ) -> Result<Vec<PathBuf>, String> {
-    binfmt_dispatcher::config::create_dirs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::files::create_dirs(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let keep: BTreeSet<String> = formats.iter().map(conf_name).collect();
     if prune {
         let list = fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -223,11 +223,8 @@ fn write_conf_files(
     let mut written = Vec::new();
     for f in formats {
         let path = dir.join(conf_name(f));
-        binfmt_dispatcher::config::write_atomically(
-            &path,
-            conf_text(f, interpreter, flags).as_bytes(),
-        )
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        crate::files::write_atomically(&path, conf_text(f, interpreter, flags).as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         written.push(path);
     }
     Ok(written)
