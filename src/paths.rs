@@ -3,6 +3,10 @@
 
 /// The system's compiled cache, written by `binfmtctl compile`.
 pub const SYSTEM_CACHE: &core::ffi::CStr = c"/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache";
+/// The directory of [`SYSTEM_CACHE`].
+pub const SYSTEM_CACHE_DIR: &core::ffi::CStr = c"/var/cache/binfmt-dispatcher";
+/// The file name of [`SYSTEM_CACHE`] in [`SYSTEM_CACHE_DIR`].
+pub const SYSTEM_CACHE_NAME: &core::ffi::CStr = c"binfmt-dispatcher.cache";
 /// The user's compiled cache, below `$XDG_CACHE_HOME` (or `$HOME/.cache`).
 pub const USER_CACHE: &str = "binfmt-dispatcher/binfmt-dispatcher.cache";
 /// Vendor configuration fragments, read in lexical order.

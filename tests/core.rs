@@ -1373,3 +1373,15 @@ fn a_rule_that_contradicts_its_candidate_entry_is_decided_alike_with_or_without_
         "{partial:?}"
     );
 }
+
+#[test]
+fn the_system_cache_is_its_directory_and_its_name() {
+    use binfmt_dispatcher::paths;
+    let joined = [
+        paths::SYSTEM_CACHE_DIR.to_bytes(),
+        b"/",
+        paths::SYSTEM_CACHE_NAME.to_bytes(),
+    ]
+    .concat();
+    assert_eq!(paths::SYSTEM_CACHE.to_bytes(), joined);
+}

@@ -873,3 +873,67 @@ fn root_never_writes_or_removes_through_a_directory_another_user_owns() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(home.join("mine.cache").is_file());
 }
+
+#[test]
+fn a_system_cache_in_a_directory_others_can_write_ends_a_set_id_exec() {
+    // Whoever can write the directory can put another root-owned file (an
+    // older cache) in the cache's place: its owner and mode prove nothing.
+    let dir = scene("cache-dir");
+    let setup = format!(
+        "{}chmod 777 /var/cache/binfmt-dispatcher\n",
+        cached(
+            &dir,
+            &format!(
+                "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
+                tagged("s", "SYSTEM")
+            )
+        )
+    );
+    let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
+    let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
+    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
+    assert_eq!(
+        runs[0].stderr,
+        format!(
+            "binfmt-dispatcher: ./suid: not run: cache {SYSTEM_CACHE}: \
+             its directory is not owned by root, or writable by others\n"
+        )
+    );
+    assert_eq!(argv_of(&runs[1]), want("SYSTEM"), "not set-id: used");
+}
+
+#[test]
+fn a_set_id_binary_deleted_since_it_was_opened_is_not_matched_by_path() {
+    // An old version of a setuid program, kept open by the caller while an
+    // upgrade replaced it: its path now reads `... (deleted)`, which no
+    // [binaries] entry or path rule for it can match. With path matchers
+    // configured the exec ends; without, the file itself runs.
+    let dir = scene("deleted");
+    let with_paths = format!(
+        "{}[interpreters.q]\npath = \"{QEMU_AARCH64}\"\nargv = \"qemu\"\n\
+         [binaries.old]\npath = \"{}/home/s\"\ninterpreter = \"q\"\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"other\"\n",
+        tagged("other", "OTHER"),
+        dir.display()
+    );
+    let cmd = format!("{} -f -u home/s s", launch_cmd());
+    let install = "cp suid home/s && chmod 4755 home/s\n";
+    let runs = run_as_nobody(
+        &dir,
+        "POCF",
+        &format!("{}{install}", cached(&dir, &with_paths)),
+        std::slice::from_ref(&cmd),
+    );
+    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
+    assert!(
+        runs[0]
+            .stderr
+            .ends_with(": deleted since it was opened, so its path cannot choose\n"),
+        "{}",
+        runs[0].stderr
+    );
+    assert!(runs[0].stdout.is_empty());
+    let runs = run_as_nobody(&dir, "POCF", install, &[cmd]);
+    let w = who(&runs[0]);
+    assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0), "{}", runs[0].stderr);
+}

@@ -257,6 +257,19 @@ pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
 }
 
+/// Opens the directory `path`, read-only and close-on-exec.
+pub fn open_dir(path: &CStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty())
+}
+
+/// Opens `name` in the directory `dir` read-only and close-on-exec, and
+/// not if it is a symbolic link.
+pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+}
+
 /// The owner uid, mode and size of an open file.
 pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
     let st = rustix::fs::fstat(fd)?;

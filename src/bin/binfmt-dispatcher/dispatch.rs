@@ -472,10 +472,10 @@ fn dispatch_with_canonical(
         .ok()
         .filter(|(_, rest)| !rest.is_empty())
         .map(|(path, _)| &*path);
-    if secure && canonical.is_none() {
-        let link = &inputs.fd_link[..inputs.fd_link.len() - 1];
-        let why = b"unreadable, or its target too long (is /proc mounted?)";
-        return Ok(Err(refuse(exec.log, inputs.name, [link, b""], why)));
+    if secure {
+        if let Some(status) = refuse_insecure_path(blob, inputs, exec, canonical.is_some()) {
+            return Ok(Err(status));
+        }
     }
     if let Some(c) = canonical.filter(|c| Some(c) != paths.first().filter(|_| n > 0)) {
         paths[n] = c;
@@ -487,6 +487,32 @@ fn dispatch_with_canonical(
     };
     let plan = decide::decide(blob, &subject, inputs.env_interpreter)?;
     walk_plan(blob, inputs, plan, exec)
+}
+
+/// Under AT_SECURE, the exit status when the file's path cannot be used:
+/// it cannot be read (no /proc, or longer than the buffer), or path
+/// matchers would decide on it and the file has been deleted since it was
+/// opened (an old version replaced by an upgrade, run through a
+/// descriptor kept open): its `... (deleted)` path would match no entry
+/// meant for it.
+#[inline(never)]
+fn refuse_insecure_path(
+    blob: &Blob<'_>,
+    inputs: &Inputs<'_>,
+    exec: &Exec<'_>,
+    readable: bool,
+) -> Option<i32> {
+    let link = &inputs.fd_link[..inputs.fd_link.len() - 1];
+    let why: &[u8] = if !readable {
+        b"unreadable, or its target too long (is /proc mounted?)"
+    } else if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0
+        && !rustix::fs::fstat(exec.fd).is_ok_and(|st| st.st_nlink > 0)
+    {
+        b"deleted since it was opened, so its path cannot choose"
+    } else {
+        return None;
+    };
+    Some(refuse(exec.log, inputs.name, [link, b""], why))
 }
 
 /// Walks the chain of the decision `plan` (`None`: nothing is configured).
@@ -800,28 +826,55 @@ enum CacheError {
     Sys(Errno),
     /// Secure mode, and someone other than root could have written it.
     Unsafe,
+    /// Secure mode, and someone other than root could have put another
+    /// file in its place.
+    UnsafeDir,
     /// Its contents are not a valid blob.
     Blob(BlobError),
 }
 
+/// The system cache, opened through its directory after checking that no
+/// one but root can change what the directory holds: the file's own owner
+/// and mode would not show that someone put another root-owned file (an
+/// older cache) in its place. The directories above it are the system's.
+#[cold]
+#[inline(never)]
+fn open_system_cache() -> Result<OwnedFd, CacheError> {
+    let dir = rt::open_dir(paths::SYSTEM_CACHE_DIR).map_err(CacheError::from_open)?;
+    let (owner, mode, _) = rt::stat(dir.as_fd()).map_err(CacheError::Sys)?;
+    if owner != 0 || mode & 0o022 != 0 {
+        return Err(CacheError::UnsafeDir);
+    }
+    rt::open_at(dir.as_fd(), paths::SYSTEM_CACHE_NAME).map_err(CacheError::from_open)
+}
+
 impl CacheError {
+    /// What a failed `open` means: absence, or an error.
+    fn from_open(e: Errno) -> CacheError {
+        match e {
+            Errno::NOENT => CacheError::Missing,
+            e => CacheError::Sys(e),
+        }
+    }
+
     /// Why, in a few words.
     fn describe(self) -> &'static [u8] {
         match self {
             CacheError::Missing => describe(Errno::NOENT),
             CacheError::Sys(errno) => describe(errno),
             CacheError::Unsafe => b"not owned by root, or writable by others",
+            CacheError::UnsafeDir => b"its directory is not owned by root, or writable by others",
             CacheError::Blob(e) => e.describe().as_bytes(),
         }
     }
 }
 
-/// Opens, checks and maps one cache file.
+/// Opens, checks and maps one cache file (under AT_SECURE, the system's).
 fn map_cache(p: &Process, path: &CStr) -> Result<&'static [u8], CacheError> {
-    let fd = rt::open(path).map_err(|e| match e {
-        Errno::NOENT => CacheError::Missing,
-        e => CacheError::Sys(e),
-    })?;
+    let fd = match p.secure {
+        true => open_system_cache(),
+        false => rt::open(path).map_err(CacheError::from_open),
+    }?;
     let (owner, mode, size) = rt::stat(fd.as_fd()).map_err(CacheError::Sys)?;
     // A setuid exec must not be steered by a file its caller could write.
     if p.secure && (owner != 0 || mode & 0o022 != 0) {
