@@ -845,7 +845,10 @@ fn open_system_cache() -> Result<OwnedFd, CacheError> {
     if owner != 0 || mode & 0o022 != 0 {
         return Err(CacheError::UnsafeDir);
     }
-    rt::open_at(dir.as_fd(), paths::SYSTEM_CACHE_NAME).map_err(CacheError::from_open)
+    let file = rt::open_at(dir.as_fd(), paths::SYSTEM_CACHE_NAME).map_err(CacheError::from_open);
+    // Close-on-exec: closing it would only cost a syscall.
+    core::mem::forget(dir);
+    file
 }
 
 impl CacheError {
