@@ -480,11 +480,15 @@ fn under_the_c_flag_the_file_not_the_callers_name_picks_the_rule() {
         assert_eq!(w.argv, [name]);
     }
     assert_eq!(argv_of(&runs[2]), want("LISTED"), "{}", runs[2].stderr);
-    // The control: without the setuid bit the names decide, as configured.
+    // Without the setuid bit the names decide, as configured; the direct
+    // registration runs the setuid program itself.
     let runs = run_as_nobody(&dir, "POCF", &links("plain"), &cmds[..2]);
     for run in &runs {
         assert_eq!(argv_of(run), want("TRAP"), "{}", run.stderr);
     }
+    let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), &links("suid"), &cmds[..1]);
+    let w = who(&direct[0]);
+    assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0));
 }
 
 #[test]
@@ -515,6 +519,15 @@ fn a_limit_the_caller_sets_ends_the_exec_instead_of_changing_the_configuration()
         limited("-n 4", "plain"),
     ];
     let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
+    // The direct registration, which reads no configuration, runs it.
+    let direct = run_as_nobody_with(&dir, qemu_entry("POCF"), "", &cmds[..1]);
+    let w = who(&direct[0]);
+    assert_eq!(
+        (w.tag.as_str(), w.euid),
+        ("SUID", 0),
+        "{}",
+        direct[0].stderr
+    );
     assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
     assert_eq!(
         runs[0].stderr,
