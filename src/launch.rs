@@ -307,6 +307,14 @@ pub fn own_variables(style: ArgvStyle) -> Option<&'static [u8]> {
     }
 }
 
+/// The variables [`own_variables`] drops for `candidate`: its style's, or,
+/// for a `plain` or `custom` entry, those of the emulator its file name
+/// names (`qemu-*`, `box64`, `FEX`...), since a template does not make qemu
+/// read its variables any less.
+fn dropped_variables(style: ArgvStyle, candidate: &Candidate<'_>) -> Option<&'static [u8]> {
+    own_variables(style).or_else(|| own_variables(ArgvStyle::guess(bare(candidate.path))))
+}
+
 /// Whether `candidate` runs with the process's environment exactly as it
 /// is: the interpreter has no `env` of its own and its convention sets no
 /// variable. The caller may then hand the process's own envp to `execve`
@@ -321,7 +329,7 @@ pub fn keeps_environment<A: Strings>(
         .ok_or(blob::BlobError::OutOfBounds)?;
     Ok(blob.array(candidate.record, interp::ENV)?.count == 0
         && convention_var(style, guest.execfd).is_none()
-        && !(guest.secure && own_variables(style).is_some()))
+        && !(guest.secure && dropped_variables(style, candidate).is_some()))
 }
 
 /// Builds the argv and envp that run `guest` under `candidate`, with the
@@ -414,7 +422,7 @@ pub fn build<A: Strings, E: Strings>(
         }
         Ok(false)
     };
-    let dropped = own_variables(style).filter(|_| guest.secure);
+    let dropped = dropped_variables(style, candidate).filter(|_| guest.secure);
     for i in 0..env.count() {
         let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?
             || dropped.is_some_and(|prefix| env.starts_with(i, prefix));

@@ -699,6 +699,18 @@ fn under_at_secure_the_emulators_own_variables_are_dropped() {
     // dropped outside secure mode.
     assert_eq!(envp("wine", true), env);
     assert_eq!(envp("qemu", false), env);
+    // qemu given a template is still qemu.
+    let toml = format!(
+        "{STYLES}[interpreters.qcustom]\npath = \"/usr/bin/qemu-aarch64-static\"\n\
+         argv = \"custom\"\ntemplate = [\"{{interpreter}}\", \"{{binary}}\"]\n"
+    );
+    let guest = GuestOf {
+        binary: "/proc/self/fd/3",
+        by_descriptor: true,
+        secure: true,
+    };
+    let (_, envp) = argv_for_binary(&toml, "qcustom", &guest, "name0", &env).unwrap();
+    assert_eq!(envp, without("QEMU_"));
 }
 
 #[test]

@@ -752,14 +752,31 @@ fn a_set_id_dispatcher_runs_nothing() {
     // but no binfmt_misc descriptor: it must not run what its caller names.
     let dir = scene("suid-dispatcher");
     let setup = format!("cp {} sd && chmod 4755 sd\n", sh_quote(DISPATCHER));
-    let runs = run_as_nobody(&dir, "POCF", &setup, &["./sd ./plain".to_string()]);
-    assert_eq!(runs[0].status, "126", "{}", runs[0].stderr);
-    assert_eq!(
-        runs[0].stderr,
-        "binfmt-dispatcher: ./plain: not run: set-id exec: \
-         no binfmt_misc descriptor (is binfmt-dispatcher itself set-id?)\n"
+    let want = "binfmt-dispatcher: ./plain: not run: set-id exec: \
+                binfmt-dispatcher itself is set-id, or no binfmt_misc descriptor\n";
+    // Run by hand, and registered with O but without C (the kernel then
+    // takes the credentials from the dispatcher's file, and still hands
+    // it the descriptor).
+    let by_hand = run_as_nobody(&dir, "POCF", &setup, &["./sd ./plain".to_string()]);
+    let sd = dir.join("sd");
+    let entry = (
+        "dispatch-aarch64",
+        AARCH64_MAGIC,
+        AARCH64_MASK,
+        sd.to_str().unwrap(),
+        "PO",
     );
-    assert!(runs[0].stdout.is_empty());
+    let registered = run_as_nobody_with(
+        &dir,
+        entry,
+        &setup,
+        &[format!("{} ./plain plain", launch_cmd())],
+    );
+    for (how, run) in [("by hand", &by_hand[0]), ("PO", &registered[0])] {
+        assert_eq!(run.status, "126", "{how}: {}", run.stderr);
+        assert_eq!(run.stderr, want, "{how}");
+        assert!(run.stdout.is_empty(), "{how}");
+    }
 }
 
 #[test]
@@ -840,26 +857,46 @@ fn root_never_writes_or_removes_through_a_directory_another_user_owns() {
     }
     std::os::unix::fs::lchown(home.join(".cache/binfmt-dispatcher"), Some(NOBODY), None).unwrap();
     let user_config = home.join(".config/binfmt-dispatcher/binfmt-dispatcher.toml");
-    let compile = || {
-        Command::new(BINFMTCTL)
-            .args(["compile", "--user"])
+    let compile_with = |cache_home: Option<&str>| {
+        let mut cmd = Command::new(BINFMTCTL);
+        cmd.args(["compile", "--user"])
+            .current_dir(&home)
             .env_clear()
-            .env("HOME", &home)
-            .output()
-            .unwrap()
+            .env("HOME", &home);
+        if let Some(c) = cache_home {
+            cmd.env("XDG_CACHE_HOME", c);
+        }
+        cmd.output().unwrap()
     };
-    // With a user layer: the write is refused.
+    let compile = || compile_with(None);
+    // With a user layer: the write is refused, also when the path climbs
+    // back through `..` past a directory that does not exist yet, or
+    // reaches the user's directory through root's own links
+    // (/proc/self/cwd).
     fs::write(&user_config, "[defaults]\nlog_level = \"debug\"\n").unwrap();
-    let out = compile();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!(
-            "{}: owned by uid {NOBODY}: root does not write below it",
-            home.display()
-        )),
-        "{}",
-        stderr(&out)
-    );
+    fs::create_dir(dir.join("root-owned")).unwrap();
+    let climb = format!("{}/root-owned/nx/../../home/.cache", dir.display());
+    for cache_home in [None, Some(climb.as_str()), Some("/proc/self/cwd/.cache")] {
+        let out = compile_with(cache_home);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{cache_home:?}: {}",
+            stderr(&out)
+        );
+        assert!(!dir.join("root-owned/nx").exists(), "{cache_home:?}");
+        if cache_home != Some(climb.as_str()) {
+            assert!(
+                stderr(&out).contains(&format!(
+                    "{}: owned by uid {NOBODY}: root does not write below it",
+                    home.display()
+                )),
+                "{cache_home:?}: {}",
+                stderr(&out)
+            );
+        }
+        assert_eq!(fs::read_dir(&target).unwrap().count(), 1, "{cache_home:?}");
+    }
     // Without one: the removal of the stale user cache is refused.
     fs::remove_file(&user_config).unwrap();
     let out = compile();

@@ -344,6 +344,11 @@ pub fn exists(path: &CStr) -> bool {
     rustix::fs::stat(path).is_ok()
 }
 
+/// Whether the file at `path` is set-user-id or set-group-id.
+pub fn is_set_id(path: &CStr) -> bool {
+    rustix::fs::stat(path).is_ok_and(|st| st.st_mode & 0o6000 != 0)
+}
+
 /// Whether the paths `a` and `b` lead to the same file.
 pub fn same_file(a: &CStr, b: &CStr) -> bool {
     match (rustix::fs::stat(a), rustix::fs::stat(b)) {

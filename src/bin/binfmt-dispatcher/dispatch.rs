@@ -159,14 +159,14 @@ pub fn run(p: &Process, baked: &'static [u8]) -> i32 {
     if let Some(status) = by_hand_option(p, filename.to_bytes()) {
         return status;
     }
-    // Privileges raised without binfmt_misc's descriptor (C implies O) come
-    // from the dispatcher's own file: a set-id dispatcher would run any
-    // file its caller names as root.
-    if p.secure && p.execfd.is_none() {
+    // Privileges raised by the dispatcher's own file, not by the binary
+    // (the C flag, which implies O): a set-id dispatcher would run any file
+    // its caller names as root.
+    if p.secure && (p.execfd.is_none() || rt::is_set_id(c"/proc/self/exe")) {
         let log = Log {
             level: LogLevel::Error,
         };
-        let why = b"no binfmt_misc descriptor (is binfmt-dispatcher itself set-id?)";
+        let why = b"binfmt-dispatcher itself is set-id, or no binfmt_misc descriptor";
         return refuse(&log, filename.to_bytes(), [b"set-id exec", b""], why);
     }
     // The environment steers nothing when the exec raised privileges.

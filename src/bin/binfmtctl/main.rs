@@ -287,9 +287,7 @@ fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
 
 /// Removes a cache whose sources are gone, saying so.
 fn remove_stale(cache: &Path, why: &str) -> Result<(), String> {
-    let dir = cache.parent().unwrap_or(Path::new("."));
-    files::check_trusted(dir).map_err(|e| format!("{}: {e}", cache.display()))?;
-    match fs::remove_file(cache) {
+    match files::remove(cache) {
         Ok(()) => {
             eprintln!(
                 "binfmtctl: {why}: removed {}; the dispatcher uses the next cache or its built-in configuration",
