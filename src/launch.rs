@@ -422,7 +422,11 @@ pub fn build<A: Strings, E: Strings>(
         }
         Ok(false)
     };
-    let dropped = dropped_variables(style, candidate).filter(|_| guest.secure);
+    let dropped = if guest.secure {
+        dropped_variables(style, candidate)
+    } else {
+        None
+    };
     for i in 0..env.count() {
         let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?
             || dropped.is_some_and(|prefix| env.starts_with(i, prefix));
