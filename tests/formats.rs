@@ -385,12 +385,10 @@ fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
     }
 }
 
-#[test]
-fn the_helper_reruns_the_program_with_its_argv0() {
-    let (dir, _) = helper_case("helper-argv0", 0);
-    // The interpreter shows argv[0] (qemu's -0); launched with its own argv[0].
-    let toml = fs::read_to_string(dir.join("config.toml")).unwrap();
-    let cache = cache(&dir, &toml.replace("argv = \"plain\"", "argv = \"qemu\""));
+/// Runs `path` (argv[0] `argv0`, argument `x`) with `cache`, the helper
+/// asking on the terminal and told yes; what the interpreter of the rerun
+/// received.
+fn rerun_after_yes(dir: &Path, cache: &Path, path: &str, argv0: &str) -> Report {
     let launch = [
         launcher().to_str().unwrap(),
         "-e",
@@ -399,14 +397,22 @@ fn the_helper_reruns_the_program_with_its_argv0() {
         &format!("PATH={}/fakebin:/usr/bin:/bin", dir.display()),
         "-e",
         "BINFMT_DISPATCHER_HELPER_UI=terminal",
-        "./prog.exe",
-        "CUSTOM0",
+        path,
+        argv0,
         "x",
     ]
     .map(sh_quote)
     .join(" ");
-    let out = run(&dir, &cache, &format!("echo y | {launch}"), &[]);
-    let r = report_of(&out);
+    report_of(&run(dir, cache, &format!("echo y | {launch}"), &[]))
+}
+
+#[test]
+fn the_helper_reruns_the_program_with_its_argv0() {
+    let (dir, _) = helper_case("helper-argv0", 0);
+    // The interpreter shows argv[0] (qemu's -0); launched with its own argv[0].
+    let toml = fs::read_to_string(dir.join("config.toml")).unwrap();
+    let cache = cache(&dir, &toml.replace("argv = \"plain\"", "argv = \"qemu\""));
+    let r = rerun_after_yes(&dir, &cache, "./prog.exe", "CUSTOM0");
     let wine = dir.join("opt/wine");
     // bash's exec -a, which sets it, names the binary by its absolute path.
     let binary = dir.join("prog.exe");
@@ -428,22 +434,7 @@ fn the_helper_reruns_a_program_whose_name_begins_with_a_dash() {
     // (exec would take `-prog.exe` for an option).
     let (dir, cache) = helper_case("helper-dash", 0);
     fs::rename(dir.join("prog.exe"), dir.join("-prog.exe")).unwrap();
-    let launch = [
-        launcher().to_str().unwrap(),
-        "-e",
-        &format!("BINFMT_DISPATCHER_CACHE={}", cache.display()),
-        "-e",
-        &format!("PATH={}/fakebin:/usr/bin:/bin", dir.display()),
-        "-e",
-        "BINFMT_DISPATCHER_HELPER_UI=terminal",
-        "-prog.exe",
-        "-prog.exe",
-        "x",
-    ]
-    .map(sh_quote)
-    .join(" ");
-    let out = run(&dir, &cache, &format!("echo y | {launch}"), &[]);
-    let r = report_of(&out);
+    let r = rerun_after_yes(&dir, &cache, "-prog.exe", "-prog.exe");
     let wine = dir.join("opt/wine");
     // The rerun through bash's exec -a names it by its absolute path.
     let binary = dir.join("-prog.exe");

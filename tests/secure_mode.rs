@@ -373,8 +373,13 @@ fn launch_cmd() -> String {
     sh_quote(launcher().to_str().unwrap())
 }
 
+/// The setup that installs `toml`, compiled, as the system cache.
 fn cached(dir: &Path, toml: &str) -> String {
-    let cache = compile_cache(dir, "system", toml);
+    installed(&compile_cache(dir, "system", toml))
+}
+
+/// The setup that installs the compiled `cache` as the system cache.
+fn installed(cache: &Path) -> String {
     format!(
         "cp {} {SYSTEM_CACHE} && chmod 644 {SYSTEM_CACHE}\n",
         sh_quote(cache.to_str().unwrap())
@@ -497,13 +502,7 @@ fn a_limit_the_caller_sets_ends_the_exec_instead_of_changing_the_configuration()
     // descriptors to open it, the set-id exec must not fall back to the
     // built-in configuration (qemu, which would run the program).
     let dir = scene("limits");
-    let setup = cached(
-        &dir,
-        &format!(
-            "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
-            tagged("s", "SYSTEM")
-        ),
-    );
+    let setup = installed(&cache(&dir, "SYSTEM"));
     let limited = |limit: &str, bin: &str| {
         format!(
             "sh -c {}",
@@ -931,13 +930,7 @@ fn a_system_cache_in_a_directory_others_can_write_ends_a_set_id_exec() {
     let dir = scene("cache-dir");
     let setup = format!(
         "{}chmod 777 /var/cache/binfmt-dispatcher\n",
-        cached(
-            &dir,
-            &format!(
-                "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
-                tagged("s", "SYSTEM")
-            )
-        )
+        installed(&cache(&dir, "SYSTEM"))
     );
     let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
     let runs = run_as_nobody(&dir, "POCF", &setup, &cmds);
