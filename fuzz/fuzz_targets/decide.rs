@@ -181,8 +181,9 @@ fuzz_target!(|data: &[u8]| {
         args: &argv,
         first_arg: if mode & 8 != 0 { 3 } else { 2 },
         execfd: (mode & 64 != 0).then_some(u32::from(mode)),
-        by_descriptor: false,
-        secure: false,
+        // A set-id exec (mode bit 2): the binary named by its descriptor.
+        by_descriptor: mode & 2 != 0,
+        secure: mode & 2 != 0,
     };
     let mut sys = FakeSystem {
         blob: &blob,
