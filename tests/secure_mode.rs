@@ -980,3 +980,54 @@ fn a_set_id_binary_deleted_since_it_was_opened_is_not_matched_by_path() {
     let w = who(&runs[0]);
     assert_eq!((w.tag.as_str(), w.euid), ("SUID", 0), "{}", runs[0].stderr);
 }
+
+#[test]
+fn a_corrupt_embedded_configuration_ends_a_set_id_exec() {
+    // A trampoline written by compile --embed, its configuration's header
+    // damaged afterwards: the set-id exec ends with 126, as for a corrupt
+    // cache; a plain exec reports it and ends with 127, as before.
+    let dir = scene("embedded-corrupt");
+    let toml = dir.join("embedded.toml");
+    fs::write(
+        &toml,
+        format!(
+            "{}[[rules]]\narch = \"aarch64\"\ninterpreter = \"s\"\n",
+            tagged("s", "EMBEDDED")
+        ),
+    )
+    .unwrap();
+    let embedded = dir.join("embedded-dispatcher");
+    let out = Command::new(BINFMTCTL)
+        .args(["compile", "--embed", DISPATCHER, "--output"])
+        .arg(&embedded)
+        .arg(&toml)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut bytes = fs::read(&embedded).unwrap();
+    let blob = bytes
+        .windows(8)
+        .rposition(|w| w == b"BFMTDISP")
+        .expect("the embedded configuration");
+    bytes[blob + 30] ^= 0x40;
+    fs::write(&embedded, bytes).unwrap();
+    let entry = (
+        "dispatch-aarch64",
+        AARCH64_MAGIC,
+        AARCH64_MASK,
+        embedded.to_str().unwrap(),
+        "POCF",
+    );
+    let cmds = ["suid", "plain"].map(|b| format!("{} ./{b} {b}", launch_cmd()));
+    let runs = run_as_nobody_with(&dir, entry, "", &cmds);
+    let said = "binfmt-dispatcher: the built-in configuration is corrupt\n";
+    assert_eq!(
+        (runs[0].status.as_str(), runs[0].stderr.as_str()),
+        ("126", said)
+    );
+    assert_eq!(
+        (runs[1].status.as_str(), runs[1].stderr.as_str()),
+        ("127", said)
+    );
+    assert!(runs[0].stdout.is_empty() && runs[1].stdout.is_empty());
+}
