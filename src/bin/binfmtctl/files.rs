@@ -189,8 +189,10 @@ impl Walk {
             }
             Ok(_) => false,
             Err(Errno::NOENT) if self.create && !self.todo.iter().any(|p| p == b"..") => {
+                // Someone else's since the statat (EEXIST) is only entered.
                 match rustix::fs::mkdirat(here, c_name.as_c_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) | Err(Errno::EXIST) => true,
+                    Ok(()) => true,
+                    Err(Errno::EXIST) => false,
                     Err(e) => return Err(self.error(e)),
                 }
             }
