@@ -307,11 +307,19 @@ pub fn own_variables(style: ArgvStyle) -> Option<&'static [u8]> {
     }
 }
 
-/// The variables [`own_variables`] drops for `candidate`: its style's, or,
-/// for a `plain` or `custom` entry, those of the emulator its file name
-/// names (`qemu-*`, `box64`, `FEX`...), since a template does not make qemu
-/// read its variables any less.
-fn dropped_variables(style: ArgvStyle, candidate: &Candidate<'_>) -> Option<&'static [u8]> {
+/// The prefix of the variables dropped from `candidate`'s environment: none
+/// unless the exec raised privileges; then [`own_variables`] of its style,
+/// or, for a `plain` or `custom` entry, of the emulator its file name names
+/// (`qemu-*`, `box64`, `FEX`...), since a template does not make qemu read
+/// its variables any less.
+fn dropped_variables<A: Strings>(
+    style: ArgvStyle,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, A>,
+) -> Option<&'static [u8]> {
+    if !guest.secure {
+        return None;
+    }
     own_variables(style).or_else(|| own_variables(ArgvStyle::guess(bare(candidate.path))))
 }
 
@@ -329,7 +337,7 @@ pub fn keeps_environment<A: Strings>(
         .ok_or(blob::BlobError::OutOfBounds)?;
     Ok(blob.array(candidate.record, interp::ENV)?.count == 0
         && convention_var(style, guest.execfd).is_none()
-        && !(guest.secure && dropped_variables(style, candidate).is_some()))
+        && dropped_variables(style, candidate, guest).is_none())
 }
 
 /// Builds the argv and envp that run `guest` under `candidate`, with the
@@ -422,11 +430,7 @@ pub fn build<A: Strings, E: Strings>(
         }
         Ok(false)
     };
-    let dropped = if guest.secure {
-        dropped_variables(style, candidate)
-    } else {
-        None
-    };
+    let dropped = dropped_variables(style, candidate, guest);
     for i in 0..env.count() {
         let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?
             || dropped.is_some_and(|prefix| env.starts_with(i, prefix));

@@ -971,9 +971,10 @@ impl System for ExecSystem<'_, '_, '_> {
         let path = candidate.muvm.unwrap_or(candidate.path);
         match failure {
             Failure::NotExecutable(errno)
-                if (errno == Errno::NOENT.raw_os_error()
-                    || errno == Errno::NOTDIR.raw_os_error())
-                    && !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
+                if matches!(
+                    Errno::from_raw_os_error(errno),
+                    Errno::NOENT | Errno::NOTDIR
+                ) && !CStr::from_bytes_with_nul(path).is_ok_and(rt::exists) =>
             {
                 Err(Failure::Missing)
             }

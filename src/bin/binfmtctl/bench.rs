@@ -117,8 +117,6 @@ const EMBEDDED: usize = 3;
 /// and 3 (GNU/Linux).
 const MAX_CACHES: usize = 16;
 
-const SYSTEM_CACHE_DIR: &str = "/var/cache/binfmt-dispatcher";
-
 /// The work directory, removed when dropped.
 struct Work(PathBuf);
 
@@ -505,13 +503,15 @@ pub fn run(args: &Args) -> Result<ExitCode, String> {
 /// Mounts a tmpfs on /var/cache/binfmt-dispatcher (or /var/cache) in this
 /// mount namespace and puts `cache` there as the system cache.
 fn install_system_cache(cache: &Path) -> Result<(), String> {
-    let target = if Path::new(SYSTEM_CACHE_DIR).is_dir() {
-        SYSTEM_CACHE_DIR
-    } else {
-        "/var/cache"
+    let dir = paths::SYSTEM_CACHE_DIR;
+    let target = match Path::new(std::ffi::OsStr::from_bytes(dir.to_bytes())).is_dir() {
+        true => dir,
+        false => c"/var/cache",
     };
-    rustix::mount::mount("tmpfs", target, "tmpfs", MountFlags::empty(), None)
-        .map_err(|e| format!("cannot mount a private tmpfs on {target}: {e}"))?;
+    rustix::mount::mount(c"tmpfs", target, c"tmpfs", MountFlags::empty(), None).map_err(|e| {
+        let target = target.to_string_lossy();
+        format!("cannot mount a private tmpfs on {target}: {e}")
+    })?;
     let system = Path::new(std::ffi::OsStr::from_bytes(paths::SYSTEM_CACHE.to_bytes()));
     fs::read(cache)
         .and_then(|bytes| crate::files::write_atomically(system, &bytes))

@@ -256,11 +256,10 @@ impl Walk {
 
     /// `e`, naming the directory.
     fn error(&self, e: Errno) -> io::Error {
-        let message = format!("{}: {}", self.shown.display(), io_error(e));
-        io::Error::new(io_error(e).kind(), message)
+        self.relabel(io_error(e))
     }
 
-    /// An error of `open_in`, naming the directory.
+    /// `e`, an error met at the directory, naming it.
     fn relabel(&self, e: io::Error) -> io::Error {
         io::Error::new(e.kind(), format!("{}: {e}", self.shown.display()))
     }
