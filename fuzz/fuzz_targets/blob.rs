@@ -5,10 +5,9 @@
 
 #![no_main]
 
-#[path = "common.rs"]
 mod common;
 
-use binfmt_dispatcher::blob::Blob;
+use binfmt_dispatcher_core::blob::Blob;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use binfmt_dispatcher::blob::{
+use binfmt_dispatcher_core::blob::{
     self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, CHUNK,
 };
 

@@ -10,13 +10,12 @@
 
 #![no_main]
 
-#[path = "common.rs"]
 mod common;
 
-use binfmt_dispatcher::blob::Blob;
-use binfmt_dispatcher::decide::{self, Candidate, Failure, System};
-use binfmt_dispatcher::launch::{self, Buffers, BuildError, Guest, Strings};
-use binfmt_dispatcher::probe;
+use binfmt_dispatcher_core::blob::Blob;
+use binfmt_dispatcher_core::decide::{self, Candidate, Failure, System};
+use binfmt_dispatcher_core::launch::{self, Buffers, BuildError, Guest, Strings};
+use binfmt_dispatcher_core::probe;
 use libfuzzer_sys::fuzz_target;
 
 /// NUL-terminated strings standing in for argv or envp.

@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use binfmt_dispatcher::probe::{self, Format, HEADER_LEN_MAX};
+use binfmt_dispatcher_core::probe::{self, Format, HEADER_LEN_MAX};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,0 +1,26 @@
+//! The trampoline: registered in binfmt_misc as the interpreter of foreign
+//! binaries, it reads the binary's header, decides which real interpreter
+//! runs it and executes that interpreter with the argv the guest expects.
+//!
+//! `no_std`, no libc, statically linked: the exec path must cost about one
+//! bare `execve`. The core is binfmt-dispatcher-core, the crate binfmtctl
+//! runs too; `rt` does the syscalls.
+
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod dispatch;
+mod rt;
+
+use rt::Process;
+
+fn main(process: &Process) -> ! {
+    rt::exit(dispatch::run(process, rt::embedded_config(process)))
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    rt::write_stderr(b"binfmt-dispatcher: internal error\n");
+    rt::exit(126)
+}

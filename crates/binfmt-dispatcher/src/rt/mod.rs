@@ -1,0 +1,411 @@
+//! The trampoline's no-libc runtime: the initial stack (argv, envp, auxv),
+//! the syscalls, and stderr. All of the project's `unsafe` lives here, each
+//! block with the reason it is sound.
+//!
+//! Syscalls go through rustix's raw Linux backend; `execve` and
+//! `exit_group` are the two rustix keeps out of its public API, so they are
+//! issued directly (`arch::syscall5`) with numbers from linux-raw-sys.
+
+#![allow(unsafe_code)]
+
+mod arch;
+
+use core::ffi::CStr;
+
+use linux_raw_sys::auxvec as aux;
+use linux_raw_sys::elf::{Elf_Phdr, PF_R, PT_LOAD};
+use linux_raw_sys::general as sys;
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{Mode, OFlags};
+use rustix::io::Errno;
+
+use binfmt_dispatcher_core::launch::Strings;
+
+/// A list of NUL-terminated strings from the initial stack.
+#[derive(Clone, Copy)]
+pub struct CStrList {
+    ptrs: &'static [*const u8],
+}
+
+impl CStrList {
+    /// No strings.
+    pub const EMPTY: CStrList = CStrList { ptrs: &[] };
+
+    /// String `i` as a `CStr`.
+    pub fn c_str(&self, i: usize) -> &'static CStr {
+        // SAFETY: the kernel put NUL-terminated strings behind every pointer
+        // of argv and envp, and the initial stack lives as long as the process.
+        unsafe { CStr::from_ptr(self.ptrs[i].cast()) }
+    }
+
+    /// String `i` with its NUL.
+    pub fn with_nul(&self, i: usize) -> &'static [u8] {
+        self.c_str(i).to_bytes_with_nul()
+    }
+
+    /// Whether string `i` starts with `prefix`, reading no further than the
+    /// first difference (no `strlen` over every environment entry).
+    pub fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        let p = self.ptrs[i];
+        prefix.iter().enumerate().all(|(at, &want)| {
+            // SAFETY: the string behind `p` is NUL-terminated; `all` stops
+            // at the first mismatch and `want` is never NUL, so the
+            // terminator is a mismatch and no read passes it.
+            want != 0 && unsafe { *p.add(at) } == want
+        })
+    }
+
+    /// The values of the environment variables `names`, found in one pass
+    /// over envp (this must be an envp).
+    pub fn vars<const N: usize>(&self, names: [&str; N]) -> [Option<&'static CStr>; N] {
+        let mut found = [None; N];
+        for (i, &p) in self.ptrs.iter().enumerate() {
+            // SAFETY: every entry is NUL-terminated, so it has a first byte.
+            let first = unsafe { *p };
+            if !names.iter().any(|n| n.as_bytes().first() == Some(&first)) {
+                continue;
+            }
+            for (slot, name) in found.iter_mut().zip(names) {
+                let key = name.as_bytes();
+                if slot.is_none() && self.starts_with(i, key) {
+                    let entry = self.with_nul(i);
+                    if let Some(value) = entry[key.len()..].strip_prefix(b"=") {
+                        *slot = CStr::from_bytes_with_nul(value).ok();
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+impl Strings for CStrList {
+    fn count(&self) -> usize {
+        self.ptrs.len()
+    }
+    fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        CStrList::starts_with(self, i, prefix)
+    }
+    fn ptr(&self, i: usize) -> *const u8 {
+        self.ptrs[i]
+    }
+    fn bytes(&self, i: usize) -> &[u8] {
+        self.c_str(i).to_bytes()
+    }
+    fn has_key(&self, i: usize, key: &[u8]) -> bool {
+        // `KEY=`: the key, then `=`, compared without measuring the string.
+        self.starts_with(i, key) && {
+            let p = self.ptrs[i];
+            // SAFETY: the first `key.len()` bytes matched non-NUL bytes, so
+            // the string is at least that long and the byte after is in it
+            // or its terminator.
+            unsafe { *p.add(key.len()) == b'=' }
+        }
+    }
+}
+
+/// What the kernel told the process at start.
+pub struct Process {
+    /// argv.
+    pub args: CStrList,
+    /// envp.
+    pub env: CStrList,
+    /// envp with its terminating NULL, as `execve` takes it.
+    pub envp: &'static [*const u8],
+    /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
+    pub execfd: Option<u32>,
+    /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
+    pub flags: usize,
+    /// `AT_SECURE`: the exec raised privileges (setuid, C flag).
+    pub secure: bool,
+    /// `AT_PAGESZ`.
+    pub page_size: usize,
+    /// `AT_EXECFN`: the path the exec was asked for.
+    pub execfn: Option<&'static CStr>,
+    /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
+    phdrs: &'static [Elf_Phdr],
+}
+
+/// Called by `_start` with the initial stack pointer.
+extern "C" fn entry(sp: *const usize) -> ! {
+    // SAFETY: at process entry `sp` points at argc, followed by argc argv
+    // pointers and a NULL, the envp pointers and a NULL, then the auxv
+    // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
+    // AT_PHDR and AT_PHNUM describe the program headers, which the kernel
+    // mapped with the image for the life of the process.
+    let process = unsafe {
+        let argc = *sp;
+        let argv = sp.add(1).cast::<*const u8>();
+        let envp = argv.add(argc + 1);
+        let mut envc = 0;
+        while !(*envp.add(envc)).is_null() {
+            envc += 1;
+        }
+        let mut aux = envp.add(envc + 1).cast::<usize>();
+        let mut p = Process {
+            args: CStrList {
+                ptrs: core::slice::from_raw_parts(argv, argc),
+            },
+            env: CStrList {
+                ptrs: core::slice::from_raw_parts(envp, envc),
+            },
+            envp: core::slice::from_raw_parts(envp, envc + 1),
+            execfd: None,
+            flags: 0,
+            secure: false,
+            page_size: 4096,
+            execfn: None,
+            phdrs: &[],
+        };
+        let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
+        loop {
+            let (key, value) = (*aux, *aux.add(1));
+            match key as u32 {
+                aux::AT_NULL => break,
+                aux::AT_EXECFD => p.execfd = u32::try_from(value).ok(),
+                aux::AT_FLAGS => p.flags = value,
+                aux::AT_SECURE => p.secure = value != 0,
+                aux::AT_PAGESZ => p.page_size = value,
+                aux::AT_EXECFN if value != 0 => {
+                    p.execfn = Some(CStr::from_ptr(value as *const _));
+                }
+                aux::AT_PHDR => phdr = value,
+                aux::AT_PHNUM => phnum = value,
+                aux::AT_PHENT => phent = value,
+                _ => {}
+            }
+            aux = aux.add(2);
+        }
+        // AT_PHDR points at the program headers inside the loaded image
+        // (link.ld maps them with FILEHDR PHDRS), AT_PHNUM counts them;
+        // trusted only when the entry size is the one this build expects.
+        if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
+            p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
+        }
+        p
+    };
+    crate::main(&process)
+}
+
+/// The default configuration build.rs compiled, in a section of its own
+/// that link.ld places last in the loaded segment, so that `binfmtctl
+/// compile --embed` can put a longer one in its place by growing the
+/// segment.
+#[link_section = ".binfmt_config"]
+static BAKED: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob")).len()] =
+    *include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
+
+/// The configuration embedded in this trampoline: the bytes from the start
+/// of its section to the end of the loaded segment (the blob's header says
+/// how many of them are the blob). The section as built when no readable
+/// segment holds it.
+pub fn embedded_config(p: &Process) -> &'static [u8] {
+    let start = BAKED.as_ptr() as usize;
+    for ph in p.phdrs {
+        let end = ph.p_vaddr.saturating_add(ph.p_filesz);
+        if ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_vaddr <= start && start < end {
+            // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
+            // link.ld), so the kernel mapped this readable PT_LOAD at its
+            // p_vaddr, from the file, for the life of the process, and
+            // nothing writes it (one read-execute segment; binfmtctl
+            // replaces the file by rename, never in place, and a file cut
+            // short under a running program faults its code as much).
+            // `start .. end` lies inside it. The pointer is made from the
+            // address, not from `BAKED`: past `BAKED`'s length is the
+            // segment, not the static.
+            return unsafe {
+                core::slice::from_raw_parts(
+                    core::ptr::with_exposed_provenance::<u8>(start),
+                    end - start,
+                )
+            };
+        }
+    }
+    &BAKED
+}
+
+/// Ends the process.
+pub fn exit(code: i32) -> ! {
+    // SAFETY: exit_group takes one integer and does not return.
+    unsafe {
+        arch::syscall5(sys::__NR_exit_group, code as usize, 0, 0, 0, 0);
+    }
+    #[allow(clippy::empty_loop)]
+    loop {}
+}
+
+/// Writes `bytes` to stderr, best effort.
+pub fn write_stderr(bytes: &[u8]) {
+    let _ = rustix::io::write(borrowed(2), bytes);
+}
+
+/// Writes `bytes` to stdout, best effort.
+pub fn write_stdout(bytes: &[u8]) {
+    let _ = rustix::io::write(borrowed(1), bytes);
+}
+
+/// A descriptor the process did not open itself, by number.
+pub fn borrowed(fd: u32) -> BorrowedFd<'static> {
+    // SAFETY: used only for descriptors the kernel handed over (AT_EXECFD)
+    // and never closed by this process; a stale number only makes the
+    // syscalls on it fail with EBADF.
+    unsafe { BorrowedFd::borrow_raw(fd as i32) }
+}
+
+/// Opens `path` read-only and close-on-exec.
+pub fn open(path: &CStr) -> Result<OwnedFd, Errno> {
+    rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+}
+
+/// Opens the directory `path`, read-only and close-on-exec.
+pub fn open_dir(path: &CStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    rustix::fs::open(path, flags, Mode::empty())
+}
+
+/// Opens `name` in the directory `dir` read-only and close-on-exec, and
+/// not if it is a symbolic link.
+pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    rustix::fs::openat(dir, name, flags, Mode::empty())
+}
+
+/// The owner uid, mode and size of an open file.
+pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_uid, st.st_mode as u32, st.st_size as u64))
+}
+
+/// Maps `len` bytes of `fd` read-only for the rest of the process's life.
+pub fn map_file(fd: BorrowedFd<'_>, len: usize) -> Result<&'static [u8], Errno> {
+    // SAFETY: a fresh private read-only mapping aliases nothing; it is never
+    // unmapped, so the slice lives as long as the process. The caller takes
+    // `len` from fstat; a file truncated after that is the blob writer's
+    // contract to prevent (it replaces files by rename, never in place).
+    unsafe {
+        let p = rustix::mm::mmap(
+            core::ptr::null_mut(),
+            len,
+            rustix::mm::ProtFlags::READ,
+            rustix::mm::MapFlags::PRIVATE,
+            fd,
+            0,
+        )?;
+        Ok(core::slice::from_raw_parts(p.cast::<u8>(), len))
+    }
+}
+
+/// An argv, an envp (null pointers) and a byte arena, zeroed, of the given
+/// lengths, in one fresh mapping (one syscall), never freed: the process
+/// execs or exits right after using them.
+#[allow(clippy::type_complexity)]
+pub fn alloc_exec_buffers(
+    argv: usize,
+    envp: usize,
+    arena: usize,
+) -> Result<
+    (
+        &'static mut [*const u8],
+        &'static mut [*const u8],
+        &'static mut [u8],
+    ),
+    Errno,
+> {
+    let pointers = argv.checked_add(envp).ok_or(Errno::NOMEM)?;
+    let pointer_bytes = pointers
+        .checked_mul(core::mem::size_of::<*const u8>())
+        .ok_or(Errno::NOMEM)?;
+    let bytes = pointer_bytes.checked_add(arena).ok_or(Errno::NOMEM)?;
+    // SAFETY: an anonymous private mapping of `bytes` is zero-filled,
+    // page-aligned (so aligned for pointers) and aliased by nothing. It is
+    // cut into three disjoint slices: `pointers` null pointers (all-zero
+    // bytes are a valid null pointer), then `arena` bytes; it is never
+    // unmapped, so the slices live as long as the process.
+    unsafe {
+        let p = rustix::mm::mmap_anonymous(
+            core::ptr::null_mut(),
+            bytes.max(1),
+            rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+            rustix::mm::MapFlags::PRIVATE,
+        )?;
+        let ptrs = p.cast::<*const u8>();
+        Ok((
+            core::slice::from_raw_parts_mut(ptrs, argv),
+            core::slice::from_raw_parts_mut(ptrs.add(argv), envp),
+            core::slice::from_raw_parts_mut(p.cast::<u8>().add(pointer_bytes), arena),
+        ))
+    }
+}
+
+/// Whether `path` exists, as the process will find it: `stat` resolves
+/// the path with the effective ids, where `access` would use the real ones
+/// (the caller's, in a set-id exec).
+pub fn exists(path: &CStr) -> bool {
+    rustix::fs::stat(path).is_ok()
+}
+
+/// Whether the file at `path` is set-user-id or set-group-id.
+pub fn is_set_id(path: &CStr) -> bool {
+    rustix::fs::stat(path).is_ok_and(|st| st.st_mode & 0o6000 != 0)
+}
+
+/// Whether the paths `a` and `b` lead to the same file.
+pub fn same_file(a: &CStr, b: &CStr) -> bool {
+    match (rustix::fs::stat(a), rustix::fs::stat(b)) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    }
+}
+
+/// Sets or clears close-on-exec on a descriptor.
+pub fn set_cloexec(fd: BorrowedFd<'_>, cloexec: bool) {
+    let flags = if cloexec {
+        rustix::io::FdFlags::CLOEXEC
+    } else {
+        rustix::io::FdFlags::empty()
+    };
+    let _ = rustix::io::fcntl_setfd(fd, flags);
+}
+
+/// Executes `path` with `argv` and `envp`; returns only on failure.
+///
+/// `path` must be NUL-terminated and `argv`/`envp` NULL-terminated arrays of
+/// pointers to NUL-terminated strings that outlive the call; `launch::build`
+/// produces exactly that.
+pub fn execve(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> Errno {
+    let terminated = |list: &[*const u8]| list.last().is_some_and(|p| p.is_null());
+    if path.last() != Some(&0) || !terminated(argv) || !terminated(envp) {
+        return Errno::INVAL;
+    }
+    // SAFETY: checked above that the path is NUL-terminated and both arrays
+    // NULL-terminated. The kernel copies the strings in with fault-checked
+    // user-memory reads, so even a bad pointer yields EFAULT, not UB; the
+    // pointers launch::build makes point into the initial stack, the blob
+    // and the caller's live buffers.
+    // Plain execve, not execveat(AT_FDCWD, .., 0): the kernel runs the same
+    // code for both, and qemu-user before 8.0 lacks execveat (ENOSYS), which
+    // would break the trampoline run by hand under qemu-aarch64.
+    let ret = unsafe {
+        arch::syscall5(
+            sys::__NR_execve,
+            path.as_ptr() as usize,
+            argv.as_ptr() as usize,
+            envp.as_ptr() as usize,
+            0,
+            0,
+        )
+    };
+    Errno::from_raw_os_error(-ret as i32)
+}
+
+/// The descriptor's number.
+pub fn raw(fd: &impl AsFd) -> u32 {
+    use rustix::fd::AsRawFd;
+    fd.as_fd().as_raw_fd() as u32
+}
+
+/// The unwinding personality the precompiled `core` refers to from its
+/// unwind tables. With `panic = "abort"` nothing unwinds, so it is never
+/// called; it only has to exist for unoptimised builds to link.
+#[no_mangle]
+extern "C" fn rust_eh_personality() {}

@@ -1,0 +1,336 @@
+//! binfmtctl: the binfmt-dispatcher companion. It compiles the layered TOML
+//! configuration into the cache the trampoline reads, explains what the
+//! trampoline would do with a binary, dumps a cache back to TOML, checks
+//! the installation, registers the dispatcher in binfmt_misc, runs foreign
+//! programs in a private binfmt_misc and measures the dispatch overhead.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use binfmt_dispatcher_config::{self as config, CompileError};
+use binfmt_dispatcher_core::blob::Blob;
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+
+use binfmtctl::locations::Locations;
+use binfmtctl::{bench, binfmt_misc, check, embed, explain, files, locations, register};
+
+/// Configure and inspect binfmt-dispatcher.
+#[derive(Parser)]
+#[command(
+    name = "binfmtctl",
+    version,
+    about = "Configure and inspect binfmt-dispatcher: compile its configuration, explain its decisions, register it"
+)]
+struct Cli {
+    /// Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml,
+    /// /var/cache/binfmt-dispatcher) below DIR instead of below /.
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Compile the configuration layers into the cache the dispatcher reads.
+    ///
+    /// Without --output: /usr/lib/binfmt-dispatcher.d/*.toml (lexical order)
+    /// and /etc/binfmt-dispatcher.toml into the system cache; with --user,
+    /// also the user's configuration, into the user's cache. With --output:
+    /// exactly the named files, in order, into FILE. Later files win key by
+    /// key; the cache is replaced atomically; on any error nothing is written.
+    Compile {
+        /// Also the user's configuration ($XDG_CONFIG_HOME/binfmt-dispatcher/binfmt-dispatcher.toml),
+        /// into the user's cache ($XDG_CACHE_HOME/binfmt-dispatcher/binfmt-dispatcher.cache).
+        #[arg(long, conflicts_with = "output")]
+        user: bool,
+        /// Compile exactly CONFIGS into FILE.
+        #[arg(long, short, value_name = "FILE", requires = "configs")]
+        output: Option<PathBuf>,
+        /// The TOML files for --output, lowest priority first.
+        #[arg(requires = "output", value_name = "CONFIG")]
+        configs: Vec<PathBuf>,
+        /// Compile into a copy of the trampoline DISPATCHER instead of a
+        /// cache: it carries the configuration in place of its built-in one
+        /// and reads no system cache (BINFMT_DISPATCHER_CACHE and the user's
+        /// cache still apply). Written over DISPATCHER, or to --output.
+        /// binfmt_misc entries that run the file written with the F flag
+        /// hold the previous one open: they are registered again.
+        #[arg(long, value_name = "DISPATCHER", conflicts_with = "user")]
+        embed: Option<PathBuf>,
+        /// The binfmt_misc whose F-flag entries --embed registers again.
+        #[arg(long, value_name = "DIR", default_value = binfmt_misc::DEFAULT_DIR, requires = "embed")]
+        binfmt_misc: PathBuf,
+    },
+    /// Explain what the dispatcher would do with a binary: its header, the
+    /// cache used, the rule that matched, the interpreters tried, the exact
+    /// argv and environment.
+    Explain(explain::Args),
+    /// Print a cache, or the configuration built into a trampoline (by
+    /// default the one the dispatcher would use), as TOML that compiles to
+    /// the same bytes.
+    Dump {
+        /// The cache, or trampoline, to print.
+        file: Option<PathBuf>,
+    },
+    /// Check the installation: configuration valid, caches present and up
+    /// to date, interpreters installed, the dispatcher registered.
+    Check(check::Args),
+    /// Register the dispatcher in binfmt_misc for foreign architectures.
+    ///
+    /// One entry per architecture, binfmt-dispatcher-ARCH, with the magic and
+    /// mask of QEMU's and Debian's qemu-user entries; never for the host's own
+    /// architectures (binfmt_misc is consulted before the kernel's ELF loader).
+    /// Entries of that name that are someone else's are never replaced; the
+    /// most recently registered of several entries for the same binaries wins.
+    Register(register::RegisterArgs),
+    /// Remove the dispatcher's binfmt_misc entries (and only those).
+    Unregister(register::UnregisterArgs),
+    /// List every binfmt_misc entry, decoded: architecture, state, flags,
+    /// interpreter, and whether it is the dispatcher's.
+    Status(register::StatusArgs),
+    /// Print or write the binfmt.d files that register the dispatcher at boot
+    /// (systemd-binfmt), one zz-binfmt-dispatcher-ARCH.conf per architecture.
+    #[command(name = "binfmt-d")]
+    BinfmtD(register::BinfmtDArgs),
+    /// Run a program with the dispatcher registered in a private binfmt_misc
+    /// (a user namespace of its own, Linux 6.7 or later): no root, nothing
+    /// changes on the machine. Exits with the program's status.
+    Run(register::RunArgs),
+    /// Measure the dispatch overhead on this kernel: time per exec through the
+    /// dispatcher minus time per exec with the final interpreter registered
+    /// directly, against the smallest possible trampoline's, in a private
+    /// binfmt_misc.
+    Bench(bench::Args),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: Shell,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.clone();
+    let loc = Locations::new(cli.root);
+    let result = match cli.command {
+        // clap keeps --embed and --user apart.
+        Command::Compile {
+            output,
+            configs,
+            embed: Some(dispatcher),
+            binfmt_misc,
+            ..
+        } => compile_embedded(&loc, &dispatcher, output, &configs, &binfmt_misc),
+        Command::Compile {
+            user,
+            output,
+            configs,
+            ..
+        } => compile(&loc, user, output, &configs),
+        Command::Explain(args) => explain::run(&loc, &args),
+        Command::Dump { file } => dump(&loc, file.as_deref()),
+        Command::Check(args) => check::run(&loc, &args),
+        Command::Register(args) => register::register(root.as_deref(), &args),
+        Command::Unregister(args) => register::unregister(root.as_deref(), &args),
+        Command::Status(args) => register::status(&args),
+        Command::BinfmtD(args) => register::binfmt_d(&args),
+        Command::Run(args) => register::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Completions { shell } => {
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut Cli::command(), "binfmtctl", &mut io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("binfmtctl: {message}");
+        ExitCode::from(1)
+    })
+}
+
+/// `binfmtctl compile`.
+fn compile(
+    loc: &Locations,
+    user: bool,
+    output: Option<PathBuf>,
+    configs: &[PathBuf],
+) -> Result<ExitCode, String> {
+    if let Some(output) = output {
+        let config = config::load_layers(configs).map_err(|e| e.to_string())?;
+        let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+        files::write_atomically(&output, &blob)
+            .map_err(|e| format!("{}: {e}", output.display()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut layers = loc.system_layers().map_err(|e| e.to_string())?;
+    let output = if user {
+        let config = locations::user_config().ok_or(
+            "cannot find the user's configuration: neither XDG_CONFIG_HOME nor HOME is set",
+        )?;
+        let cache = locations::user_cache()
+            .ok_or("cannot find the user's cache: neither XDG_CACHE_HOME nor HOME is set")?;
+        if !config.is_file() {
+            // Without a user layer the system cache says it all, and a user
+            // cache would only shadow it (and go stale when it changes).
+            remove_stale(&cache, &format!("there is no {}", config.display()))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        layers.push(config);
+        cache
+    } else {
+        loc.system_cache()
+    };
+    if layers.is_empty() {
+        remove_stale(
+            &output,
+            &format!(
+                "there is no {} nor any {}/*.toml",
+                loc.system_config().display(),
+                loc.vendor_dir().display()
+            ),
+        )?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
+    let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+    files::write_atomically(&output, &blob).map_err(|e| format!("{}: {e}", output.display()))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `binfmtctl compile --embed`.
+fn compile_embedded(
+    loc: &Locations,
+    dispatcher: &Path,
+    output: Option<PathBuf>,
+    configs: &[PathBuf],
+    binfmt_misc: &Path,
+) -> Result<ExitCode, String> {
+    let layers = match output {
+        Some(_) => configs.to_vec(),
+        None => loc.system_layers().map_err(|e| e.to_string())?,
+    };
+    if layers.is_empty() {
+        return Err(format!(
+            "there is no {} nor any {}/*.toml: nothing to embed",
+            loc.system_config().display(),
+            loc.vendor_dir().display()
+        ));
+    }
+    let config = config::load_layers(&layers).map_err(|e| e.to_string())?;
+    let blob = config::compile(&config).map_err(|e| CompileError::Config(e).to_string())?;
+    let image = fs::read(dispatcher).map_err(|e| format!("{}: {e}", dispatcher.display()))?;
+    let embedded = embed::replace(&image, &embed::mark_embedded(blob))
+        .map_err(|e| format!("{}: {e}", dispatcher.display()))?;
+    let output = output.unwrap_or_else(|| dispatcher.to_path_buf());
+    files::write_atomically_mode(&output, &embedded, 0o755)
+        .map_err(|e| format!("{}: {e}", output.display()))?;
+    register_again(binfmt_misc, &output)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Registers again the enabled binfmt_misc entries that run `written`
+/// with the F flag: the kernel opened their interpreter when they were
+/// registered and keeps running that file, not the one now at its path.
+/// Nothing to do where binfmt_misc is not mounted.
+fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
+    let Ok(inst) = binfmt_misc::Instance::open(dir) else {
+        return Ok(());
+    };
+    let written = fs::canonicalize(written).map_err(|e| format!("{}: {e}", written.display()))?;
+    for e in inst.entries()? {
+        if !e.enabled || !e.flags.contains('F') || Path::new(&e.interpreter) != written {
+            continue;
+        }
+        let line = e.register_line();
+        inst.remove(&e.name)
+            .and_then(|()| inst.register(&line))
+            .map_err(|why| {
+                format!(
+                    "{} is written, but the entry {} (F flag) still runs the previous file: {why}",
+                    written.display(),
+                    e.name
+                )
+            })?;
+        println!(
+            "registered again: {} -> {} ({})",
+            e.name, e.interpreter, e.flags
+        );
+    }
+    Ok(())
+}
+
+/// Removes a cache whose sources are gone, saying so.
+fn remove_stale(cache: &Path, why: &str) -> Result<(), String> {
+    match files::remove(cache) {
+        Ok(()) => {
+            eprintln!(
+                "binfmtctl: {why}: removed {}; the dispatcher uses the next cache or its built-in configuration",
+                cache.display()
+            );
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            eprintln!("binfmtctl: {why}: nothing to compile");
+            Ok(())
+        }
+        Err(e) => Err(format!("{}: {e}", cache.display())),
+    }
+}
+
+/// `binfmtctl dump`.
+fn dump(loc: &Locations, file: Option<&Path>) -> Result<ExitCode, String> {
+    let (bytes, name) = match file {
+        Some(f) => {
+            let raw = fs::read(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            // A trampoline: the configuration built into it.
+            let built_in = embed::config_of(&raw).ok().map(<[u8]>::to_vec);
+            (built_in.unwrap_or(raw), f.display().to_string())
+        }
+        None => {
+            let trampoline = embed::trampoline_config(None, Path::new(binfmt_misc::DEFAULT_DIR))?;
+            let e = match &trampoline {
+                Some((path, config)) => locations::effective_with(loc, config, Some(path)),
+                None => locations::effective(loc),
+            };
+            for (path, why) in &e.skipped {
+                eprintln!("binfmtctl: skipping {}: {why}", path.display());
+            }
+            (e.bytes, e.source.describe())
+        }
+    };
+    let blob = Blob::open(&bytes).map_err(|e| format!("{name}: {}", e.describe()))?;
+    let text = config::dump(&blob).map_err(|e| format!("{name}: {e}"))?;
+    // The promise is that the dump compiles to the same bytes (embedded
+    // again, for a trampoline's): check it.
+    let same = config::Config::parse("dump", &text)
+        .and_then(|c| config::compile(&c))
+        .map(|again| match blob.is_embedded() {
+            true => embed::mark_embedded(again),
+            false => again,
+        })
+        .is_ok_and(|again| again == bytes);
+    let mut out = io::stdout().lock();
+    writeln!(out, "# binfmtctl dump of {name}")
+        .and_then(|()| out.write_all(text.as_bytes()))
+        .map_err(|e| format!("stdout: {e}"))?;
+    if !same {
+        return Err(format!(
+            "{name}: the TOML above does not compile to the same bytes (interpreters whose fallbacks form a cycle?)"
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,331 @@
+//! The trampoline cross-built for aarch64 (and riscv64) with rust-lld, as the
+//! README says, then run by hand under qemu-user: `qemu-aarch64-static
+//! binfmt-dispatcher FILE ARGS...`. The emulated trampoline reads its own
+//! auxv (qemu builds it, AT_PAGESZ included), decides, and its `execve` of
+//! the interpreter goes to the host kernel, which runs the host's
+//! qemu-aarch64-static or test interpreter natively.
+//!
+//! These tests need the rustup targets and qemu-user-static (scripts/test
+//! installs both); without them they fail, they are never skipped.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use support::*;
+
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const EM_AARCH64: u16 = 183;
+const EM_RISCV: u16 = 243;
+
+const QEMU_RISCV64: &str = "/usr/bin/qemu-riscv64-static";
+
+/// Builds the trampoline for `triple` exactly as the README says, in a target
+/// directory of its own (the outer cargo holds the usual one), once.
+fn cross_trampoline(triple: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cross-target");
+    let binary = target.join(triple).join("release/binfmt-dispatcher");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.iter().any(|t| t == triple) {
+        return binary;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace('-', "_")
+    );
+    let out = Command::new(cargo)
+        .args(["build", "--release", "--target", triple])
+        .args(["--bin", "binfmt-dispatcher"])
+        .arg("--manifest-path")
+        .arg(Path::new(ROOT).join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        // The repository's .cargo/config.toml (rust-lld), not an override.
+        .env_remove(&linker_var)
+        .env_remove("BINFMT_DISPATCHER_BAKE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --release --target {triple} --bin binfmt-dispatcher failed \
+         (is the target installed? rustup target add {triple}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(binary.is_file(), "no {}", binary.display());
+    built.push(triple.to_string());
+    binary
+}
+
+fn aarch64_trampoline() -> &'static Path {
+    static T: OnceLock<PathBuf> = OnceLock::new();
+    T.get_or_init(|| cross_trampoline("aarch64-unknown-linux-gnu"))
+}
+
+fn riscv64_trampoline() -> &'static Path {
+    static T: OnceLock<PathBuf> = OnceLock::new();
+    T.get_or_init(|| cross_trampoline("riscv64gc-unknown-linux-gnu"))
+}
+
+/// `(p_type, p_align)` of every program header of a 64-bit little-endian ELF.
+fn program_headers(elf: &[u8]) -> Vec<(u32, u64)> {
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let u64_at = |o: usize| u64::from_le_bytes(elf[o..o + 8].try_into().unwrap());
+    let phoff = u64_at(32) as usize;
+    let (size, count) = (u16_at(54), u16_at(56));
+    (0..count)
+        .map(|i| {
+            let at = phoff + i * size;
+            let kind = u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+            (kind, u64_at(at + 48))
+        })
+        .collect()
+}
+
+/// Asserts `path` is a static, libc-free, non-PIE 64-bit LE ELF for `machine`
+/// whose segments are aligned for pages up to 64 KiB.
+fn assert_static_elf(path: &Path, machine: u16) {
+    let elf = std::fs::read(path).unwrap();
+    assert_eq!(&elf[..4], b"\x7fELF", "{} is not ELF", path.display());
+    assert_eq!((elf[4], elf[5]), (2, 1), "ELF64, little-endian");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]);
+    assert_eq!(u16_at(16), 2, "ET_EXEC: linked without PIE");
+    assert_eq!(u16_at(18), machine, "e_machine");
+    let headers = program_headers(&elf);
+    let types: Vec<u32> = headers.iter().map(|h| h.0).collect();
+    assert!(!types.contains(&PT_INTERP), "no dynamic loader: {types:?}");
+    assert!(
+        !types.contains(&PT_DYNAMIC),
+        "no dynamic section: {types:?}"
+    );
+    assert!(types.contains(&PT_LOAD), "{types:?}");
+    if machine == EM_AARCH64 {
+        // 16 KiB (Apple silicon) and 64 KiB kernels map it too.
+        for &(kind, align) in &headers {
+            assert!(
+                kind != PT_LOAD || align >= 0x10000,
+                "PT_LOAD aligned to {align:#x}, not 64 KiB"
+            );
+        }
+    }
+    let text = String::from_utf8_lossy(&elf);
+    assert!(!text.contains("__libc_start_main"), "no libc start-up");
+    assert!(!text.contains("GLIBC_"), "no glibc symbol versions");
+}
+
+/// Runs `qemu [qemu_args] trampoline args...` in a new user and mount
+/// namespace in which the machine's cache directory is hidden, with only
+/// PATH, `HOME` (maybe empty) and `env` in the environment: no
+/// BINFMT_DISPATCHER_CACHE unless `env` sets it.
+fn run_by_hand(
+    qemu: &str,
+    qemu_args: &[&str],
+    trampoline: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
+    assert!(
+        Path::new(qemu).is_file(),
+        "{qemu} is missing: install qemu-user-static (these tests need it and are never skipped)"
+    );
+    let script = "if [ -d /var/cache/binfmt-dispatcher ]; then \
+                  mount -t tmpfs none /var/cache/binfmt-dispatcher || exit 99; fi\n\
+                  exec \"$@\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        script,
+        "sh",
+    ])
+    .arg(qemu)
+    .args(qemu_args)
+    .arg(trampoline)
+    .args(args)
+    .env_clear()
+    .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+    .env("HOME", "")
+    .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("cannot run unshare")
+}
+
+fn busybox() -> String {
+    busybox_arm64().to_str().unwrap().to_string()
+}
+
+#[test]
+fn aarch64_trampoline_is_a_static_libc_free_aarch64_elf() {
+    assert_static_elf(aarch64_trampoline(), EM_AARCH64);
+}
+
+#[test]
+fn aarch64_trampoline_runs_busybox_with_zero_config() {
+    let bb = busybox();
+    let out = run_by_hand(
+        QEMU_AARCH64,
+        &[],
+        aarch64_trampoline(),
+        &[&bb, "echo", "a", "b"],
+        &[],
+    );
+    assert!(out.status.success(), "{:?}\n{}", out.status, stderr(&out));
+    assert_eq!(stdout(&out), "a b\n", "stderr:\n{}", stderr(&out));
+    assert_eq!(stderr(&out), "");
+
+    // The guest's arguments and exit status come through intact.
+    let out = run_by_hand(
+        QEMU_AARCH64,
+        &[],
+        aarch64_trampoline(),
+        &[
+            &bb,
+            "sh",
+            "-c",
+            "echo \"$0\" \"$#\" \"$@\"; exit 3",
+            "zero",
+            "one",
+            "two three",
+        ],
+        &[],
+    );
+    assert_eq!(stdout(&out), "zero 2 one two three\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// A cache sending aarch64 to the reporter with the plain convention, and
+/// wrapping it in a muvm (another copy of the reporter) off 4 KiB pages.
+fn plain_cache(tag: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let dir = temp_dir(tag);
+    let muvm = dir.join("muvm");
+    std::fs::copy(reporter(), &muvm).unwrap();
+    let toml = format!(
+        "[muvm]\npath = \"{}\"\n\n\
+         [interpreters.plain]\npath = \"{}\"\nargv = \"plain\"\nuse_muvm = true\n\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"plain\"\n",
+        muvm.display(),
+        reporter().display()
+    );
+    let cache = compile_cache(&dir, "plain", &toml);
+    (dir, cache, muvm)
+}
+
+#[test]
+fn aarch64_trampoline_follows_a_compiled_cache() {
+    let (_dir, cache, _) = plain_cache("aarch64-plain");
+    let bb = busybox();
+    let out = run_by_hand(
+        QEMU_AARCH64,
+        &[],
+        aarch64_trampoline(),
+        &[&bb, "echo", "a b", ""],
+        &[
+            ("BINFMT_DISPATCHER_CACHE", cache.to_str().unwrap()),
+            ("FOO", "bar"),
+        ],
+    );
+    let report = report_of(&out);
+    let reporter = reporter().to_str().unwrap();
+    assert_eq!(report.argv, [reporter, &bb, "echo", "a b", ""]);
+    assert!(
+        report.env.iter().any(|e| e == "FOO=bar"),
+        "{:?}",
+        report.env
+    );
+}
+
+#[test]
+fn cross_trampolines_follow_an_embedded_configuration() {
+    // `compile --embed` on the aarch64 and riscv64 trampolines: the
+    // emulated trampoline finds the grown segment through its AT_PHDR.
+    let (dir, _, _) = plain_cache("cross-embedded");
+    // Longer than the built-in configuration, and than the symbols and
+    // section headers compile --embed drops: only the grown segment holds it.
+    let toml = dir.join("plain.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    for i in 0..2000 {
+        text += &format!("[binaries.b{i}]\npath = \"/opt/b{i}\"\ninterpreter = \"plain\"\n");
+    }
+    std::fs::write(&toml, text).unwrap();
+    let bb = busybox();
+    let reporter = reporter().to_str().unwrap();
+    for (qemu, trampoline) in [
+        (QEMU_AARCH64, aarch64_trampoline()),
+        (QEMU_RISCV64, riscv64_trampoline()),
+    ] {
+        let embedded = dir.join(format!(
+            "embedded-{}",
+            Path::new(qemu).file_name().unwrap().to_str().unwrap()
+        ));
+        let out = Command::new(BINFMTCTL)
+            .arg("compile")
+            .arg("--embed")
+            .arg(trampoline)
+            .arg("--output")
+            .arg(&embedded)
+            .arg(&toml)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let grown = std::fs::metadata(&embedded).unwrap().len();
+        assert!(
+            grown > std::fs::metadata(trampoline).unwrap().len(),
+            "{grown}"
+        );
+        let out = run_by_hand(qemu, &[], &embedded, &[&bb, "echo", "x"], &[]);
+        assert_eq!(report_of(&out).argv, [reporter, &bb, "echo", "x"], "{qemu}");
+    }
+}
+
+#[test]
+fn aarch64_trampoline_wraps_in_muvm_off_4k_pages() {
+    // qemu-user's -p sets the page size the guest is told in AT_PAGESZ: the
+    // trampoline sees 16 KiB or 64 KiB pages as on Apple silicon or a 64K
+    // kernel, and wraps the interpreter marked use_muvm in muvm.
+    let (_dir, cache, muvm) = plain_cache("aarch64-muvm");
+    let bb = busybox();
+    let reporter = reporter().to_str().unwrap();
+    let muvm = muvm.to_str().unwrap();
+    let env = [("BINFMT_DISPATCHER_CACHE", cache.to_str().unwrap())];
+    for (qemu_args, want) in [
+        (&[][..], vec![reporter, &bb, "echo", "x"]),
+        (&["-p", "4096"][..], vec![reporter, &bb, "echo", "x"]),
+        (
+            &["-p", "16384"][..],
+            vec![muvm, "--", reporter, &bb, "echo", "x"],
+        ),
+        (
+            &["-p", "65536"][..],
+            vec![muvm, "--", reporter, &bb, "echo", "x"],
+        ),
+    ] {
+        let out = run_by_hand(
+            QEMU_AARCH64,
+            qemu_args,
+            aarch64_trampoline(),
+            &[&bb, "echo", "x"],
+            &env,
+        );
+        assert_eq!(report_of(&out).argv, want, "qemu {qemu_args:?}");
+    }
+}
+
+#[test]
+fn riscv64_trampoline_is_static_and_runs_busybox() {
+    let trampoline = riscv64_trampoline();
+    assert_static_elf(trampoline, EM_RISCV);
+    let bb = busybox();
+    let out = run_by_hand(QEMU_RISCV64, &[], trampoline, &[&bb, "echo", "a", "b"], &[]);
+    assert!(out.status.success(), "{:?}\n{}", out.status, stderr(&out));
+    assert_eq!(stdout(&out), "a b\n", "stderr:\n{}", stderr(&out));
+}

@@ -1,0 +1,401 @@
+//! Shared helpers of the integration tests: a fake interpreter that reports
+//! what it received, an exact-argv launcher, a tiny aarch64 binary, cache
+//! compilation, and a private binfmt_misc instance per test (binfmt_misc is
+//! per user namespace since Linux 6.7: nothing touches the machine's).
+
+#![allow(dead_code)]
+
+#[allow(unused_imports)]
+pub use binfmtctl::strace;
+
+use std::fs;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+
+/// The companion tool.
+pub const BINFMTCTL: &str = env!("CARGO_BIN_EXE_binfmtctl");
+/// The workspace: data/, docs/, scripts/.
+pub const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+/// The trampoline under test: built beside binfmtctl by `cargo test` at the
+/// workspace root (the trampoline's crate has a test of its own, so cargo
+/// builds its binary too).
+pub fn dispatcher() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let path = Path::new(BINFMTCTL).with_file_name("binfmt-dispatcher");
+        assert!(
+            path.exists(),
+            "{} is not built: run `cargo test` at the workspace root",
+            path.display()
+        );
+        path.display().to_string()
+    })
+}
+
+/// qemu's binfmt_misc magic for aarch64 ELF executables, as written to
+/// `register` (binfmt_misc decodes the `\x` escapes itself).
+pub const AARCH64_MAGIC: &str =
+    r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00";
+/// qemu's binfmt_misc mask for aarch64.
+pub const AARCH64_MASK: &str =
+    r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+
+/// Where qemu-user-static's aarch64 emulator is.
+pub const QEMU_AARCH64: &str = "/usr/bin/qemu-aarch64-static";
+
+/// A fresh empty directory below `CARGO_TARGET_TMPDIR`.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{tag}-{}-{n}", std::process::id()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Compiles one C helper from tests/support into `CARGO_TARGET_TMPDIR`.
+fn compile_c(name: &str) -> PathBuf {
+    compile_c_with("cc", name, &[], name)
+}
+
+/// Compiles tests/support/`source`.c with `cc -static` and `flags` into
+/// `CARGO_TARGET_TMPDIR`/support-bin/`out`-PID.
+fn compile_c_with(cc: &str, source: &str, flags: &[&str], out: &str) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/support/{source}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("support-bin");
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{out}-{}", std::process::id()));
+    let status = Command::new(cc)
+        .args(["-static", "-O2"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run {cc} to build {}: {e}", src.display()));
+    assert!(status.success(), "{cc} -static failed on {}", src.display());
+    out
+}
+
+/// tests/support/whoami.c built for aarch64 (with the cross gcc scripts/test
+/// installs), saying `tag` first: a real foreign program that reports its
+/// credentials, `/proc/self/exe` and argv.
+pub fn whoami_aarch64(tag: &str) -> PathBuf {
+    let define = format!("-DTAG=\"{tag}\"");
+    compile_c_with(
+        "aarch64-linux-gnu-gcc",
+        "whoami",
+        &[&define],
+        &format!("whoami-{tag}"),
+    )
+}
+
+/// The symlink swapper (tests/support/flip.c), compiled once.
+pub fn flipper() -> &'static Path {
+    static F: OnceLock<PathBuf> = OnceLock::new();
+    F.get_or_init(|| compile_c("flip"))
+}
+
+/// The fake interpreter (tests/support/reporter.c), compiled once.
+pub fn reporter() -> &'static Path {
+    static R: OnceLock<PathBuf> = OnceLock::new();
+    R.get_or_init(|| compile_c("reporter"))
+}
+
+/// The exact-argv launcher (tests/support/launch.c), compiled once.
+pub fn launcher() -> &'static Path {
+    static L: OnceLock<PathBuf> = OnceLock::new();
+    L.get_or_init(|| compile_c("launch"))
+}
+
+/// What the reporter received.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    pub fds: Vec<u32>,
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 1 < b.len() {
+            match b[i + 1] {
+                b'n' => {
+                    out.push(b'\n');
+                    i += 2;
+                }
+                b'\\' => {
+                    out.push(b'\\');
+                    i += 2;
+                }
+                b'x' if i + 3 < b.len() => {
+                    out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
+                    i += 4;
+                }
+                _ => panic!("bad escape in report line {s:?}"),
+            }
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Parses the reporter's stdout. Panics on a line it does not recognise.
+pub fn parse_report(stdout: &[u8]) -> Report {
+    let text = String::from_utf8_lossy(stdout);
+    let mut r = Report::default();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("argv[") {
+            let (index, value) = rest.split_once("]=").expect("argv line");
+            assert_eq!(
+                index.parse::<usize>().unwrap(),
+                r.argv.len(),
+                "argv out of order"
+            );
+            r.argv.push(unescape(value));
+        } else if let Some(e) = line.strip_prefix("env:") {
+            r.env.push(unescape(e));
+        } else if let Some(fd) = line.strip_prefix("fd:") {
+            r.fds.push(fd.parse().unwrap());
+        } else {
+            panic!("not a reporter line: {line:?} in {text}");
+        }
+    }
+    r
+}
+
+/// Parses a run's stdout as a report, first checking it succeeded.
+pub fn report_of(out: &Output) -> Report {
+    assert!(
+        out.status.success(),
+        "run failed: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = parse_report(&out.stdout);
+    assert!(
+        !r.argv.is_empty(),
+        "the reporter did not run; stderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    r
+}
+
+/// Compiles `toml` with `binfmtctl compile` into `dir/NAME.cache`.
+pub fn compile_cache(dir: &Path, name: &str, toml: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.toml"));
+    let cache = dir.join(format!("{name}.cache"));
+    fs::write(&src, toml).unwrap();
+    let out = Command::new(BINFMTCTL)
+        .arg("compile")
+        .arg("--output")
+        .arg(&cache)
+        .arg(&src)
+        .env_remove("BINFMT_DISPATCHER_CACHE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "binfmtctl compile failed:\n{}\n{toml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        cache.is_file(),
+        "binfmtctl compile wrote no {}",
+        cache.display()
+    );
+    cache
+}
+
+/// The bytes of a minimal static aarch64 ELF64 executable: one PT_LOAD of
+/// the whole file at 0x400000 whose code is `exit(42)`. Not runnable
+/// natively on x86_64, so the kernel consults binfmt_misc; qemu runs it.
+pub fn aarch64_elf() -> Vec<u8> {
+    const BASE: u64 = 0x40_0000;
+    const SIZE: usize = 4096;
+    let code_off = 64 + 56;
+    let mut f = vec![0u8; SIZE];
+    f[..16].copy_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+    f[16..18].copy_from_slice(&2u16.to_le_bytes()); // e_type: ET_EXEC
+    f[18..20].copy_from_slice(&183u16.to_le_bytes()); // e_machine: EM_AARCH64
+    f[20..24].copy_from_slice(&1u32.to_le_bytes()); // e_version
+    f[24..32].copy_from_slice(&(BASE + code_off as u64).to_le_bytes()); // e_entry
+    f[32..40].copy_from_slice(&64u64.to_le_bytes()); // e_phoff
+    f[52..54].copy_from_slice(&64u16.to_le_bytes()); // e_ehsize
+    f[54..56].copy_from_slice(&56u16.to_le_bytes()); // e_phentsize
+    f[56..58].copy_from_slice(&1u16.to_le_bytes()); // e_phnum
+    f[58..60].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+    let ph = &mut f[64..120];
+    ph[0..4].copy_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+    ph[4..8].copy_from_slice(&5u32.to_le_bytes()); // R+X
+    ph[16..24].copy_from_slice(&BASE.to_le_bytes()); // p_vaddr
+    ph[24..32].copy_from_slice(&BASE.to_le_bytes()); // p_paddr
+    ph[32..40].copy_from_slice(&(SIZE as u64).to_le_bytes()); // p_filesz
+    ph[40..48].copy_from_slice(&(SIZE as u64).to_le_bytes()); // p_memsz
+    ph[48..56].copy_from_slice(&0x1000u64.to_le_bytes()); // p_align
+    let code: [u32; 3] = [
+        0xd280_0540, // movz x0, #42
+        0xd280_0ba8, // movz x8, #93 (exit)
+        0xd400_0001, // svc #0
+    ];
+    for (i, insn) in code.iter().enumerate() {
+        f[code_off + 4 * i..code_off + 4 * i + 4].copy_from_slice(&insn.to_le_bytes());
+    }
+    f
+}
+
+/// Writes the aarch64 binary at `path`, mode 0755.
+pub fn write_foreign(path: &Path) {
+    fs::write(path, aarch64_elf()).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// `s` quoted for sh.
+pub fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// One binfmt_misc registration: name, magic, mask, interpreter, flags.
+pub type Entry<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str);
+
+/// The dispatcher registered for aarch64 ELF with `flags`.
+pub fn dispatcher_entry(flags: &str) -> Entry<'_> {
+    (
+        "dispatch-aarch64",
+        AARCH64_MAGIC,
+        AARCH64_MASK,
+        dispatcher(),
+        flags,
+    )
+}
+
+/// Panics with a clear message unless qemu-aarch64-static is installed.
+pub fn require_qemu() {
+    assert!(
+        Path::new(QEMU_AARCH64).is_file(),
+        "{QEMU_AARCH64} is missing: install qemu-user-static (these tests need it and are never skipped)"
+    );
+}
+
+/// Runs `script` with sh in a new user and mount namespace with its own
+/// binfmt_misc holding `entries`, in `cwd`, with only PATH, HOME=`cwd` and
+/// `env` in the environment. A system cache under /var/cache is hidden.
+pub fn run_in_private_binfmt_in(
+    cwd: &Path,
+    entries: &[Entry<'_>],
+    script: &str,
+    env: &[(&str, &str)],
+) -> Output {
+    let mut setup = String::from(
+        "set -e\n\
+         mount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n\
+         if [ -d /var/cache/binfmt-dispatcher ]; then mount -t tmpfs none /var/cache/binfmt-dispatcher; fi\n",
+    );
+    for (name, magic, mask, interp, flags) in entries {
+        let line = format!(":{name}:M::{magic}:{mask}:{interp}:{flags}");
+        setup += &format!(
+            "printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n",
+            sh_quote(&line)
+        );
+    }
+    setup += "set +e\n";
+    setup += script;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+        .arg(&setup)
+        .current_dir(cwd)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("HOME", cwd)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("cannot run unshare");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("/proc/sys/fs/binfmt_misc"),
+        "setting up the private binfmt_misc failed:\n{stderr}"
+    );
+    out
+}
+
+/// [`run_in_private_binfmt_in`] in a fresh temporary directory.
+pub fn run_in_private_binfmt(entries: &[Entry<'_>], script: &str, env: &[(&str, &str)]) -> Output {
+    run_in_private_binfmt_in(&temp_dir("binfmt"), entries, script, env)
+}
+
+/// Text of stdout.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Text of stderr.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The arm64 static busybox, found in or fetched into
+/// `target/test-fixtures/busybox-arm64` (apt, as root, like CI), once.
+pub fn busybox_arm64() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    B.get_or_init(|| {
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR has a parent")
+            .to_path_buf();
+        let fixtures = target.join("test-fixtures");
+        let busybox = fixtures.join("busybox-arm64");
+        if busybox.is_file() {
+            return busybox;
+        }
+        fs::create_dir_all(&fixtures).unwrap();
+        let work = fixtures.join(format!("busybox-fetch-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&work);
+        fs::create_dir_all(&work).unwrap();
+        let script = "set -e\n\
+             dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64\n\
+             apt-get update -qq\n\
+             apt-get download -qq busybox-static:arm64\n\
+             dpkg -x busybox-static_*_arm64.deb root\n\
+             test -f root/bin/busybox\n";
+        let out = Command::new("sh")
+            .args(["-c", script])
+            .current_dir(&work)
+            .output()
+            .expect("cannot run sh");
+        assert!(
+            out.status.success(),
+            "cannot fetch busybox-static:arm64 (needs root and apt access):\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let tmp = fixtures.join(format!("busybox-arm64.{}", std::process::id()));
+        fs::copy(work.join("root/bin/busybox"), &tmp).unwrap();
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+        fs::rename(&tmp, &busybox).unwrap();
+        let _ = fs::remove_dir_all(&work);
+        busybox
+    })
+}
+
+/// Symlinks each of `applets` in `dir` to `target`.
+pub fn link_applets(dir: &Path, target: &Path, applets: &[&str]) {
+    for a in applets {
+        symlink(target, dir.join(a)).unwrap();
+    }
+}

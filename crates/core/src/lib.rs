@@ -1,0 +1,24 @@
+//! binfmt-dispatcher's core: everything the exec path decides, shared by
+//! the trampoline (`binfmt-dispatcher`, no libc) and `binfmtctl`:
+//!
+//! - [`probe`]: facts from the first bytes of a binary;
+//! - [`blob`]: the compiled configuration, read in place;
+//! - [`decide`]: facts, path and blob in, interpreters to try out;
+//! - [`launch`]: the argv and envp for the chosen interpreter;
+//! - [`paths`]: the files and variables the exec path knows by name.
+//!
+//! `no_std` with no `std` feature, and no syscalls: what touches the
+//! system is the host's.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+#[cfg(test)]
+extern crate std;
+
+pub mod blob;
+pub mod decide;
+pub mod launch;
+pub mod paths;
+pub mod probe;
