@@ -99,6 +99,9 @@ impl Strings for OwnedStrings {
         let s = self.with_nul(i);
         &s[..s.len() - 1]
     }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        OwnedStrings::with_nul(self, i)
+    }
 }
 
 /// The C string at `p`, found by address in one of `regions` (the blob,
@@ -191,7 +194,7 @@ impl ExplainSystem<'_, '_> {
                 envp: &mut envp,
                 arena: &mut arena,
             };
-            match launch::build(self.blob, candidate, self.guest, self.env, &mut out) {
+            match launch::build(self.blob, candidate, self.guest, Some(self.env), &mut out) {
                 Ok(sizes) => break sizes,
                 Err(BuildError::TooSmall(s)) => {
                     argv = vec![std::ptr::null(); s.argv];

@@ -5,7 +5,9 @@
 //! - [`blob`]: the compiled configuration, read in place;
 //! - [`decide`]: facts, path and blob in, interpreters to try out;
 //! - [`launch`]: the argv and envp for the chosen interpreter;
-//! - [`paths`]: the files and variables the exec path knows by name.
+//! - [`paths`]: the files and variables the exec path knows by name;
+//! - [`driver`]: the whole exec path, over a host that makes the syscalls
+//!   (the trampoline) or records them (`binfmtctl explain`).
 //!
 //! `no_std` with no `std` feature, and no syscalls: what touches the
 //! system is the host's.
@@ -19,6 +21,7 @@ extern crate std;
 
 pub mod blob;
 pub mod decide;
+pub mod driver;
 pub mod launch;
 pub mod paths;
 pub mod probe;

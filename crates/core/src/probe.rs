@@ -624,6 +624,16 @@ pub fn arch_by_name(name: &str) -> Option<&'static Arch> {
     ARCHES.iter().find(|a| a.name == name)
 }
 
+/// The QEMU target an ELF binary with these facts is for, if any.
+pub fn arch_of(facts: &Facts<'_>) -> Option<&'static Arch> {
+    ARCHES.iter().find(|a| {
+        a.machine == facts.machine
+            && a.class == facts.class
+            && a.endian == facts.endian
+            && facts.flags & a.flags_mask == a.flags
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,10 +15,11 @@ use core::ffi::CStr;
 use linux_raw_sys::auxvec as aux;
 use linux_raw_sys::elf::{Elf_Phdr, PF_R, PT_LOAD};
 use linux_raw_sys::general as sys;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use binfmt_dispatcher_core::driver::FileStat;
 use binfmt_dispatcher_core::launch::Strings;
 
 /// A list of NUL-terminated strings from the initial stack.
@@ -28,9 +29,6 @@ pub struct CStrList {
 }
 
 impl CStrList {
-    /// No strings.
-    pub const EMPTY: CStrList = CStrList { ptrs: &[] };
-
     /// String `i` as a `CStr`.
     pub fn c_str(&self, i: usize) -> &'static CStr {
         // SAFETY: the kernel put NUL-terminated strings behind every pointer
@@ -54,29 +52,6 @@ impl CStrList {
             want != 0 && unsafe { *p.add(at) } == want
         })
     }
-
-    /// The values of the environment variables `names`, found in one pass
-    /// over envp (this must be an envp).
-    pub fn vars<const N: usize>(&self, names: [&str; N]) -> [Option<&'static CStr>; N] {
-        let mut found = [None; N];
-        for (i, &p) in self.ptrs.iter().enumerate() {
-            // SAFETY: every entry is NUL-terminated, so it has a first byte.
-            let first = unsafe { *p };
-            if !names.iter().any(|n| n.as_bytes().first() == Some(&first)) {
-                continue;
-            }
-            for (slot, name) in found.iter_mut().zip(names) {
-                let key = name.as_bytes();
-                if slot.is_none() && self.starts_with(i, key) {
-                    let entry = self.with_nul(i);
-                    if let Some(value) = entry[key.len()..].strip_prefix(b"=") {
-                        *slot = CStr::from_bytes_with_nul(value).ok();
-                    }
-                }
-            }
-        }
-        found
-    }
 }
 
 impl Strings for CStrList {
@@ -91,6 +66,16 @@ impl Strings for CStrList {
     }
     fn bytes(&self, i: usize) -> &[u8] {
         self.c_str(i).to_bytes()
+    }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        CStrList::with_nul(self, i)
+    }
+    fn c_str(&self, i: usize) -> &CStr {
+        CStrList::c_str(self, i)
+    }
+    fn first_byte(&self, i: usize) -> u8 {
+        // SAFETY: every entry is NUL-terminated, so it has a first byte.
+        unsafe { *self.ptrs[i] }
     }
     fn has_key(&self, i: usize, key: &[u8]) -> bool {
         // `KEY=`: the key, then `=`, compared without measuring the string.
@@ -270,10 +255,15 @@ pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(dir, name, flags, Mode::empty())
 }
 
-/// The owner uid, mode and size of an open file.
-pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
+/// The owner uid, mode, size and link count of an open file.
+pub fn stat(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {
     let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_uid, st.st_mode as u32, st.st_size as u64))
+    Ok(FileStat {
+        owner: st.st_uid,
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        links: st.st_nlink as u64,
+    })
 }
 
 /// Maps `len` bytes of `fd` read-only for the rest of the process's life.
@@ -398,10 +388,11 @@ pub fn execve(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> Errno {
     Errno::from_raw_os_error(-ret as i32)
 }
 
-/// The descriptor's number.
-pub fn raw(fd: &impl AsFd) -> u32 {
-    use rustix::fd::AsRawFd;
-    fd.as_fd().as_raw_fd() as u32
+/// The number of a descriptor the process keeps open until it execs or
+/// exits: it is close-on-exec, and closing it would only cost a syscall.
+pub fn keep(fd: OwnedFd) -> u32 {
+    use rustix::fd::IntoRawFd;
+    fd.into_raw_fd() as u32
 }
 
 /// The unwinding personality the precompiled `core` refers to from its
