@@ -123,6 +123,7 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
             .ok()
             .and_then(ArgvStyle::from_code);
         let e = &mut *self.exec;
+        e.host.note(Event::Running(self.blob, candidate));
         // The descriptor survives exec only when the argv names it.
         e.inherit_fd(e.keep_fd || style.is_some_and(ArgvStyle::passes_execfd));
         if e.log.level >= LogLevel::Info {

@@ -75,6 +75,8 @@ pub enum Event<'e> {
     Paths(&'e [&'e [u8]]),
     /// The decision.
     Decided(&'e Blob<'e>, &'e Plan<'e>),
+    /// An interpreter of the chain about to be executed.
+    Running(&'e Blob<'e>, &'e Candidate<'e>),
     /// An interpreter of the chain passed over, and why.
     Skipped(&'e Blob<'e>, &'e Candidate<'e>, Failure<'e>),
 }
