@@ -34,8 +34,9 @@ pub struct Args {
     /// interpreters run under muvm (default: this system's).
     #[arg(long, value_name = "BYTES")]
     page_size: Option<usize>,
-    /// The descriptor binfmt_misc hands the dispatcher with the O flag: 3
-    /// when the caller has only 0, 1 and 2 open.
+    /// The descriptor binfmt_misc hands the dispatcher with the O flag, or
+    /// with --no-execfd the one the dispatcher's own open of the binary
+    /// gets: the lowest free, 3 when the caller has only 0, 1 and 2 open.
     #[arg(long, value_name = "FD", default_value_t = 3)]
     execfd: u32,
     /// Simulate a registration without the O flag: the dispatcher opens the
@@ -170,13 +171,11 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     };
     let execfd = (!args.no_execfd).then_some(args.execfd);
     let binary = match execfd {
-        Some(n) => Some((
-            n,
-            recorder::open_binary(&filename).map_err(|e| format!("{shown}: {e}"))?,
-        )),
+        Some(_) => Some(recorder::open_binary(&filename).map_err(|e| format!("{shown}: {e}"))?),
         None => None,
     };
     let embedded_in = dispatcher.as_ref().map(|p| p.display().to_string());
+    let binary = (args.execfd, binary);
     let mut host = Recorder::new(binary, loc.system_cache(), dispatcher, [argv, env], baked);
     let process = Process {
         args: argv,
@@ -193,7 +192,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         binary: &filename,
         seen: &host.seen,
         status,
-        execfd,
+        execfd: host.binary_fd(),
         page_size: process.page_size,
         secure: args.secure,
         embedded_in,

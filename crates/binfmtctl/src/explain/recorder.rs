@@ -71,28 +71,33 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// A recorder for a process started with binfmt_misc's descriptor
-    /// `execfd` open on `binary` (or no descriptor: the binary is opened
-    /// by name); `strings` are the process's argv and envp.
+    /// A recorder for a process started with `binary`, binfmt_misc's
+    /// descriptor (O flag), open as `first_fd`; without it the exec path
+    /// opens the binary itself and gets `first_fd`. `strings` are the
+    /// process's argv and envp.
     pub fn new(
-        binary: Option<(u32, OwnedFd)>,
+        (first_fd, binary): (u32, Option<OwnedFd>),
         system_cache: PathBuf,
         dispatcher: Option<PathBuf>,
         strings: [&'static OwnedStrings; 2],
         baked: &'static [u8],
     ) -> Recorder {
-        let next_fd = binary.as_ref().map_or(3, |(n, _)| n + 1);
-        let binary_fd = binary.as_ref().map(|(n, _)| *n);
+        let given = binary.is_some().then_some(first_fd);
         Recorder {
-            fds: binary.into_iter().collect(),
-            next_fd,
-            inherited: binary_fd.into_iter().collect(),
-            binary_fd,
+            fds: binary.map(|fd| (first_fd, fd)).into_iter().collect(),
+            next_fd: first_fd + u32::from(given.is_some()),
+            inherited: given.into_iter().collect(),
+            binary_fd: given,
             system_cache,
             dispatcher,
             regions: vec![strings[0].as_bytes(), strings[1].as_bytes(), baked],
             seen: Seen::default(),
         }
+    }
+
+    /// The binary's descriptor, as the exec path numbered it.
+    pub fn binary_fd(&self) -> Option<u32> {
+        self.binary_fd
     }
 
     fn fd(&self, n: u32) -> Result<&OwnedFd, Errno> {
