@@ -415,18 +415,6 @@ fn kind_name(kind: u16) -> &'static str {
     }
 }
 
-fn arch_of(facts: &Facts<'_>) -> Option<&'static str> {
-    probe::ARCHES
-        .iter()
-        .find(|a| {
-            a.machine == facts.machine
-                && a.class == facts.class
-                && a.endian == facts.endian
-                && facts.flags & a.flags_mask == a.flags
-        })
-        .map(|a| a.name)
-}
-
 fn facts_out(facts: &Facts<'_>) -> (Json, Vec<String>) {
     let bits = match facts.class {
         probe::ELFCLASS32 => 32,
@@ -513,13 +501,14 @@ fn facts_out(facts: &Facts<'_>) -> (Json, Vec<String>) {
         _ => "unknown",
     };
     let machine_name = probe::machine_name(facts.machine);
+    let arch = probe::arch_of(facts).map(|a| a.name);
     let json = Json::Obj(vec![
         ("format", Json::str("elf")),
         ("class", Json::Num(class)),
         ("endian", Json::str(endian)),
         ("machine", Json::Num(u64::from(facts.machine))),
         ("machine_name", Json::opt(machine_name, Json::str)),
-        ("arch", Json::opt(arch_of(facts), Json::str)),
+        ("arch", Json::opt(arch, Json::str)),
         ("osabi", Json::Num(u64::from(facts.osabi))),
         ("osabi_name", Json::str(osabi_name(facts.osabi))),
         ("type", Json::Num(u64::from(facts.kind))),
@@ -537,7 +526,7 @@ fn facts_out(facts: &Facts<'_>) -> (Json, Vec<String>) {
             "machine: {} ({}){}",
             machine_name.unwrap_or("unknown"),
             facts.machine,
-            arch_of(facts).map_or(String::new(), |a| format!(", QEMU target {a}"))
+            arch.map_or(String::new(), |a| format!(", QEMU target {a}"))
         ),
         format!(
             "OS ABI: {} ({}), flags: {:#x}",
