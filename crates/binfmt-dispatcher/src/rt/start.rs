@@ -35,8 +35,6 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
     // SAFETY: at process entry `sp` points at argc, followed by argc argv
     // pointers and a NULL, the envp pointers and a NULL, then the auxv
     // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
-    // AT_PHDR and AT_PHNUM describe the program headers, which the kernel
-    // mapped with the image for the life of the process.
     let process = unsafe {
         let argc = *sp;
         let argv = sp.add(1).cast::<*const u8>();
@@ -45,7 +43,6 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
         while !(*envp.add(envc)).is_null() {
             envc += 1;
         }
-        let mut aux = envp.add(envc + 1).cast::<usize>();
         let mut p = Process {
             args: CStrList {
                 ptrs: core::slice::from_raw_parts(argv, argc),
@@ -61,7 +58,24 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
             execfn: None,
             phdrs: &[],
         };
-        let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
+        read_auxv(envp.add(envc + 1).cast::<usize>(), &mut p);
+        p
+    };
+    crate::main(&process)
+}
+
+/// Reads the auxiliary vector into `p`.
+///
+/// # Safety
+/// `aux` points at the process's auxv, as the kernel laid it out.
+#[inline(always)] // one caller: out of line, it grew the aarch64 and riscv64 builds
+unsafe fn read_auxv(mut aux: *const usize, p: &mut Process) {
+    let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
+    // SAFETY: the auxv is key/value pairs ending with AT_NULL; AT_EXECFN
+    // points at a NUL-terminated path on the initial stack, AT_PHDR and
+    // AT_PHNUM describe the program headers, which the kernel mapped with
+    // the image: both live as long as the process.
+    unsafe {
         loop {
             let (key, value) = (*aux, *aux.add(1));
             match key as u32 {
@@ -86,7 +100,5 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
         if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
             p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
         }
-        p
-    };
-    crate::main(&process)
+    }
 }
