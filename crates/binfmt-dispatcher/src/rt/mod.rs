@@ -1,6 +1,15 @@
-//! The trampoline's no-libc runtime: the initial stack (argv, envp, auxv),
-//! the syscalls, and stderr. All of the project's `unsafe` lives here, each
-//! block with the reason it is sound.
+//! The trampoline's no-libc runtime. All of the project's `unsafe` lives
+//! here, each block with the reason it is sound:
+//!
+//! - `x86_64.rs`, `aarch64.rs`, `riscv64.rs`, one per architecture (the
+//!   target's is compiled, as `arch`): the process entry point `_start`,
+//!   the raw syscall, and the `mem*`/`strlen` symbols the compiler emits
+//!   calls to;
+//! - `start.rs`: the initial stack (argv, envp, auxv) read into a
+//!   [`Process`];
+//! - `config.rs`: the configuration embedded in the trampoline;
+//! - here: the initial stack's strings and the syscalls the exec path
+//!   makes, safe to call.
 //!
 //! Syscalls go through rustix's raw Linux backend; `execve` and
 //! `exit_group` are the two rustix keeps out of its public API, so they are
@@ -8,12 +17,28 @@
 
 #![allow(unsafe_code)]
 
+// The `mem*` functions are written in assembly so that the compiler cannot
+// turn their loops back into calls to themselves. They favour size over
+// speed: the trampoline copies a few hundred bytes per exec.
+#[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
+#[cfg_attr(target_arch = "riscv64", path = "riscv64.rs")]
 mod arch;
+mod config;
+mod start;
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+compile_error!("the trampoline's runtime is written for x86_64, aarch64 and riscv64");
+
+pub use config::embedded_config;
+pub use start::Process;
 
 use core::ffi::CStr;
 
-use linux_raw_sys::auxvec as aux;
-use linux_raw_sys::elf::{Elf_Phdr, PF_R, PT_LOAD};
 use linux_raw_sys::general as sys;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
@@ -87,126 +112,6 @@ impl Strings for CStrList {
             unsafe { *p.add(key.len()) == b'=' }
         }
     }
-}
-
-/// What the kernel told the process at start.
-pub struct Process {
-    /// argv.
-    pub args: CStrList,
-    /// envp.
-    pub env: CStrList,
-    /// envp with its terminating NULL, as `execve` takes it.
-    pub envp: &'static [*const u8],
-    /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
-    pub execfd: Option<u32>,
-    /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
-    pub flags: usize,
-    /// `AT_SECURE`: the exec raised privileges (setuid, C flag).
-    pub secure: bool,
-    /// `AT_PAGESZ`.
-    pub page_size: usize,
-    /// `AT_EXECFN`: the path the exec was asked for.
-    pub execfn: Option<&'static CStr>,
-    /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
-    phdrs: &'static [Elf_Phdr],
-}
-
-/// Called by `_start` with the initial stack pointer.
-extern "C" fn entry(sp: *const usize) -> ! {
-    // SAFETY: at process entry `sp` points at argc, followed by argc argv
-    // pointers and a NULL, the envp pointers and a NULL, then the auxv
-    // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
-    // AT_PHDR and AT_PHNUM describe the program headers, which the kernel
-    // mapped with the image for the life of the process.
-    let process = unsafe {
-        let argc = *sp;
-        let argv = sp.add(1).cast::<*const u8>();
-        let envp = argv.add(argc + 1);
-        let mut envc = 0;
-        while !(*envp.add(envc)).is_null() {
-            envc += 1;
-        }
-        let mut aux = envp.add(envc + 1).cast::<usize>();
-        let mut p = Process {
-            args: CStrList {
-                ptrs: core::slice::from_raw_parts(argv, argc),
-            },
-            env: CStrList {
-                ptrs: core::slice::from_raw_parts(envp, envc),
-            },
-            envp: core::slice::from_raw_parts(envp, envc + 1),
-            execfd: None,
-            flags: 0,
-            secure: false,
-            page_size: 4096,
-            execfn: None,
-            phdrs: &[],
-        };
-        let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
-        loop {
-            let (key, value) = (*aux, *aux.add(1));
-            match key as u32 {
-                aux::AT_NULL => break,
-                aux::AT_EXECFD => p.execfd = u32::try_from(value).ok(),
-                aux::AT_FLAGS => p.flags = value,
-                aux::AT_SECURE => p.secure = value != 0,
-                aux::AT_PAGESZ => p.page_size = value,
-                aux::AT_EXECFN if value != 0 => {
-                    p.execfn = Some(CStr::from_ptr(value as *const _));
-                }
-                aux::AT_PHDR => phdr = value,
-                aux::AT_PHNUM => phnum = value,
-                aux::AT_PHENT => phent = value,
-                _ => {}
-            }
-            aux = aux.add(2);
-        }
-        // AT_PHDR points at the program headers inside the loaded image
-        // (link.ld maps them with FILEHDR PHDRS), AT_PHNUM counts them;
-        // trusted only when the entry size is the one this build expects.
-        if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
-            p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
-        }
-        p
-    };
-    crate::main(&process)
-}
-
-/// The default configuration build.rs compiled, in a section of its own
-/// that link.ld places last in the loaded segment, so that `binfmtctl
-/// compile --embed` can put a longer one in its place by growing the
-/// segment.
-#[link_section = ".binfmt_config"]
-static BAKED: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob")).len()] =
-    *include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
-
-/// The configuration embedded in this trampoline: the bytes from the start
-/// of its section to the end of the loaded segment (the blob's header says
-/// how many of them are the blob). The section as built when no readable
-/// segment holds it.
-pub fn embedded_config(p: &Process) -> &'static [u8] {
-    let start = BAKED.as_ptr() as usize;
-    for ph in p.phdrs {
-        let end = ph.p_vaddr.saturating_add(ph.p_filesz);
-        if ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_vaddr <= start && start < end {
-            // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
-            // link.ld), so the kernel mapped this readable PT_LOAD at its
-            // p_vaddr, from the file, for the life of the process, and
-            // nothing writes it (one read-execute segment; binfmtctl
-            // replaces the file by rename, never in place, and a file cut
-            // short under a running program faults its code as much).
-            // `start .. end` lies inside it. The pointer is made from the
-            // address, not from `BAKED`: past `BAKED`'s length is the
-            // segment, not the static.
-            return unsafe {
-                core::slice::from_raw_parts(
-                    core::ptr::with_exposed_provenance::<u8>(start),
-                    end - start,
-                )
-            };
-        }
-    }
-    &BAKED
 }
 
 /// Ends the process.
