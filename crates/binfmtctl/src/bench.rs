@@ -40,7 +40,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use binfmt_dispatcher_config::{self as config, Config};
-use binfmt_dispatcher_core::blob::{header, interp, Blob};
+use binfmt_dispatcher_core::blob::Blob;
 use binfmt_dispatcher_core::decide::{self, Subject};
 use binfmt_dispatcher_core::paths;
 use binfmt_dispatcher_core::probe;
@@ -163,18 +163,11 @@ fn cache_for(foreign: &Path, final_interp: &str) -> Result<(Vec<u8>, String), St
     let plan = decide::decide(&blob, &subject, None)
         .map_err(|e| format!("built-in configuration: {e:?}"))?
         .ok_or("the built-in configuration has no interpreter for the foreign files")?;
-    let rec = blob
-        .record(
-            blob.header_array(header::INTERPRETERS),
-            plan.interpreter,
-            interp::LEN,
-        )
+    let id = blob
+        .interpreter(plan.interpreter)
+        .and_then(|i| i.id())
+        .map(|id| String::from_utf8_lossy(id.as_bytes()).into_owned())
         .map_err(|e| format!("built-in configuration: {e:?}"))?;
-    let id = String::from_utf8_lossy(
-        blob.str(rec, interp::ID)
-            .map_err(|e| format!("built-in configuration: {e:?}"))?,
-    )
-    .into_owned();
     let text = config::dump(&blob).map_err(|e| format!("built-in configuration: {e}"))?;
     let mut cfg = Config::parse("built-in", &text).map_err(|e| e.to_string())?;
     let overlay = format!(

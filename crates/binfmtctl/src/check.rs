@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use binfmt_dispatcher_config as config;
-use binfmt_dispatcher_core::blob::{header, interp, Blob};
+use binfmt_dispatcher_core::blob::{self, Blob};
 
 use crate::binfmt_misc::{Entry, Instance};
 use crate::embed;
@@ -273,22 +273,25 @@ fn check_interpreters(r: &mut Report, bytes: &[u8]) {
         r.error("the configuration in use is not a valid cache");
         return;
     };
-    let all = blob.header_array(header::INTERPRETERS);
+    let all = blob.interpreters();
     let mut missing = Vec::new();
     let mut checked = std::collections::BTreeSet::new();
-    for index in 0..all.count {
-        let Ok(rec) = blob.record(all, index, interp::LEN) else {
+    for interpreter in all.iter() {
+        let Ok(interpreter) = interpreter else {
             r.error("the configuration in use is inconsistent");
             return;
         };
-        let id = String::from_utf8_lossy(blob.str(rec, interp::ID).unwrap_or(b"?")).into_owned();
-        let path = String::from_utf8_lossy(blob.str(rec, interp::PATH).unwrap_or(b"")).into_owned();
-        let required = blob
-            .array(rec, interp::REQUIRED_PATHS)
-            .unwrap_or(binfmt_dispatcher_core::blob::Array { off: 0, count: 0 });
-        let absent: Vec<String> = (0..required.count)
-            .filter_map(|i| blob.str(required.off + i * 8, 0).ok())
-            .map(|p| String::from_utf8_lossy(p).into_owned())
+        let text = |s: blob::Result<blob::Str<'_>>, or: &str| match s {
+            Ok(s) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
+            Err(_) => or.to_string(),
+        };
+        let id = text(interpreter.id(), "?");
+        let path = text(interpreter.path(), "");
+        let absent: Vec<String> = interpreter
+            .required_paths()
+            .iter()
+            .filter_map(|p| p.ok())
+            .map(|p| String::from_utf8_lossy(p.as_bytes()).into_owned())
             .filter(|p| !Path::new(p).exists())
             .collect();
         match fs::metadata(&path) {
@@ -313,11 +316,13 @@ fn check_interpreters(r: &mut Report, bytes: &[u8]) {
         r.warn(format!(
             "{} of {} interpreters are not installed (their fallbacks are tried instead): {}",
             missing.len(),
-            all.count,
+            all.len(),
             missing.join(", ")
         ));
     }
-    let muvm = String::from_utf8_lossy(blob.str(0, header::MUVM).unwrap_or(b"")).into_owned();
+    let muvm = blob.muvm().map_or(String::new(), |m| {
+        String::from_utf8_lossy(m.as_bytes()).into_owned()
+    });
     if !muvm.is_empty() && !Path::new(&muvm).exists() {
         r.warn(format!("muvm ({muvm}) is not installed: use_muvm interpreters cannot run on hosts whose pages are not 4 KiB"));
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::ffi::CString;
 
 use binfmt_dispatcher_config::{compile, Config};
-use binfmt_dispatcher_core::blob::{self, header, Blob, BlobError};
+use binfmt_dispatcher_core::blob::{self, Blob, BlobError};
 use binfmt_dispatcher_core::decide::{
     self, Candidate, Failure, NothingRan, Reason, Subject, System,
 };
@@ -278,7 +278,7 @@ fn overrides_beat_rules_and_env_beats_all() {
     );
     let bytes = blob_of(&toml);
     let blob = Blob::open(&bytes).unwrap();
-    assert_ne!(blob.header(header::FLAGS) & blob::Flags::PATH_MATCHERS, 0);
+    assert_ne!(blob.flags() & blob::Flags::PATH_MATCHERS, 0);
     let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
     let subject = Subject {
         facts: x86,
@@ -420,12 +420,10 @@ fn argv_for_binary(
     let index = decide::interpreter_by_id(&blob, id.as_bytes())
         .unwrap()
         .unwrap();
-    let all = blob.header_array(header::INTERPRETERS);
-    let record = blob.record(all, index, blob::interp::LEN).unwrap();
+    let interpreter = blob.interpreter(index).unwrap();
     let candidate = Candidate {
-        index,
-        record,
-        path: blob.c_str(record, blob::interp::PATH).unwrap(),
+        interpreter,
+        path: interpreter.path().unwrap().with_nul(),
         muvm: None,
     };
     // The kernel's argv with P: dispatcher, filename, argv0, args.
@@ -455,7 +453,7 @@ fn argv_for_binary(
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = match launch::build(&blob, &candidate, &guest, Some(&env), &mut small) {
+    let sizes = match launch::build(&candidate, &guest, Some(&env), &mut small) {
         Err(BuildError::TooSmall(sizes)) => sizes,
         Err(e) => return Err(e),
         Ok(_) => panic!("tiny buffers must be reported too small"),
@@ -469,7 +467,7 @@ fn argv_for_binary(
         arena: &mut arena,
     };
     assert_eq!(
-        launch::build(&blob, &candidate, &guest, Some(&env), &mut out),
+        launch::build(&candidate, &guest, Some(&env), &mut out),
         Ok(sizes)
     );
     let strings = |list: &[*const u8]| -> Vec<String> {
@@ -725,11 +723,8 @@ fn a_binary_named_by_its_descriptor_is_not_given_to_muvm() {
     let bytes = blob_of(toml);
     let blob = Blob::open(&bytes).unwrap();
     let index = decide::interpreter_by_id(&blob, b"fex").unwrap().unwrap();
-    let all = blob.header_array(header::INTERPRETERS);
-    let record = blob.record(all, index, blob::interp::LEN).unwrap();
     let candidate = Candidate {
-        index,
-        record,
+        interpreter: blob.interpreter(index).unwrap(),
         path: b"/usr/bin/FEX\0",
         muvm: Some(b"/usr/bin/muvm\0"),
     };
@@ -751,7 +746,7 @@ fn a_binary_named_by_its_descriptor_is_not_given_to_muvm() {
             envp: &mut envp,
             arena: &mut arena,
         };
-        let built = launch::build(&blob, &candidate, &guest, Some(&Owned::new(&[])), &mut out);
+        let built = launch::build(&candidate, &guest, Some(&Owned::new(&[])), &mut out);
         assert_eq!(built == Err(BuildError::NoSafeName), by_descriptor);
     }
 }
@@ -1163,16 +1158,8 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
     )
     .unwrap()
     .unwrap();
-    let record = blob
-        .record(
-            blob.header_array(header::INTERPRETERS),
-            plan.interpreter,
-            blob::interp::LEN,
-        )
-        .unwrap();
     let candidate = Candidate {
-        index: plan.interpreter,
-        record,
+        interpreter: blob.interpreter(plan.interpreter).unwrap(),
         path: b"/usr/bin/java\0",
         muvm: None,
     };
@@ -1193,7 +1180,7 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = launch::build(&blob, &candidate, &guest, Some(&Owned::new(&[])), &mut out).unwrap();
+    let sizes = launch::build(&candidate, &guest, Some(&Owned::new(&[])), &mut out).unwrap();
     let shown: Vec<String> = out.argv[..sizes.argv - 1]
         .iter()
         // SAFETY (test only): build() points every entry at a live
@@ -1366,10 +1353,7 @@ fn a_rule_that_contradicts_its_candidate_entry_is_decided_alike_with_or_without_
          [defaults]\ninterpreter = \"b\"\n\
          [[rules]]\nmachine = 62\npath = \"/opt/games/**\"\ninterpreter = \"a\"\n",
     );
-    let rules = {
-        let blob = Blob::open(&bytes).unwrap();
-        blob.header_array(header::RULES)
-    };
+    let rules = Blob::open(&bytes).unwrap().rules().array();
     let conditions = rules.off as usize + blob::rule::CONDITIONS;
     let cond = u32::from_le_bytes(bytes[conditions..conditions + 4].try_into().unwrap());
     assert_ne!(cond & decide::Cond::PATH, 0);

@@ -1,4 +1,7 @@
-//! A merged [`Config`] into blob bytes (the layout is in `binfmt_dispatcher_core::blob`).
+//! A merged [`Config`] into blob bytes. The layout is
+//! `binfmt_dispatcher_core::blob`'s: records are encoded through its
+//! `*Fields` structs, hash tables filled along its `probe`, rule conditions
+//! set by `decide::Condition`; this module decides only what goes where.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::format;
@@ -7,9 +10,10 @@ use std::vec::Vec;
 
 use super::{Config, ConfigError, Interpreter, Loc, Rule};
 use binfmt_dispatcher_core::blob::{
-    self, header, interp, override_bucket, rule, rule_bucket, Flags, CHUNK, NONE,
+    self, header, Array, Flags, HeaderFields, InterpreterFields, OverrideFields, RuleBucket,
+    RuleCandidate, RuleFields, CHUNK, NONE,
 };
-use binfmt_dispatcher_core::decide::{rule_key_slot, Cond, LogLevel};
+use binfmt_dispatcher_core::decide::{Condition, LogLevel};
 use binfmt_dispatcher_core::launch::ArgvStyle;
 
 /// Validates `config` and lays it out as a blob.
@@ -26,13 +30,26 @@ pub fn compile(config: &Config) -> Result<Vec<u8>, ConfigError> {
     // once to learn the length, then again at the real base.
     let chunks = layout(config, &ids, 0).1.len().div_ceil(CHUNK);
     let base = header::LEN + chunks * 4;
-    let (head, data) = layout(config, &ids, base as u32);
-
+    let (tables, data) = layout(config, &ids, base as u32);
+    let default = config.default_interpreter.as_ref();
+    let head = HeaderFields {
+        total_len: (base + data.len()) as u32,
+        flags: flags(config),
+        log_level: config.log_level.unwrap_or(LogLevel::Warn) as u32,
+        default_interpreter: default.map_or(NONE, |d| ids[d.value.as_str()]),
+        chunks: chunks as u32,
+        ..tables
+    };
     let mut out = Vec::with_capacity(base + data.len());
-    out.extend_from_slice(&blob::MAGIC);
-    put(&mut out, blob::VERSION);
-    put(&mut out, 0); // the header checksum, set below
-    put(&mut out, (base + data.len()) as u32);
+    out.extend_from_slice(&head.encode());
+    out.resize(base, 0); // the chunk checksums, set by seal
+    out.extend_from_slice(&data);
+    blob::seal(&mut out);
+    Ok(out)
+}
+
+/// The header's flags: what the trampoline must look up before deciding.
+fn flags(config: &Config) -> u32 {
     let mut flags = 0;
     if !config.binaries.is_empty() || config.rules.iter().any(|r| r.path.is_some()) {
         flags |= Flags::PATH_MATCHERS;
@@ -40,22 +57,7 @@ pub fn compile(config: &Config) -> Result<Vec<u8>, ConfigError> {
     if config.rules.iter().any(|r| r.interp.is_some()) {
         flags |= Flags::INTERP_MATCHERS;
     }
-    put(&mut out, flags);
-    put(&mut out, config.log_level.unwrap_or(LogLevel::Warn) as u32);
-    let default = config.default_interpreter.as_ref();
-    put(&mut out, default.map_or(NONE, |d| ids[d.value.as_str()]));
-    out.extend_from_slice(&head);
-    put(&mut out, header::LEN as u32);
-    put(&mut out, chunks as u32);
-    debug_assert_eq!(out.len(), header::LEN);
-    out.resize(base, 0); // the chunk checksums, set by seal
-    out.extend_from_slice(&data);
-    blob::seal(&mut out);
-    Ok(out)
-}
-
-fn put(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&v.to_le_bytes());
+    flags
 }
 
 fn err(loc: &Loc, message: String) -> ConfigError {
@@ -168,261 +170,208 @@ impl Data {
         self.bytes.extend_from_slice(&v.to_le_bytes());
     }
 
-    /// Interns a string; returns its `(offset, length)`.
-    fn str(&mut self, s: &[u8]) -> (u32, u32) {
+    /// Interns a string; returns its `Str`.
+    fn str(&mut self, s: &[u8]) -> Array {
+        let count = s.len() as u32;
         if let Some(&off) = self.strings.get(s) {
-            return (off, s.len() as u32);
+            return Array { off, count };
         }
         let off = self.at();
         self.bytes.extend_from_slice(s);
         self.bytes.push(0);
         self.strings.insert(s.to_vec(), off);
-        (off, s.len() as u32)
+        Array { off, count }
     }
 
-    /// Writes an array of `u32` now; returns its `(offset, count)`.
-    fn u32s(&mut self, list: &[u32]) -> (u32, u32) {
+    /// Writes an array of `u32` now.
+    fn u32s(&mut self, list: &[u32]) -> Array {
         let off = self.at();
         list.iter().for_each(|&v| self.u32(v));
-        (off, list.len() as u32)
+        Array {
+            off,
+            count: list.len() as u32,
+        }
     }
 
     /// Interns the strings, then writes the array of their `Str`s.
-    fn strs<S: AsRef<[u8]>>(&mut self, list: &[S]) -> (u32, u32) {
-        let refs: Vec<(u32, u32)> = list.iter().map(|s| self.str(s.as_ref())).collect();
+    fn strs<S: AsRef<[u8]>>(&mut self, list: &[S]) -> Array {
+        let refs: Vec<Array> = list.iter().map(|s| self.str(s.as_ref())).collect();
         let off = self.at();
-        for (o, l) in &refs {
-            self.u32(*o);
-            self.u32(*l);
+        for s in &refs {
+            self.u32(s.off);
+            self.u32(s.count);
         }
-        (off, list.len() as u32)
+        Array {
+            off,
+            count: list.len() as u32,
+        }
     }
 
-    fn pair(&mut self, (a, b): (u32, u32)) {
-        self.u32(a);
-        self.u32(b);
+    /// Writes records encoded by `encode`; returns their array.
+    fn records<T, const LEN: usize>(&mut self, list: &[T], encode: fn(&T) -> [u8; LEN]) -> Array {
+        let off = self.at();
+        list.iter()
+            .for_each(|r| self.bytes.extend_from_slice(&encode(r)));
+        Array {
+            off,
+            count: list.len() as u32,
+        }
     }
 }
 
-/// The rule's condition bits and fields.
-fn conditions(r: &Rule) -> u32 {
-    let mut c = 0;
-    let mut set = |bit, present: bool| {
-        if present {
-            c |= bit
-        }
-    };
-    set(Cond::FORMAT, r.format.is_some());
-    set(Cond::MACHINE, r.machine.is_some());
-    set(Cond::CLASS, r.class.is_some());
-    set(Cond::ENDIAN, r.endian.is_some());
-    set(Cond::OSABI, r.osabi.is_some());
-    set(Cond::FLAGS, r.flags.is_some());
-    set(Cond::INTERP, r.interp.is_some());
-    set(Cond::PATH, r.path.is_some());
-    set(Cond::PE_MACHINE, r.pe_machine.is_some());
-    set(Cond::DOTNET, r.dotnet.is_some());
-    c
+/// Whether `r` has condition `c`.
+fn has(r: &Rule, c: Condition) -> bool {
+    match c {
+        Condition::Format => r.format.is_some(),
+        Condition::Machine => r.machine.is_some(),
+        Condition::Class => r.class.is_some(),
+        Condition::Endian => r.endian.is_some(),
+        Condition::Osabi => r.osabi.is_some(),
+        Condition::Flags => r.flags.is_some(),
+        Condition::Interp => r.interp.is_some(),
+        Condition::Path => r.path.is_some(),
+        Condition::PeMachine => r.pe_machine.is_some(),
+        Condition::Dotnet => r.dotnet.is_some(),
+    }
+}
+
+/// The record of rule `r`, its strings interned in `d`: each field holds
+/// its condition's operand, or 0 when the rule does not have it.
+fn rule_fields(d: &mut Data, ids: &BTreeMap<&str, u32>, r: &Rule) -> RuleFields {
+    let (flags, flags_mask) = r.flags.unwrap_or((0, 0));
+    RuleFields {
+        interpreter: ids[r.interpreter.value.as_str()],
+        conditions: Condition::ALL
+            .into_iter()
+            .filter(|&c| has(r, c))
+            .fold(0, |bits, c| bits | c.bit()),
+        format: r.format.map_or(0, |f| f as u32),
+        machine: r.machine.map_or(0, u32::from),
+        class: r.class.map_or(0, u32::from),
+        endian: r.endian.map_or(0, u32::from),
+        osabi: r.osabi.map_or(0, u32::from),
+        flags,
+        flags_mask,
+        interp_glob: d.str(r.interp.as_deref().unwrap_or("").as_bytes()),
+        path_glob: d.str(r.path.as_deref().unwrap_or("").as_bytes()),
+        pe_machine: r.pe_machine.map_or(0, u32::from),
+        dotnet: u32::from(r.dotnet.unwrap_or(false)),
+    }
+}
+
+/// The record of interpreter `id`, its strings and arrays written to `d`.
+fn interpreter_fields(
+    d: &mut Data,
+    config: &Config,
+    ids: &BTreeMap<&str, u32>,
+    id: &str,
+    i: &Interpreter,
+) -> InterpreterFields {
+    let env: Vec<String> = i
+        .env
+        .iter()
+        .flatten()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    InterpreterFields {
+        id: d.str(id.as_bytes()),
+        name: d.str(i.name.as_deref().unwrap_or(id).as_bytes()),
+        path: d.str(i.path.as_ref().map_or("", |p| &p.value).as_bytes()),
+        argv_style: style(i) as u32,
+        use_muvm: u32::from(i.use_muvm.unwrap_or(false)),
+        chain: d.u32s(&chain(config, ids, id)),
+        required_paths: d.strs(i.required_paths.as_deref().unwrap_or(&[])),
+        env: d.strs(&env),
+        template: d.strs(i.template.as_ref().map_or(&[][..], |t| &t.value)),
+        install_hint: d.str(i.install_hint.as_deref().unwrap_or("").as_bytes()),
+    }
+}
+
+/// Writes the candidate list of the rules `keep` takes, in priority order:
+/// each with the directory its path glob requires, so the trampoline skips
+/// most rules without reading them.
+fn candidates(d: &mut Data, rules: &[Rule], keep: &dyn Fn(&Rule) -> bool) -> Array {
+    let list: Vec<RuleCandidate> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| keep(r))
+        .map(|(n, r)| RuleCandidate::of(n as u32, r.path.as_deref().unwrap_or("").as_bytes()))
+        .collect();
+    d.records(&list, RuleCandidate::encode)
+}
+
+/// A hash table of `entries`, each put in the first empty bucket of the
+/// probe from its home (`home(entry, buckets)`): where the reader's probe
+/// for its key will find it.
+fn hash_table<T: Copy + Default>(entries: &[T], home: impl Fn(&T, u32) -> u32) -> Vec<T> {
+    let buckets = blob::buckets_for(entries.len());
+    let mut table: Vec<Option<T>> = std::vec![None; buckets];
+    for e in entries {
+        let slot = blob::probe(home(e, buckets as u32), buckets as u32)
+            .find(|&s| table[s as usize].is_none())
+            .expect("a table at most half full has an empty bucket");
+        table[slot as usize] = Some(*e);
+    }
+    table.into_iter().map(Option::unwrap_or_default).collect()
 }
 
 /// Lays out the data that follows the chunk table, at offset `base`.
-/// Returns the header fields from `MUVM` up to `CHUNKS`, and the data.
-fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (Vec<u8>, Vec<u8>) {
+/// Returns the header's arrays, and the data.
+fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (HeaderFields, Vec<u8>) {
     let mut d = Data {
         base,
         bytes: Vec::new(),
         strings: HashMap::new(),
     };
     let muvm = d.str(config.muvm_path.as_deref().unwrap_or("").as_bytes());
-    let helper = d.str(config.missing_helper.as_deref().unwrap_or("").as_bytes());
-
-    // Variable-length parts of the interpreters.
-    struct Parts {
-        id: (u32, u32),
-        name: (u32, u32),
-        path: (u32, u32),
-        chain: (u32, u32),
-        required: (u32, u32),
-        env: (u32, u32),
-        template: (u32, u32),
-        hint: (u32, u32),
-    }
-    let mut parts = Vec::new();
-    for (id, i) in &config.interpreters {
-        let env: Vec<String> = i
-            .env
-            .iter()
-            .flatten()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        parts.push(Parts {
-            id: d.str(id.as_bytes()),
-            name: d.str(i.name.as_deref().unwrap_or(id).as_bytes()),
-            path: d.str(i.path.as_ref().map_or("", |p| &p.value).as_bytes()),
-            chain: d.u32s(&chain(config, ids, id)),
-            required: d.strs(i.required_paths.as_deref().unwrap_or(&[])),
-            env: d.strs(&env),
-            template: d.strs(i.template.as_ref().map_or(&[][..], |t| &t.value)),
-            hint: d.str(i.install_hint.as_deref().unwrap_or("").as_bytes()),
-        });
-    }
-
-    // Rule strings and the rule index's lists.
-    let rule_strs: Vec<((u32, u32), (u32, u32))> = config
+    let missing_helper = d.str(config.missing_helper.as_deref().unwrap_or("").as_bytes());
+    let interpreters: Vec<InterpreterFields> = config
+        .interpreters
+        .iter()
+        .map(|(id, i)| interpreter_fields(&mut d, config, ids, id, i))
+        .collect();
+    let rules: Vec<RuleFields> = config
         .rules
         .iter()
-        .map(|r| {
-            (
-                d.str(r.interp.as_deref().unwrap_or("").as_bytes()),
-                d.str(r.path.as_deref().unwrap_or("").as_bytes()),
-            )
-        })
+        .map(|r| rule_fields(&mut d, ids, r))
         .collect();
+    let rules_any_machine = candidates(&mut d, &config.rules, &|r| r.machine.is_none());
     let machines: BTreeSet<u16> = config.rules.iter().filter_map(|r| r.machine).collect();
-    // Each list entry: the rule number and the directory its path glob
-    // requires, so the trampoline skips most rules without reading them.
-    let candidates = |d: &mut Data, keep: &dyn Fn(&Rule) -> bool| {
-        let entries: Vec<u32> = config
-            .rules
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| keep(r))
-            .flat_map(|(n, r)| {
-                let dir = r
-                    .path
-                    .as_deref()
-                    .map_or(&b""[..], |g| blob::glob_dir(g.as_bytes()));
-                let hash = if dir.is_empty() {
-                    0
-                } else {
-                    blob::path_hash(dir)
-                };
-                [n as u32, dir.len() as u32, hash]
-            })
-            .collect();
-        let (off, words) = d.u32s(&entries);
-        (off, words / 3)
-    };
-    let any_list = candidates(&mut d, &|r: &Rule| r.machine.is_none());
-    let lists: Vec<(u16, (u32, u32))> = machines
+    let buckets: Vec<RuleBucket> = machines
         .iter()
-        .map(|&m| {
-            (
-                m,
-                candidates(&mut d, &|r: &Rule| r.machine.is_none_or(|rm| rm == m)),
-            )
+        .map(|&m| RuleBucket {
+            key: blob::rule_index_key(m),
+            candidates: candidates(&mut d, &config.rules, &|r| {
+                r.machine.is_none_or(|rm| rm == m)
+            }),
         })
         .collect();
-
-    // Override paths.
-    let overrides: Vec<((u32, u32), u32, u32)> = config
+    let overrides: Vec<OverrideFields> = config
         .binaries
         .values()
         .filter_map(|b| Some((b.path.as_ref()?, b.interpreter.as_ref()?)))
-        .map(|(p, i)| {
-            (
-                d.str(p.value.as_bytes()),
-                blob::path_hash(p.value.as_bytes()),
-                ids[i.value.as_str()],
-            )
+        .map(|(p, i)| OverrideFields {
+            hash: blob::path_hash(p.value.as_bytes()),
+            path: d.str(p.value.as_bytes()),
+            interpreter: ids[i.value.as_str()],
         })
         .collect();
 
-    // Fixed-size records.
-    let interps_at = d.at();
-    for (p, i) in parts.iter().zip(config.interpreters.values()) {
-        d.pair(p.id);
-        d.pair(p.name);
-        d.pair(p.path);
-        d.u32(style(i) as u32);
-        d.u32(u32::from(i.use_muvm.unwrap_or(false)));
-        d.pair(p.chain);
-        d.pair(p.required);
-        d.pair(p.env);
-        d.pair(p.template);
-        d.pair(p.hint);
-    }
-    let rules_at = d.at();
-    for (r, (interp_glob, path_glob)) in config.rules.iter().zip(&rule_strs) {
-        d.u32(ids[r.interpreter.value.as_str()]);
-        d.u32(conditions(r));
-        d.u32(r.format.map_or(0, |f| f as u32));
-        d.u32(r.machine.map_or(0, u32::from));
-        d.u32(r.class.map_or(0, u32::from));
-        d.u32(r.endian.map_or(0, u32::from));
-        d.u32(r.osabi.map_or(0, u32::from));
-        let (flags, mask) = r.flags.unwrap_or((0, 0));
-        d.u32(flags);
-        d.u32(mask);
-        d.pair(*interp_glob);
-        d.pair(*path_glob);
-        d.u32(r.pe_machine.map_or(0, u32::from));
-        d.u32(u32::from(r.dotnet.unwrap_or(false)));
-    }
-    let index_buckets = if lists.is_empty() {
-        0
-    } else {
-        (lists.len() * 2).next_power_of_two()
+    let interpreters = d.records(&interpreters, InterpreterFields::encode);
+    let rules = d.records(&rules, RuleFields::encode);
+    let rule_index = hash_table(&buckets, |b, n| blob::rule_index_home(b.key, n));
+    let rule_index = d.records(&rule_index, RuleBucket::encode);
+    let overrides = hash_table(&overrides, |o, n| blob::override_home(o.hash, n));
+    let overrides = d.records(&overrides, OverrideFields::encode);
+    let tables = HeaderFields {
+        muvm,
+        interpreters,
+        rules,
+        rule_index,
+        rules_any_machine,
+        overrides,
+        missing_helper,
+        ..HeaderFields::default()
     };
-    let mut table = std::vec![None; index_buckets];
-    for (m, list) in &lists {
-        let key = u32::from(*m) + 1;
-        let mut slot = rule_key_slot(key, index_buckets as u32) as usize;
-        while table[slot].is_some() {
-            slot = (slot + 1) % index_buckets;
-        }
-        table[slot] = Some((key, *list));
-    }
-    let index_at = d.at();
-    for b in &table {
-        let (key, list) = b.unwrap_or((0, (0, 0)));
-        d.u32(key);
-        d.pair(list);
-    }
-    let override_buckets = if overrides.is_empty() {
-        0
-    } else {
-        (overrides.len() * 2).next_power_of_two()
-    };
-    let mut table = std::vec![None; override_buckets];
-    for o in &overrides {
-        let mut slot = o.1 as usize & (override_buckets - 1);
-        while table[slot].is_some() {
-            slot = (slot + 1) & (override_buckets - 1);
-        }
-        table[slot] = Some(*o);
-    }
-    let overrides_at = d.at();
-    for b in &table {
-        let (path, hash, i) = b.unwrap_or(((0, 0), 0, 0));
-        d.u32(hash);
-        d.pair(path);
-        d.u32(i);
-    }
-
-    // The header fields from MUVM on.
-    let mut head = Vec::new();
-    let mut pair = |(a, b): (u32, u32)| {
-        head.extend_from_slice(&a.to_le_bytes());
-        head.extend_from_slice(&b.to_le_bytes());
-    };
-    pair(muvm);
-    pair((interps_at, parts.len() as u32));
-    pair((rules_at, config.rules.len() as u32));
-    pair((index_at, index_buckets as u32));
-    pair(any_list);
-    pair((overrides_at, override_buckets as u32));
-    pair(helper);
-    debug_assert_eq!(head.len(), header::CHUNKS - header::MUVM);
-    debug_assert_eq!(index_at - rules_at, (config.rules.len() * rule::LEN) as u32);
-    debug_assert_eq!(rules_at - interps_at, (parts.len() * interp::LEN) as u32);
-    debug_assert_eq!(
-        d.at() - overrides_at,
-        (override_buckets * override_bucket::LEN) as u32
-    );
-    debug_assert_eq!(
-        overrides_at - index_at,
-        (index_buckets * rule_bucket::LEN) as u32
-    );
-    (head, d.bytes)
+    (tables, d.bytes)
 }

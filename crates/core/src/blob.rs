@@ -1,12 +1,24 @@
 //! The compiled configuration: a flat, versioned, checksummed blob read in
 //! place.
 //!
-//! `binfmtctl compile` writes it (see `config::compile`), the trampoline
-//! reads it without parsing, copying or allocating. All integers are
-//! little-endian `u32`; everything is addressed by offsets from the start of
-//! the blob; strings are `(offset, length)` pairs whose bytes are followed by
-//! a NUL, so they can be handed to `execve` as they are. The layout is
-//! documented in `docs/blob-format.md`.
+//! This module is the one definition of its layout, for the writer
+//! (`config::compile`) as for every reader, as glibc's dl-cache.h serves
+//! both ldconfig and ld.so: the offsets of each record's fields
+//! ([`header`], [`interp`], [`rule`], [`rule_bucket`], [`rule_candidate`],
+//! [`override_bucket`]); the typed views readers go through
+//! ([`Interpreter`], [`Rule`], [`Override`], [`RuleBucket`],
+//! [`RuleCandidate`], in [`Table`]s); the `*Fields` structs the writer
+//! encodes records from, at the same offsets; and the hash tables' keys and
+//! probe sequence ([`probe`]), which the writer places entries along and
+//! the reader looks them up along. The rule conditions are
+//! `crate::decide::Condition`.
+//!
+//! `binfmtctl compile` writes it, the trampoline reads it without parsing,
+//! copying or allocating. All integers are little-endian `u32`; everything
+//! is addressed by offsets from the start of the blob; strings are
+//! `(offset, length)` pairs whose bytes are followed by a NUL, so they can
+//! be handed to `execve` as they are ([`Str`]). The layout is documented in
+//! `docs/blob-format.md`.
 //!
 //! Integrity is checked lazily so that the cost of a lookup does not grow
 //! with the size of the config: the header checksum covers the header and a
@@ -14,6 +26,10 @@
 //! verified the first time a read touches it.
 
 use core::cell::Cell;
+use core::fmt;
+use core::marker::PhantomData;
+
+use crate::launch::ArgvStyle;
 
 /// The first eight bytes of every blob.
 pub const MAGIC: [u8; 8] = *b"BFMTDISP";
@@ -178,6 +194,55 @@ pub fn glob_dir(glob: &[u8]) -> &[u8] {
     &glob[..end]
 }
 
+/// A path glob's [`glob_dir`] as rule candidates hold it: `(length,
+/// path_hash)`, or `(0, 0)` when the glob requires no directory.
+pub fn glob_dir_key(glob: &[u8]) -> (u32, u32) {
+    match glob_dir(glob) {
+        b"" => (0, 0),
+        dir => (dir.len() as u32, path_hash(dir)),
+    }
+}
+
+/// How many buckets a hash table of `entries` entries has: a power of two,
+/// at least twice the entries, so that it is at most half full and a probe
+/// for an absent key soon meets an empty bucket; none for no entries.
+pub fn buckets_for(entries: usize) -> usize {
+    match entries {
+        0 => 0,
+        n => (n * 2).next_power_of_two(),
+    }
+}
+
+/// The buckets a probe from `home` visits in a table of `buckets` buckets
+/// (a power of two): linear, wrapping, each once. The writer puts an entry
+/// in the first empty one; the reader stops at the entry's key or at an
+/// empty bucket, so both must walk this one sequence.
+#[inline]
+pub fn probe(home: u32, buckets: u32) -> impl Iterator<Item = u32> {
+    let mask = buckets.wrapping_sub(1);
+    (0..buckets).map(move |i| home.wrapping_add(i) & mask)
+}
+
+/// Where the probe for an override starts: its path's [`path_hash`].
+#[inline]
+pub fn override_home(path_hash: u32, buckets: u32) -> u32 {
+    path_hash & buckets.wrapping_sub(1)
+}
+
+/// The rule index's key for ELF machine `machine`: `e_machine + 1`, since
+/// 0 marks an empty bucket.
+#[inline]
+pub fn rule_index_key(machine: u16) -> u32 {
+    u32::from(machine) + 1
+}
+
+/// Where the probe for a rule index key starts: a multiplicative hash, as
+/// machine numbers cluster.
+#[inline]
+pub fn rule_index_home(key: u32, buckets: u32) -> u32 {
+    key.wrapping_mul(0x9e37_79b1) & buckets.wrapping_sub(1)
+}
+
 /// A bucket of the binary-override hash table (all zero: empty).
 pub mod override_bucket {
     /// `u32`: [`super::path_hash`] of the path, never 0.
@@ -296,13 +361,39 @@ pub fn path_hash_step(h: u32, b: u8) -> u32 {
     (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
 }
 
-/// A `(offset, count)` pair naming `count` records of `stride` bytes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A `(offset, count)` pair naming `count` records of `stride` bytes; a
+/// `Str` is one too, counting bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Array {
     /// Offset of the first record.
     pub off: u32,
     /// Number of records.
     pub count: u32,
+}
+
+/// A string of the blob: its bytes and the NUL after them, so that
+/// `execve` takes it as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Str<'b>(&'b [u8]);
+
+impl<'b> Str<'b> {
+    /// Its bytes, without the NUL.
+    #[inline]
+    pub fn as_bytes(self) -> &'b [u8] {
+        &self.0[..self.0.len().saturating_sub(1)]
+    }
+
+    /// Its bytes and the NUL.
+    #[inline]
+    pub fn with_nul(self) -> &'b [u8] {
+        self.0
+    }
+
+    /// Whether it has no bytes but the NUL.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0.len() <= 1
+    }
 }
 
 /// Words of the verified-chunk bitmap: 2 MiB of data; chunks past it are
@@ -417,40 +508,6 @@ impl<'a> Blob<'a> {
         Ok(le32(b, 0))
     }
 
-    /// The `u32` field `field` of a record at `off`.
-    pub fn field(&self, off: u32, field: usize) -> Result<u32> {
-        self.u32(
-            off.checked_add(field as u32)
-                .ok_or(BlobError::OutOfBounds)?,
-        )
-    }
-
-    /// The `Array` field `field` of a record at `off`.
-    pub fn array(&self, off: u32, field: usize) -> Result<Array> {
-        Ok(Array {
-            off: self.field(off, field)?,
-            count: self.field(off, field + 4)?,
-        })
-    }
-
-    /// The string field `field` of a record at `off`, without its NUL.
-    pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
-        Ok(self
-            .c_str(off, field)?
-            .split_last()
-            .map_or(&[][..], |(_, s)| s))
-    }
-
-    /// The string field `field` of a record at `off`, with its NUL.
-    pub fn c_str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
-        let s = self.array(off, field)?;
-        let with_nul = self.bytes(s.off, s.count.checked_add(1).ok_or(BlobError::OutOfBounds)?)?;
-        match with_nul.last() {
-            Some(0) => Ok(with_nul),
-            _ => Err(BlobError::OutOfBounds),
-        }
-    }
-
     /// Offset of record `index` of `array`, whose records are `stride` bytes.
     pub fn record(&self, array: Array, index: u32, stride: usize) -> Result<u32> {
         if index >= array.count {
@@ -462,65 +519,866 @@ impl<'a> Blob<'a> {
             .ok_or(BlobError::OutOfBounds)
     }
 
+    /// Record `index` of `array`, whose records are `len` bytes, read (and
+    /// verified) whole. One copy for every kind of record: the views are
+    /// thin around it.
+    #[inline(never)]
+    fn table_record(&self, array: Array, index: u32, len: usize) -> Result<Record<'a>> {
+        self.record_bytes(self.record(array, index, len)?, len)
+    }
+
     /// The `len`-byte record at `off`, read (and verified) whole, so that
     /// its fields cost no further checks.
     pub fn record_bytes(&self, off: u32, len: usize) -> Result<Record<'a>> {
         Ok(Record(self.bytes(off, len as u32)?))
     }
 
-    /// The string `(off, len)` names, without its NUL, which is checked.
-    pub fn string(&self, s: Array) -> Result<&'a [u8]> {
+    /// The string `s` names, whose NUL is checked.
+    pub fn string(&self, s: Array) -> Result<Str<'a>> {
         let with_nul = self.bytes(s.off, s.count.checked_add(1).ok_or(BlobError::OutOfBounds)?)?;
-        match with_nul.split_last() {
-            Some((0, bytes)) => Ok(bytes),
+        match with_nul.last() {
+            Some(0) => Ok(Str(with_nul)),
             _ => Err(BlobError::OutOfBounds),
         }
     }
 
-    /// The `u32`s of `array`, read whole.
-    pub fn u32s(&self, array: Array) -> Result<impl Iterator<Item = u32> + 'a> {
-        let len = array.count.checked_mul(4).ok_or(BlobError::OutOfBounds)?;
-        let bytes = self.bytes(array.off, len)?;
-        Ok(bytes.chunks_exact(4).map(|w| le32(w, 0)))
-    }
-
-    /// Whether this is the system's configuration embedded in a trampoline
-    /// by `binfmtctl compile --embed` ([`Flags::EMBEDDED`]).
-    pub fn is_embedded(&self) -> bool {
-        self.header(header::FLAGS) & Flags::EMBEDDED != 0
-    }
-
     /// A header field.
+    #[inline]
     pub fn header(&self, field: usize) -> u32 {
         le32(self.bytes, field)
     }
 
     /// A header `Array`.
+    #[inline]
     pub fn header_array(&self, field: usize) -> Array {
         Array {
             off: self.header(field),
             count: self.header(field + 4),
         }
     }
+
+    /// The header's [`Flags`] bits.
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.header(header::FLAGS)
+    }
+
+    /// Whether this is the system's configuration embedded in a trampoline
+    /// by `binfmtctl compile --embed` ([`Flags::EMBEDDED`]).
+    pub fn is_embedded(&self) -> bool {
+        self.flags() & Flags::EMBEDDED != 0
+    }
+
+    /// The configured log level's code (`crate::decide::LogLevel::from_code`).
+    #[inline]
+    pub fn log_level(&self) -> u32 {
+        self.header(header::LOG_LEVEL)
+    }
+
+    /// Index of the `[defaults] interpreter`, if there is one.
+    #[inline]
+    pub fn default_interpreter(&self) -> Option<u32> {
+        Some(self.header(header::DEFAULT)).filter(|&i| i != NONE)
+    }
+
+    /// The muvm executable (empty: none configured).
+    #[inline]
+    pub fn muvm(&self) -> Result<Str<'a>> {
+        self.string(self.header_array(header::MUVM))
+    }
+
+    /// The missing-interpreter helper (empty: none).
+    #[inline]
+    pub fn missing_helper(&self) -> Result<Str<'a>> {
+        self.string(self.header_array(header::MISSING_HELPER))
+    }
+
+    /// The interpreter records, by index.
+    #[inline]
+    pub fn interpreters(&self) -> Table<'_, 'a, Interpreter<'_, 'a>> {
+        Table::new(self, self.header_array(header::INTERPRETERS))
+    }
+
+    /// Interpreter `index`.
+    #[inline]
+    pub fn interpreter(&self, index: u32) -> Result<Interpreter<'_, 'a>> {
+        self.interpreters().get(index)
+    }
+
+    /// The rule records, in priority order.
+    #[inline]
+    pub fn rules(&self) -> Table<'_, 'a, Rule<'_, 'a>> {
+        Table::new(self, self.header_array(header::RULES))
+    }
+
+    /// The buckets of the rule index.
+    #[inline]
+    pub fn rule_index(&self) -> Table<'_, 'a, RuleBucket> {
+        Table::new(self, self.header_array(header::RULE_INDEX))
+    }
+
+    /// The buckets of the override table.
+    #[inline]
+    pub fn overrides(&self) -> Table<'_, 'a, Override<'_, 'a>> {
+        Table::new(self, self.header_array(header::OVERRIDES))
+    }
+
+    /// The list of rule candidates for ELF machine `machine`, by the rule
+    /// index; or, for a machine the index does not hold, the rules that
+    /// name no machine.
+    pub fn rules_for_machine(&self, machine: u16) -> Result<Array> {
+        let index = self.rule_index();
+        if index.is_empty() {
+            return Ok(self.rules_any_machine());
+        }
+        let key = rule_index_key(machine);
+        for slot in probe(rule_index_home(key, index.len()), index.checked_buckets()?) {
+            match index.get(slot)? {
+                RuleBucket { key: 0, .. } => break,
+                bucket if bucket.key == key => return Ok(bucket.candidates),
+                _ => {}
+            }
+        }
+        Ok(self.rules_any_machine())
+    }
+
+    /// The list of rule candidates of the rules that name no machine: what
+    /// every binary that is not ELF is checked against.
+    #[inline]
+    pub fn rules_any_machine(&self) -> Array {
+        self.header_array(header::RULES_ANY_MACHINE)
+    }
+
+    /// The candidates of `list`, read (and verified) in one piece.
+    pub fn rule_candidates(&self, list: Array) -> Result<impl Iterator<Item = RuleCandidate> + 'a> {
+        let len = list.count.checked_mul(rule_candidate::LEN as u32);
+        let bytes = self.bytes(list.off, len.ok_or(BlobError::OutOfBounds)?)?;
+        Ok(bytes
+            .chunks_exact(rule_candidate::LEN)
+            .map(|r| RuleCandidate::decode(Record(r))))
+    }
+
+    /// The override for `path`, by hash lookup.
+    pub fn find_override(&self, path: &[u8]) -> Result<Option<Override<'_, 'a>>> {
+        let table = self.overrides();
+        if table.is_empty() {
+            return Ok(None);
+        }
+        let hash = path_hash(path);
+        // The table is at most half full, so the probe ends at an empty
+        // bucket; its bound keeps a corrupt full table from looping.
+        for slot in probe(override_home(hash, table.len()), table.checked_buckets()?) {
+            let bucket = table.get(slot)?;
+            match bucket.hash() {
+                0 => return Ok(None),
+                h if h == hash && bucket.path()?.as_bytes() == path => return Ok(Some(bucket)),
+                _ => {}
+            }
+        }
+        Ok(None)
+    }
+
+    /// The `u32` field `field` of a record at `off`. Offset arithmetic,
+    /// kept only for `config::dump` until it reads through the views.
+    #[doc(hidden)]
+    pub fn field(&self, off: u32, field: usize) -> Result<u32> {
+        self.u32(
+            off.checked_add(field as u32)
+                .ok_or(BlobError::OutOfBounds)?,
+        )
+    }
+
+    /// The `Array` field `field` of a record at `off`. Kept only for
+    /// `config::dump`, as [`Blob::field`].
+    #[doc(hidden)]
+    pub fn array(&self, off: u32, field: usize) -> Result<Array> {
+        Ok(Array {
+            off: self.field(off, field)?,
+            count: self.field(off, field + 4)?,
+        })
+    }
+
+    /// The string field `field` of a record at `off`, without its NUL.
+    /// Kept only for `config::dump`, as [`Blob::field`].
+    #[doc(hidden)]
+    pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
+        Ok(self.string(self.array(off, field)?)?.as_bytes())
+    }
 }
 
-/// A fixed-size record read whole by [`Blob::record_bytes`].
+/// A fixed-size record read whole by [`Blob::record_bytes`]: the raw
+/// fields the views read.
 #[derive(Clone, Copy, Debug)]
 pub struct Record<'a>(&'a [u8]);
 
 impl Record<'_> {
     /// The `u32` field at `field` (0 past the record's end).
+    #[inline]
     pub fn u32(&self, field: usize) -> u32 {
         le32(self.0, field)
     }
 
     /// The `Array` (or `Str`) field at `field`.
+    #[inline]
     pub fn array(&self, field: usize) -> Array {
         Array {
             off: self.u32(field),
             count: self.u32(field + 4),
         }
     }
+}
+
+/// A kind of record: its length, and how one read whole is seen.
+pub trait View<'r, 'b>: Sized {
+    /// Bytes per record.
+    const LEN: usize;
+    /// The view of record `index` of its table.
+    fn view(blob: &'r Blob<'b>, index: u32, record: Record<'b>) -> Result<Self>;
+}
+
+/// An array of `u32` (an interpreter's chain).
+impl<'r, 'b> View<'r, 'b> for u32 {
+    const LEN: usize = 4;
+    #[inline]
+    fn view(_: &'r Blob<'b>, _: u32, record: Record<'b>) -> Result<u32> {
+        Ok(record.u32(0))
+    }
+}
+
+/// An array of `Str` (required paths, environment, template): each
+/// string read with its NUL checked.
+impl<'r, 'b> View<'r, 'b> for Str<'b> {
+    const LEN: usize = 8;
+    #[inline]
+    fn view(blob: &'r Blob<'b>, _: u32, record: Record<'b>) -> Result<Str<'b>> {
+        blob.string(record.array(0))
+    }
+}
+
+/// An array of records in the blob, seen through `V`.
+pub struct Table<'r, 'b, V> {
+    blob: &'r Blob<'b>,
+    array: Array,
+    view: PhantomData<fn() -> V>,
+}
+
+impl<V> Clone for Table<'_, '_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for Table<'_, '_, V> {}
+
+impl<'r, 'b, V: View<'r, 'b>> Table<'r, 'b, V> {
+    #[inline]
+    fn new(blob: &'r Blob<'b>, array: Array) -> Self {
+        Table {
+            blob,
+            array,
+            view: PhantomData,
+        }
+    }
+
+    /// How many records it has.
+    #[inline]
+    pub fn len(&self) -> u32 {
+        self.array.count
+    }
+
+    /// Whether it has none.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.array.count == 0
+    }
+
+    /// Where it is.
+    #[inline]
+    pub fn array(&self) -> Array {
+        self.array
+    }
+
+    /// Record `index`, read (and verified) whole.
+    #[inline]
+    pub fn get(&self, index: u32) -> Result<V> {
+        let record = self.blob.table_record(self.array, index, V::LEN)?;
+        V::view(self.blob, index, record)
+    }
+
+    /// Every record, in order.
+    #[inline]
+    pub fn iter(&self) -> Iter<'r, 'b, V> {
+        Iter {
+            table: *self,
+            next: 0,
+        }
+    }
+
+    /// Its length as a hash table's: a power of two, or the blob is
+    /// inconsistent.
+    #[inline]
+    fn checked_buckets(&self) -> Result<u32> {
+        match self.len() {
+            n if n.is_power_of_two() => Ok(n),
+            _ => Err(BlobError::OutOfBounds),
+        }
+    }
+}
+
+/// The records of a [`Table`], in order.
+pub struct Iter<'r, 'b, V> {
+    table: Table<'r, 'b, V>,
+    next: u32,
+}
+
+impl<'r, 'b, V: View<'r, 'b>> Iterator for Iter<'r, 'b, V> {
+    type Item = Result<V>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Result<V>> {
+        let index = self.next;
+        if index >= self.table.len() {
+            return None;
+        }
+        self.next += 1;
+        Some(self.table.get(index))
+    }
+}
+
+/// An interpreter record ([`interp`]).
+#[derive(Clone, Copy)]
+pub struct Interpreter<'r, 'b> {
+    blob: &'r Blob<'b>,
+    index: u32,
+    record: Record<'b>,
+}
+
+impl<'r, 'b> View<'r, 'b> for Interpreter<'r, 'b> {
+    const LEN: usize = interp::LEN;
+    #[inline]
+    fn view(blob: &'r Blob<'b>, index: u32, record: Record<'b>) -> Result<Self> {
+        Ok(Interpreter {
+            blob,
+            index,
+            record,
+        })
+    }
+}
+
+impl fmt::Debug for Interpreter<'_, '_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Interpreter")
+            .field("index", &self.index)
+            .field("record", &self.record)
+            .finish()
+    }
+}
+
+impl<'r, 'b> Interpreter<'r, 'b> {
+    /// Its index in the interpreter table.
+    #[inline]
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The configuration's identifier (`[interpreters.ID]`).
+    #[inline]
+    pub fn id(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(interp::ID))
+    }
+
+    /// The human name.
+    #[inline]
+    pub fn name(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(interp::NAME))
+    }
+
+    /// The absolute path to execute.
+    #[inline]
+    pub fn path(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(interp::PATH))
+    }
+
+    /// How it is told the guest's argv; an unknown code makes the blob
+    /// inconsistent.
+    #[inline]
+    pub fn argv_style(&self) -> Result<ArgvStyle> {
+        ArgvStyle::from_code(self.argv_style_code()).ok_or(BlobError::OutOfBounds)
+    }
+
+    /// The argv style's code as stored.
+    #[inline]
+    pub fn argv_style_code(&self) -> u32 {
+        self.record.u32(interp::ARGV_STYLE)
+    }
+
+    /// The `use_muvm` field as stored: 1 when it runs under muvm on hosts
+    /// whose pages are not 4 KiB.
+    #[inline]
+    pub fn use_muvm(&self) -> u32 {
+        self.record.u32(interp::USE_MUVM)
+    }
+
+    /// The interpreter indices to try: itself, then its fallbacks.
+    #[inline]
+    pub fn chain(&self) -> Table<'r, 'b, u32> {
+        Table::new(self.blob, self.record.array(interp::CHAIN))
+    }
+
+    /// Paths that must exist for it to be used.
+    #[inline]
+    pub fn required_paths(&self) -> Table<'r, 'b, Str<'b>> {
+        Table::new(self.blob, self.record.array(interp::REQUIRED_PATHS))
+    }
+
+    /// `KEY=VALUE` entries to set in its environment.
+    #[inline]
+    pub fn env(&self) -> Table<'r, 'b, Str<'b>> {
+        Table::new(self.blob, self.record.array(interp::ENV))
+    }
+
+    /// The argv template of the custom style.
+    #[inline]
+    pub fn template(&self) -> Table<'r, 'b, Str<'b>> {
+        Table::new(self.blob, self.record.array(interp::TEMPLATE))
+    }
+
+    /// What to tell the user when it is missing.
+    #[inline]
+    pub fn install_hint(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(interp::INSTALL_HINT))
+    }
+}
+
+/// A rule record ([`rule`]). Each field holds what one condition compares
+/// with, and applies only when the condition's bit is set in
+/// [`Rule::conditions`].
+#[derive(Clone, Copy)]
+pub struct Rule<'r, 'b> {
+    blob: &'r Blob<'b>,
+    number: u32,
+    record: Record<'b>,
+}
+
+impl<'r, 'b> View<'r, 'b> for Rule<'r, 'b> {
+    const LEN: usize = rule::LEN;
+    #[inline]
+    fn view(blob: &'r Blob<'b>, number: u32, record: Record<'b>) -> Result<Self> {
+        Ok(Rule {
+            blob,
+            number,
+            record,
+        })
+    }
+}
+
+impl<'b> Rule<'_, 'b> {
+    /// Its number: its place in priority order, from 0.
+    #[inline]
+    pub fn number(&self) -> u32 {
+        self.number
+    }
+
+    /// The index of the interpreter it chooses.
+    #[inline]
+    pub fn interpreter(&self) -> u32 {
+        self.record.u32(rule::INTERPRETER)
+    }
+
+    /// Which conditions apply: `crate::decide::Condition` bits.
+    #[inline]
+    pub fn conditions(&self) -> u32 {
+        self.record.u32(rule::CONDITIONS)
+    }
+
+    /// `crate::probe::Format` code.
+    #[inline]
+    pub fn format(&self) -> u32 {
+        self.record.u32(rule::FORMAT)
+    }
+
+    /// ELF `e_machine`.
+    #[inline]
+    pub fn machine(&self) -> u32 {
+        self.record.u32(rule::MACHINE)
+    }
+
+    /// Class: 1 (32 bits) or 2 (64 bits).
+    #[inline]
+    pub fn class(&self) -> u32 {
+        self.record.u32(rule::CLASS)
+    }
+
+    /// ELF data encoding: 1 little, 2 big.
+    #[inline]
+    pub fn endian(&self) -> u32 {
+        self.record.u32(rule::ENDIAN)
+    }
+
+    /// ELF OS ABI.
+    #[inline]
+    pub fn osabi(&self) -> u32 {
+        self.record.u32(rule::OSABI)
+    }
+
+    /// Required value of `e_flags & flags_mask()`.
+    #[inline]
+    pub fn flags(&self) -> u32 {
+        self.record.u32(rule::FLAGS)
+    }
+
+    /// Mask applied to `e_flags`.
+    #[inline]
+    pub fn flags_mask(&self) -> u32 {
+        self.record.u32(rule::FLAGS_MASK)
+    }
+
+    /// Glob on the `PT_INTERP` path.
+    #[inline]
+    pub fn interp_glob(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(rule::INTERP_GLOB))
+    }
+
+    /// Glob on the binary's path.
+    #[inline]
+    pub fn path_glob(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(rule::PATH_GLOB))
+    }
+
+    /// PE COFF `Machine`.
+    #[inline]
+    pub fn pe_machine(&self) -> u32 {
+        self.record.u32(rule::PE_MACHINE)
+    }
+
+    /// 1 when it wants a .NET assembly, 0 when a PE image that is not one.
+    #[inline]
+    pub fn dotnet(&self) -> u32 {
+        self.record.u32(rule::DOTNET)
+    }
+}
+
+/// A bucket of the override table ([`override_bucket`]).
+#[derive(Clone, Copy)]
+pub struct Override<'r, 'b> {
+    blob: &'r Blob<'b>,
+    slot: u32,
+    record: Record<'b>,
+}
+
+impl<'r, 'b> View<'r, 'b> for Override<'r, 'b> {
+    const LEN: usize = override_bucket::LEN;
+    #[inline]
+    fn view(blob: &'r Blob<'b>, slot: u32, record: Record<'b>) -> Result<Self> {
+        Ok(Override { blob, slot, record })
+    }
+}
+
+impl<'b> Override<'_, 'b> {
+    /// Its bucket's number.
+    #[inline]
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Whether the bucket is empty (its hash is 0).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.hash() == 0
+    }
+
+    /// [`path_hash`] of its path.
+    #[inline]
+    pub fn hash(&self) -> u32 {
+        self.record.u32(override_bucket::HASH)
+    }
+
+    /// The binary's path.
+    #[inline]
+    pub fn path(&self) -> Result<Str<'b>> {
+        self.blob.string(self.record.array(override_bucket::PATH))
+    }
+
+    /// Where its path's bytes are: the writer interns strings in order, so
+    /// this tells which entries it wrote first.
+    #[inline]
+    pub fn path_offset(&self) -> u32 {
+        self.record.u32(override_bucket::PATH)
+    }
+
+    /// The index of the interpreter it chooses.
+    #[inline]
+    pub fn interpreter(&self) -> u32 {
+        self.record.u32(override_bucket::INTERPRETER)
+    }
+}
+
+/// A bucket of the rule index ([`rule_bucket`]), as read and as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleBucket {
+    /// [`rule_index_key`] of its machine; 0: the bucket is empty.
+    pub key: u32,
+    /// The list of [`RuleCandidate`]s for that machine.
+    pub candidates: Array,
+}
+
+impl<'r, 'b> View<'r, 'b> for RuleBucket {
+    const LEN: usize = rule_bucket::LEN;
+    #[inline]
+    fn view(_: &'r Blob<'b>, _: u32, record: Record<'b>) -> Result<Self> {
+        Ok(RuleBucket {
+            key: record.u32(rule_bucket::KEY),
+            candidates: record.array(rule_bucket::RULES),
+        })
+    }
+}
+
+impl RuleBucket {
+    /// Its bytes, for the writer.
+    pub fn encode(&self) -> [u8; rule_bucket::LEN] {
+        let mut r = [0; rule_bucket::LEN];
+        put_u32(&mut r, rule_bucket::KEY, self.key);
+        put_array(&mut r, rule_bucket::RULES, self.candidates);
+        r
+    }
+}
+
+/// An entry of a rule list ([`rule_candidate`]), as read and as written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCandidate {
+    /// The rule's number.
+    pub rule: u32,
+    /// Length of the directory its path glob requires (0: none).
+    pub dir_len: u32,
+    /// [`path_hash`] of that directory.
+    pub dir_hash: u32,
+}
+
+impl<'r, 'b> View<'r, 'b> for RuleCandidate {
+    const LEN: usize = rule_candidate::LEN;
+    #[inline]
+    fn view(_: &'r Blob<'b>, _: u32, record: Record<'b>) -> Result<Self> {
+        Ok(RuleCandidate::decode(record))
+    }
+}
+
+impl RuleCandidate {
+    /// Rule `rule`, whose path glob is `path_glob` (empty: none).
+    pub fn of(rule: u32, path_glob: &[u8]) -> RuleCandidate {
+        let (dir_len, dir_hash) = glob_dir_key(path_glob);
+        RuleCandidate {
+            rule,
+            dir_len,
+            dir_hash,
+        }
+    }
+
+    #[inline]
+    fn decode(record: Record<'_>) -> RuleCandidate {
+        RuleCandidate {
+            rule: record.u32(rule_candidate::RULE),
+            dir_len: record.u32(rule_candidate::DIR_LEN),
+            dir_hash: record.u32(rule_candidate::DIR_HASH),
+        }
+    }
+
+    /// Its bytes, for the writer.
+    pub fn encode(&self) -> [u8; rule_candidate::LEN] {
+        let mut r = [0; rule_candidate::LEN];
+        put_u32(&mut r, rule_candidate::RULE, self.rule);
+        put_u32(&mut r, rule_candidate::DIR_LEN, self.dir_len);
+        put_u32(&mut r, rule_candidate::DIR_HASH, self.dir_hash);
+        r
+    }
+}
+
+/// The header's fields, as the writer fills them in: [`HeaderFields::encode`]
+/// puts them where [`Blob`] reads them. The checksums are [`seal`]'s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeaderFields {
+    /// The length of the whole blob.
+    pub total_len: u32,
+    /// [`Flags`] bits.
+    pub flags: u32,
+    /// The log level's code.
+    pub log_level: u32,
+    /// The default interpreter's index, or [`NONE`].
+    pub default_interpreter: u32,
+    /// The muvm executable.
+    pub muvm: Array,
+    /// The interpreter records.
+    pub interpreters: Array,
+    /// The rule records.
+    pub rules: Array,
+    /// The rule index's buckets.
+    pub rule_index: Array,
+    /// The rule candidates of the rules that name no machine.
+    pub rules_any_machine: Array,
+    /// The override buckets.
+    pub overrides: Array,
+    /// The missing-interpreter helper.
+    pub missing_helper: Array,
+    /// How many chunks the data after the chunk table is cut into.
+    pub chunks: u32,
+}
+
+impl HeaderFields {
+    /// The header's bytes, its checksum left to [`seal`].
+    pub fn encode(&self) -> [u8; header::LEN] {
+        let mut h = [0; header::LEN];
+        h[header::MAGIC..header::MAGIC + MAGIC.len()].copy_from_slice(&MAGIC);
+        put_u32(&mut h, header::VERSION, VERSION);
+        put_u32(&mut h, header::TOTAL_LEN, self.total_len);
+        put_u32(&mut h, header::FLAGS, self.flags);
+        put_u32(&mut h, header::LOG_LEVEL, self.log_level);
+        put_u32(&mut h, header::DEFAULT, self.default_interpreter);
+        put_array(&mut h, header::MUVM, self.muvm);
+        put_array(&mut h, header::INTERPRETERS, self.interpreters);
+        put_array(&mut h, header::RULES, self.rules);
+        put_array(&mut h, header::RULE_INDEX, self.rule_index);
+        put_array(&mut h, header::RULES_ANY_MACHINE, self.rules_any_machine);
+        put_array(&mut h, header::OVERRIDES, self.overrides);
+        put_array(&mut h, header::MISSING_HELPER, self.missing_helper);
+        let chunk_table = Array {
+            off: header::LEN as u32,
+            count: self.chunks,
+        };
+        put_array(&mut h, header::CHUNKS, chunk_table);
+        h
+    }
+}
+
+/// An interpreter record's fields, as the writer fills them in:
+/// [`InterpreterFields::encode`] puts them where [`Interpreter`] reads them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InterpreterFields {
+    /// `Str`: see [`Interpreter::id`].
+    pub id: Array,
+    /// `Str`: see [`Interpreter::name`].
+    pub name: Array,
+    /// `Str`: see [`Interpreter::path`].
+    pub path: Array,
+    /// `ArgvStyle` code.
+    pub argv_style: u32,
+    /// 1: runs under muvm on hosts whose pages are not 4 KiB.
+    pub use_muvm: u32,
+    /// `u32` interpreter indices: see [`Interpreter::chain`].
+    pub chain: Array,
+    /// `Str`s: see [`Interpreter::required_paths`].
+    pub required_paths: Array,
+    /// `Str`s: see [`Interpreter::env`].
+    pub env: Array,
+    /// `Str`s: see [`Interpreter::template`].
+    pub template: Array,
+    /// `Str`: see [`Interpreter::install_hint`].
+    pub install_hint: Array,
+}
+
+impl InterpreterFields {
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; interp::LEN] {
+        let mut r = [0; interp::LEN];
+        put_array(&mut r, interp::ID, self.id);
+        put_array(&mut r, interp::NAME, self.name);
+        put_array(&mut r, interp::PATH, self.path);
+        put_u32(&mut r, interp::ARGV_STYLE, self.argv_style);
+        put_u32(&mut r, interp::USE_MUVM, self.use_muvm);
+        put_array(&mut r, interp::CHAIN, self.chain);
+        put_array(&mut r, interp::REQUIRED_PATHS, self.required_paths);
+        put_array(&mut r, interp::ENV, self.env);
+        put_array(&mut r, interp::TEMPLATE, self.template);
+        put_array(&mut r, interp::INSTALL_HINT, self.install_hint);
+        r
+    }
+}
+
+/// A rule record's fields, as the writer fills them in:
+/// [`RuleFields::encode`] puts them where [`Rule`] reads them. A field
+/// whose condition the rule does not have holds 0 (an empty `Str`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleFields {
+    /// See [`Rule::interpreter`].
+    pub interpreter: u32,
+    /// See [`Rule::conditions`].
+    pub conditions: u32,
+    /// See [`Rule::format`].
+    pub format: u32,
+    /// See [`Rule::machine`].
+    pub machine: u32,
+    /// See [`Rule::class`].
+    pub class: u32,
+    /// See [`Rule::endian`].
+    pub endian: u32,
+    /// See [`Rule::osabi`].
+    pub osabi: u32,
+    /// See [`Rule::flags`].
+    pub flags: u32,
+    /// See [`Rule::flags_mask`].
+    pub flags_mask: u32,
+    /// `Str`: see [`Rule::interp_glob`].
+    pub interp_glob: Array,
+    /// `Str`: see [`Rule::path_glob`].
+    pub path_glob: Array,
+    /// See [`Rule::pe_machine`].
+    pub pe_machine: u32,
+    /// See [`Rule::dotnet`].
+    pub dotnet: u32,
+}
+
+impl RuleFields {
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; rule::LEN] {
+        let mut r = [0; rule::LEN];
+        put_u32(&mut r, rule::INTERPRETER, self.interpreter);
+        put_u32(&mut r, rule::CONDITIONS, self.conditions);
+        put_u32(&mut r, rule::FORMAT, self.format);
+        put_u32(&mut r, rule::MACHINE, self.machine);
+        put_u32(&mut r, rule::CLASS, self.class);
+        put_u32(&mut r, rule::ENDIAN, self.endian);
+        put_u32(&mut r, rule::OSABI, self.osabi);
+        put_u32(&mut r, rule::FLAGS, self.flags);
+        put_u32(&mut r, rule::FLAGS_MASK, self.flags_mask);
+        put_array(&mut r, rule::INTERP_GLOB, self.interp_glob);
+        put_array(&mut r, rule::PATH_GLOB, self.path_glob);
+        put_u32(&mut r, rule::PE_MACHINE, self.pe_machine);
+        put_u32(&mut r, rule::DOTNET, self.dotnet);
+        r
+    }
+}
+
+/// An override bucket's fields, as the writer fills them in:
+/// [`OverrideFields::encode`] puts them where [`Override`] reads them. All
+/// zero: an empty bucket.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OverrideFields {
+    /// [`path_hash`] of the path; never 0.
+    pub hash: u32,
+    /// `Str`: the binary's path.
+    pub path: Array,
+    /// The interpreter's index.
+    pub interpreter: u32,
+}
+
+impl OverrideFields {
+    /// The record's bytes.
+    pub fn encode(&self) -> [u8; override_bucket::LEN] {
+        let mut r = [0; override_bucket::LEN];
+        put_u32(&mut r, override_bucket::HASH, self.hash);
+        put_array(&mut r, override_bucket::PATH, self.path);
+        put_u32(&mut r, override_bucket::INTERPRETER, self.interpreter);
+        r
+    }
+}
+
+/// Writes `value` at `field` of `record`: the writer's [`Record::u32`].
+fn put_u32(record: &mut [u8], field: usize, value: u32) {
+    record[field..field + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+/// Writes `array` at `field` of `record`: the writer's [`Record::array`].
+fn put_array(record: &mut [u8], field: usize, array: Array) {
+    put_u32(record, field, array.off);
+    put_u32(record, field + 4, array.count);
 }
 
 /// The little-endian `u32` at `off`; callers guarantee the bounds.
@@ -573,6 +1431,341 @@ mod tests {
     fn path_hash_is_never_zero() {
         assert_ne!(path_hash(b""), 0);
         assert_ne!(path_hash(b"/usr/bin/x"), path_hash(b"/usr/bin/y"));
+    }
+
+    /// A blob of `data` behind a header `head` (its lengths filled in);
+    /// the data starts at [`DATA`].
+    fn blob_with(head: HeaderFields, data: &[u8]) -> std::vec::Vec<u8> {
+        assert!(
+            (1..=CHUNK).contains(&data.len()),
+            "one chunk, so the data starts at DATA"
+        );
+        let head = HeaderFields {
+            total_len: DATA + data.len() as u32,
+            chunks: 1,
+            ..head
+        };
+        let mut bytes = head.encode().to_vec();
+        bytes.resize(DATA as usize, 0);
+        bytes.extend_from_slice(data);
+        seal(&mut bytes);
+        bytes
+    }
+
+    /// Where the data of a one-chunk blob starts.
+    const DATA: u32 = header::LEN as u32 + 4;
+
+    /// Ten strings `s0`..`s9` at the start of the data, then `tail`;
+    /// `s(i)` names string i.
+    fn strings_then(tail: &[u8]) -> std::vec::Vec<u8> {
+        let mut data: std::vec::Vec<u8> = (0..10).flat_map(|i| [b's', b'0' + i, 0]).collect();
+        data.extend_from_slice(tail);
+        data
+    }
+
+    fn s(i: u32) -> Array {
+        Array {
+            off: DATA + 3 * i,
+            count: 2,
+        }
+    }
+
+    /// Where `strings_then`'s tail starts.
+    const TAIL: u32 = DATA + 30;
+
+    #[test]
+    fn the_header_reads_what_the_writer_wrote() {
+        let head = HeaderFields {
+            flags: Flags::PATH_MATCHERS | Flags::EMBEDDED,
+            log_level: 4,
+            default_interpreter: 7,
+            muvm: s(1),
+            missing_helper: s(2),
+            interpreters: Array { off: 1, count: 2 },
+            rules: Array { off: 3, count: 4 },
+            rule_index: Array { off: 5, count: 6 },
+            rules_any_machine: Array { off: 7, count: 8 },
+            overrides: Array { off: 9, count: 10 },
+            ..HeaderFields::default()
+        };
+        let bytes = blob_with(head, &strings_then(b""));
+        let blob = Blob::open(&bytes).unwrap();
+        assert_eq!(blob.flags(), head.flags);
+        assert!(blob.is_embedded());
+        assert_eq!(blob.log_level(), 4);
+        assert_eq!(blob.default_interpreter(), Some(7));
+        assert_eq!(blob.muvm().unwrap().as_bytes(), b"s1");
+        assert_eq!(blob.missing_helper().unwrap().with_nul(), b"s2\0");
+        assert_eq!(blob.interpreters().array(), head.interpreters);
+        assert_eq!(blob.rules().array(), head.rules);
+        assert_eq!(blob.rule_index().array(), head.rule_index);
+        assert_eq!(blob.rules_any_machine(), head.rules_any_machine);
+        assert_eq!(blob.overrides().array(), head.overrides);
+        let none = blob_with(
+            HeaderFields {
+                default_interpreter: NONE,
+                ..head
+            },
+            &strings_then(b""),
+        );
+        assert_eq!(Blob::open(&none).unwrap().default_interpreter(), None);
+    }
+
+    #[test]
+    fn an_interpreter_reads_what_the_writer_wrote() {
+        // After the strings: a `Str` array of s7 and s8, a chain [5, 6].
+        let mut tail = std::vec::Vec::new();
+        for a in [s(7), s(8)] {
+            tail.extend_from_slice(&a.off.to_le_bytes());
+            tail.extend_from_slice(&a.count.to_le_bytes());
+        }
+        tail.extend_from_slice(&[5, 0, 0, 0, 6, 0, 0, 0]);
+        let strs = |n| Array {
+            off: TAIL,
+            count: n,
+        };
+        let fields = InterpreterFields {
+            id: s(0),
+            name: s(1),
+            path: s(2),
+            argv_style: ArgvStyle::Fex as u32,
+            use_muvm: 1,
+            chain: Array {
+                off: TAIL + 16,
+                count: 2,
+            },
+            required_paths: strs(1),
+            env: strs(2),
+            template: Array {
+                off: TAIL + 8,
+                count: 1,
+            },
+            install_hint: s(3),
+        };
+        tail.extend_from_slice(&fields.encode());
+        let table = Array {
+            off: TAIL + 24,
+            count: 1,
+        };
+        let head = HeaderFields {
+            interpreters: table,
+            ..HeaderFields::default()
+        };
+        let bytes = blob_with(head, &strings_then(&tail));
+        let blob = Blob::open(&bytes).unwrap();
+        let i = blob.interpreter(0).unwrap();
+        fn text(s: Result<Str<'_>>) -> &[u8] {
+            s.unwrap().as_bytes()
+        }
+        assert_eq!(i.index(), 0);
+        assert_eq!(text(i.id()), b"s0");
+        assert_eq!(text(i.name()), b"s1");
+        assert_eq!(text(i.path()), b"s2");
+        assert_eq!(i.argv_style(), Ok(ArgvStyle::Fex));
+        assert_eq!(i.use_muvm(), 1);
+        let chain: std::vec::Vec<u32> = i.chain().iter().map(|c| c.unwrap()).collect();
+        assert_eq!(chain, [5, 6]);
+        let all = |t: Table<'_, '_, Str<'_>>| -> std::vec::Vec<std::vec::Vec<u8>> {
+            t.iter().map(|s| s.unwrap().as_bytes().to_vec()).collect()
+        };
+        assert_eq!(all(i.required_paths()), [b"s7"]);
+        assert_eq!(all(i.env()), [b"s7", b"s8"]);
+        assert_eq!(all(i.template()), [b"s8"]);
+        assert_eq!(text(i.install_hint()), b"s3");
+        assert_eq!(blob.interpreter(1).err(), Some(BlobError::OutOfBounds));
+    }
+
+    #[test]
+    fn a_rule_and_an_override_read_what_the_writer_wrote() {
+        let rule_fields = RuleFields {
+            interpreter: 1,
+            conditions: 2,
+            format: 3,
+            machine: 4,
+            class: 5,
+            endian: 6,
+            osabi: 7,
+            flags: 8,
+            flags_mask: 9,
+            interp_glob: s(4),
+            path_glob: s(5),
+            pe_machine: 10,
+            dotnet: 11,
+        };
+        let override_fields = OverrideFields {
+            hash: 12,
+            path: s(6),
+            interpreter: 13,
+        };
+        let mut tail = rule_fields.encode().to_vec();
+        tail.extend_from_slice(&override_fields.encode());
+        let head = HeaderFields {
+            rules: Array {
+                off: TAIL,
+                count: 1,
+            },
+            overrides: Array {
+                off: TAIL + rule::LEN as u32,
+                count: 1,
+            },
+            ..HeaderFields::default()
+        };
+        let bytes = blob_with(head, &strings_then(&tail));
+        let blob = Blob::open(&bytes).unwrap();
+        let r = blob.rules().get(0).unwrap();
+        let got = [
+            r.interpreter(),
+            r.conditions(),
+            r.format(),
+            r.machine(),
+            r.class(),
+            r.endian(),
+            r.osabi(),
+            r.flags(),
+            r.flags_mask(),
+            r.pe_machine(),
+            r.dotnet(),
+        ];
+        assert_eq!(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+        assert_eq!(r.interp_glob().unwrap().as_bytes(), b"s4");
+        assert_eq!(r.path_glob().unwrap().as_bytes(), b"s5");
+        let o = blob.overrides().get(0).unwrap();
+        assert_eq!((o.slot(), o.hash(), o.interpreter()), (0, 12, 13));
+        assert_eq!(o.path().unwrap().as_bytes(), b"s6");
+        assert_eq!(o.path_offset(), s(6).off);
+        assert!(!o.is_empty());
+    }
+
+    #[test]
+    fn small_records_decode_what_they_encode() {
+        let c = RuleCandidate {
+            rule: 1,
+            dir_len: 2,
+            dir_hash: 3,
+        };
+        assert_eq!(RuleCandidate::decode(Record(&c.encode())), c);
+        let b = RuleBucket {
+            key: 4,
+            candidates: Array { off: 5, count: 6 },
+        };
+        let bytes = b.encode();
+        let bucket_bytes = blob_with(
+            HeaderFields {
+                rule_index: Array {
+                    off: DATA,
+                    count: 1,
+                },
+                ..HeaderFields::default()
+            },
+            &bytes,
+        );
+        let blob = Blob::open(&bucket_bytes).unwrap();
+        assert_eq!(blob.rule_index().get(0), Ok(b));
+    }
+
+    #[test]
+    fn every_byte_of_a_record_is_some_field() {
+        // Fields of all-nonzero bytes leave no zero byte where the writer
+        // forgot a field; the views reading them back (above) rule out
+        // fields written over each other.
+        let a = Array {
+            off: 0x0101_0101,
+            count: 0x0202_0202,
+        };
+        let v = 0x0303_0303;
+        let interp = InterpreterFields {
+            id: a,
+            name: a,
+            path: a,
+            argv_style: v,
+            use_muvm: v,
+            chain: a,
+            required_paths: a,
+            env: a,
+            template: a,
+            install_hint: a,
+        };
+        assert!(!interp.encode().contains(&0));
+        let rule = RuleFields {
+            interpreter: v,
+            conditions: v,
+            format: v,
+            machine: v,
+            class: v,
+            endian: v,
+            osabi: v,
+            flags: v,
+            flags_mask: v,
+            interp_glob: a,
+            path_glob: a,
+            pe_machine: v,
+            dotnet: v,
+        };
+        assert!(!rule.encode().contains(&0));
+        let o = OverrideFields {
+            hash: v,
+            path: a,
+            interpreter: v,
+        };
+        assert!(!o.encode().contains(&0));
+        let c = RuleCandidate {
+            rule: v,
+            dir_len: v,
+            dir_hash: v,
+        };
+        assert!(!c.encode().contains(&0));
+        let b = RuleBucket {
+            key: v,
+            candidates: a,
+        };
+        assert!(!b.encode().contains(&0));
+        let head = HeaderFields {
+            total_len: v,
+            flags: v,
+            log_level: v,
+            default_interpreter: v,
+            muvm: a,
+            interpreters: a,
+            rules: a,
+            rule_index: a,
+            rules_any_machine: a,
+            overrides: a,
+            missing_helper: a,
+            chunks: v,
+        };
+        // Only the checksum, which seal writes, is left.
+        let bytes = head.encode();
+        let zeros: std::vec::Vec<usize> = (0..header::LEN).filter(|&i| bytes[i] == 0).collect();
+        assert!(
+            zeros
+                .iter()
+                .all(|i| (header::CHECKSUM..header::CHECKSUM + 4).contains(i)
+                    || (header::VERSION + 1..header::VERSION + 4).contains(i)
+                    || (header::CHUNKS + 1..header::CHUNKS + 4).contains(i)),
+            "{zeros:?}"
+        );
+    }
+
+    #[test]
+    fn probes_visit_every_bucket_once_from_home() {
+        let slots: std::vec::Vec<u32> = probe(override_home(0x1236, 8), 8).collect();
+        assert_eq!(slots, [6, 7, 0, 1, 2, 3, 4, 5]);
+        assert_eq!(probe(5, 0).count(), 0);
+        assert_eq!(buckets_for(0), 0);
+        assert_eq!(buckets_for(1), 2);
+        assert_eq!(buckets_for(3), 8);
+        assert_eq!(buckets_for(4), 8);
+        assert_ne!(rule_index_key(0), 0);
+    }
+
+    #[test]
+    fn glob_dir_keys_are_the_hash_of_the_directory() {
+        assert_eq!(
+            glob_dir_key(b"/opt/games/**"),
+            (10, path_hash(b"/opt/games"))
+        );
+        assert_eq!(glob_dir_key(b"**/*.exe"), (0, 0));
+        assert_eq!(glob_dir_key(b""), (0, 0));
     }
 
     #[test]

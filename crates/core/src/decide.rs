@@ -6,37 +6,168 @@
 //! contact with the outside world is the [`System`] trait, through which
 //! [`walk`] asks whether paths exist and tries to run a candidate.
 
-use crate::blob::{
-    self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, NONE,
-};
+use crate::blob::{self, Blob, Interpreter, Rule};
 use crate::probe::{Facts, Format};
 use linux_raw_sys::errno as e;
 
-/// Bits of a rule's `CONDITIONS` field: which of its conditions apply.
+/// A condition a rule can have: one table for the writer (`config::compile`
+/// sets a rule's bits by it), the reader ([`Condition::holds`]) and
+/// `binfmtctl dump` (which prints each by its [`key`](Condition::key)).
+/// Each compares a field of the rule record (`crate::blob::Rule`) with a
+/// fact of the binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Condition {
+    /// The file format must equal the rule's `format`.
+    Format,
+    /// ELF `e_machine` must equal `machine`.
+    Machine,
+    /// The class (ELF, PE or thin Mach-O) must equal `class`.
+    Class,
+    /// ELF data encoding must equal `endian`.
+    Endian,
+    /// ELF OS ABI must equal `osabi`.
+    Osabi,
+    /// `e_flags & flags_mask` must equal `flags`.
+    Flags,
+    /// The `PT_INTERP` path must match `interp_glob`.
+    Interp,
+    /// The binary's path must match `path_glob`.
+    Path,
+    /// PE `Machine` must equal `pe_machine`.
+    PeMachine,
+    /// Being a .NET assembly must equal `dotnet`.
+    Dotnet,
+}
+
+impl Condition {
+    /// Every condition; the nth's bit is `1 << n`.
+    pub const ALL: [Condition; 10] = [
+        Condition::Format,
+        Condition::Machine,
+        Condition::Class,
+        Condition::Endian,
+        Condition::Osabi,
+        Condition::Flags,
+        Condition::Interp,
+        Condition::Path,
+        Condition::PeMachine,
+        Condition::Dotnet,
+    ];
+
+    /// The order [`decide`] checks a rule's conditions in, the path glob
+    /// aside: comparisons first, the glob on `PT_INTERP` last, as it costs
+    /// most.
+    const FACTS_ORDER: [Condition; 9] = [
+        Condition::Format,
+        Condition::Machine,
+        Condition::Class,
+        Condition::Endian,
+        Condition::Osabi,
+        Condition::Flags,
+        Condition::PeMachine,
+        Condition::Dotnet,
+        Condition::Interp,
+    ];
+
+    /// Its bit in a rule's `conditions` field.
+    #[inline]
+    pub const fn bit(self) -> u32 {
+        1 << self as u32
+    }
+
+    /// Its key in a `[[rules]]` table (`flags` comes with `flags_mask`).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Condition::Format => "format",
+            Condition::Machine => "machine",
+            Condition::Class => "class",
+            Condition::Endian => "endian",
+            Condition::Osabi => "osabi",
+            Condition::Flags => "flags",
+            Condition::Interp => "interp",
+            Condition::Path => "path",
+            Condition::PeMachine => "pe_machine",
+            Condition::Dotnet => "dotnet",
+        }
+    }
+
+    /// The one format it can hold for, if it is not about any format: the
+    /// ELF header's fields and `PT_INTERP` hold only for ELF, the PE
+    /// machine and .NET only for PE; class holds for every format that has
+    /// one.
+    pub const fn only_for(self) -> Option<Format> {
+        match self {
+            Condition::Machine
+            | Condition::Endian
+            | Condition::Osabi
+            | Condition::Flags
+            | Condition::Interp => Some(Format::Elf),
+            Condition::PeMachine | Condition::Dotnet => Some(Format::Pe),
+            Condition::Format | Condition::Class | Condition::Path => None,
+        }
+    }
+
+    /// The conditions whose bits are set in `bits`; bits of no condition
+    /// are no condition.
+    pub fn of(bits: u32) -> impl Iterator<Item = Condition> {
+        Condition::ALL
+            .into_iter()
+            .filter(move |c| bits & c.bit() != 0)
+    }
+
+    /// Whether this condition of `rule` holds for `subject`, whether or not
+    /// the rule has it.
+    pub fn holds(self, rule: &Rule<'_, '_>, subject: &Subject<'_>) -> blob::Result<bool> {
+        let f = &subject.facts;
+        if self.only_for().is_some_and(|format| format != f.format) {
+            return Ok(false);
+        }
+        Ok(match self {
+            Condition::Format => rule.format() == f.format as u32,
+            Condition::Machine => rule.machine() == u32::from(f.machine),
+            Condition::Class => rule.class() == u32::from(f.class),
+            Condition::Endian => rule.endian() == u32::from(f.endian),
+            Condition::Osabi => rule.osabi() == u32::from(f.osabi),
+            Condition::Flags => f.flags & rule.flags_mask() == rule.flags(),
+            Condition::Interp => {
+                let pattern = rule.interp_glob()?.as_bytes();
+                f.interp.is_some_and(|i| glob_match(pattern, i))
+            }
+            Condition::Path => {
+                let pattern = rule.path_glob()?.as_bytes();
+                subject.paths.iter().any(|p| glob_match(pattern, p))
+            }
+            Condition::PeMachine => rule.pe_machine() == u32::from(f.pe_machine),
+            Condition::Dotnet => rule.dotnet() == u32::from(f.dotnet),
+        })
+    }
+}
+
+/// [`Condition`]s' bits as constants, for code that tests masks.
 pub struct Cond;
 impl Cond {
-    /// The file format must equal `FORMAT`.
-    pub const FORMAT: u32 = 1 << 0;
-    /// ELF `e_machine` must equal `MACHINE`.
-    pub const MACHINE: u32 = 1 << 1;
-    /// ELF class must equal `CLASS`.
-    pub const CLASS: u32 = 1 << 2;
-    /// ELF data encoding must equal `ENDIAN`.
-    pub const ENDIAN: u32 = 1 << 3;
-    /// ELF OS ABI must equal `OSABI`.
-    pub const OSABI: u32 = 1 << 4;
-    /// `e_flags & FLAGS_MASK` must equal `FLAGS`.
-    pub const FLAGS: u32 = 1 << 5;
-    /// The `PT_INTERP` path must match `INTERP_GLOB`.
-    pub const INTERP: u32 = 1 << 6;
-    /// The binary's path must match `PATH_GLOB`.
-    pub const PATH: u32 = 1 << 7;
-    /// PE `Machine` must equal `PE_MACHINE` (PE images only).
-    pub const PE_MACHINE: u32 = 1 << 8;
-    /// Being a .NET assembly must equal `DOTNET` (PE images only).
-    pub const DOTNET: u32 = 1 << 9;
+    /// [`Condition::Format`].
+    pub const FORMAT: u32 = Condition::Format.bit();
+    /// [`Condition::Machine`].
+    pub const MACHINE: u32 = Condition::Machine.bit();
+    /// [`Condition::Class`].
+    pub const CLASS: u32 = Condition::Class.bit();
+    /// [`Condition::Endian`].
+    pub const ENDIAN: u32 = Condition::Endian.bit();
+    /// [`Condition::Osabi`].
+    pub const OSABI: u32 = Condition::Osabi.bit();
+    /// [`Condition::Flags`].
+    pub const FLAGS: u32 = Condition::Flags.bit();
+    /// [`Condition::Interp`].
+    pub const INTERP: u32 = Condition::Interp.bit();
+    /// [`Condition::Path`].
+    pub const PATH: u32 = Condition::Path.bit();
+    /// [`Condition::PeMachine`].
+    pub const PE_MACHINE: u32 = Condition::PeMachine.bit();
+    /// [`Condition::Dotnet`].
+    pub const DOTNET: u32 = Condition::Dotnet.bit();
     /// Every condition bit.
-    pub const ALL: u32 = (1 << 10) - 1;
+    pub const ALL: u32 = (1 << Condition::ALL.len()) - 1;
 }
 
 /// How much the dispatcher says on stderr.
@@ -185,55 +316,47 @@ fn decide_paths<'a>(
         }
     }
     for path in subject.paths {
-        if let Some((bucket, index)) = find_override(blob, path)? {
+        if let Some(bucket) = blob.find_override(path)? {
             return decided(Plan {
-                reason: Reason::Binary(blob.str(bucket, override_bucket::PATH)?),
-                interpreter: index,
+                reason: Reason::Binary(bucket.path()?.as_bytes()),
+                interpreter: bucket.interpreter(),
             });
         }
     }
-    if !complete && blob.header_array(header::OVERRIDES).count > 0 {
+    if !complete && !blob.overrides().is_empty() {
         return Ok(Partial::NeedsCanonicalPath);
     }
-    let rules = blob.header_array(header::RULES);
+    let rules = blob.rules();
     let dirs = Dirs::of(subject.paths);
-    let candidates = candidate_rules(blob, &subject.facts)?;
-    let len = candidates.count.checked_mul(rule_candidate::LEN as u32);
-    let list = blob.bytes(candidates.off, len.ok_or(blob::BlobError::OutOfBounds)?)?;
-    for entry in list.chunks_exact(rule_candidate::LEN) {
-        let word = |at: usize| {
-            u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]])
-        };
-        let dir_len = word(rule_candidate::DIR_LEN);
+    for candidate in blob.rule_candidates(candidate_rules(blob, &subject.facts)?)? {
         // Its path glob cannot match any known path.
-        let outside = dir_len != 0 && !dirs.contains(dir_len, word(rule_candidate::DIR_HASH));
+        let outside =
+            candidate.dir_len != 0 && !dirs.contains(candidate.dir_len, candidate.dir_hash);
         if outside && complete {
             continue;
         }
-        let number = word(rule_candidate::RULE);
-        let rec = blob.record_bytes(blob.record(rules, number, rule::LEN)?, rule::LEN)?;
-        if !facts_match(blob, rec, &subject.facts)? {
+        let rule = rules.get(candidate.rule)?;
+        if !facts_match(&rule, subject)? {
             continue;
         }
         // (A candidate outside the known paths has a path glob; were the
         // blob to say otherwise, it is still left to the canonical path,
         // as the complete decision skips it unread.)
         if !outside
-            && (rec.u32(rule::CONDITIONS) & Cond::PATH == 0
-                || path_matches(blob, rec, subject.paths)?)
+            && (rule.conditions() & Cond::PATH == 0 || Condition::Path.holds(&rule, subject)?)
         {
             return decided(Plan {
-                reason: Reason::Rule(number),
-                interpreter: rec.u32(rule::INTERPRETER),
+                reason: Reason::Rule(candidate.rule),
+                interpreter: rule.interpreter(),
             });
         }
         if !complete {
             return Ok(Partial::NeedsCanonicalPath);
         }
     }
-    match blob.header(header::DEFAULT) {
-        NONE => Ok(Partial::Decided(None)),
-        index => decided(Plan {
+    match blob.default_interpreter() {
+        None => Ok(Partial::Decided(None)),
+        Some(index) => decided(Plan {
             reason: Reason::Default,
             interpreter: index,
         }),
@@ -287,118 +410,33 @@ impl Dirs {
 
 /// The index of the interpreter whose identifier is `id`.
 pub fn interpreter_by_id(blob: &Blob<'_>, id: &[u8]) -> blob::Result<Option<u32>> {
-    let all = blob.header_array(header::INTERPRETERS);
-    for index in 0..all.count {
-        if blob.str(blob.record(all, index, interp::LEN)?, interp::ID)? == id {
-            return Ok(Some(index));
+    for interpreter in blob.interpreters().iter() {
+        let interpreter = interpreter?;
+        if interpreter.id()?.as_bytes() == id {
+            return Ok(Some(interpreter.index()));
         }
     }
     Ok(None)
 }
 
-/// The override bucket and interpreter for `path`, by hash lookup.
-pub fn find_override(blob: &Blob<'_>, path: &[u8]) -> blob::Result<Option<(u32, u32)>> {
-    let table = blob.header_array(header::OVERRIDES);
-    if table.count == 0 {
-        return Ok(None);
+/// The rule candidates a binary with these facts is checked against, in
+/// priority order.
+fn candidate_rules(blob: &Blob<'_>, facts: &Facts<'_>) -> blob::Result<blob::Array> {
+    match facts.format {
+        Format::Elf => blob.rules_for_machine(facts.machine),
+        _ => Ok(blob.rules_any_machine()),
     }
-    if !table.count.is_power_of_two() {
-        return Err(blob::BlobError::OutOfBounds);
-    }
-    let hash = blob::path_hash(path);
-    let mask = table.count - 1;
-    let mut slot = hash & mask;
-    // Linear probing; the table is at most half full, so this ends at an
-    // empty bucket, and the bound keeps a corrupt full table from looping.
-    for _ in 0..table.count {
-        let bucket = blob.record(table, slot, override_bucket::LEN)?;
-        match blob.field(bucket, override_bucket::HASH)? {
-            0 => return Ok(None),
-            h if h == hash && blob.str(bucket, override_bucket::PATH)? == path => {
-                return Ok(Some((
-                    bucket,
-                    blob.field(bucket, override_bucket::INTERPRETER)?,
-                )));
-            }
-            _ => slot = (slot + 1) & mask,
-        }
-    }
-    Ok(None)
-}
-
-/// Multiplicative hash of a rule-index key.
-pub fn rule_key_slot(key: u32, buckets: u32) -> u32 {
-    key.wrapping_mul(0x9e37_79b1) & buckets.wrapping_sub(1)
-}
-
-/// The rules that can match a binary with these facts, in priority order.
-fn candidate_rules(blob: &Blob<'_>, facts: &Facts<'_>) -> blob::Result<Array> {
-    let any = blob.header_array(header::RULES_ANY_MACHINE);
-    if facts.format != Format::Elf {
-        return Ok(any);
-    }
-    let table = blob.header_array(header::RULE_INDEX);
-    if table.count == 0 {
-        return Ok(any);
-    }
-    if !table.count.is_power_of_two() {
-        return Err(blob::BlobError::OutOfBounds);
-    }
-    let key = u32::from(facts.machine) + 1;
-    let mut slot = rule_key_slot(key, table.count);
-    for _ in 0..table.count {
-        let bucket = blob.record(table, slot, rule_bucket::LEN)?;
-        match blob.field(bucket, rule_bucket::KEY)? {
-            0 => break,
-            k if k == key => return blob.array(bucket, rule_bucket::RULES),
-            _ => slot = (slot + 1) & (table.count - 1),
-        }
-    }
-    Ok(any)
 }
 
 /// Whether a rule's conditions other than its path glob hold.
-fn facts_match(blob: &Blob<'_>, rec: blob::Record<'_>, f: &Facts<'_>) -> blob::Result<bool> {
-    let cond = rec.u32(rule::CONDITIONS);
-    let field = |name| rec.u32(name);
-    let wants = |bit| cond & bit != 0;
-    if wants(Cond::FORMAT) && field(rule::FORMAT) != f.format as u32 {
-        return Ok(false);
-    }
-    // Class applies to every format that has one (ELF, PE, thin Mach-O);
-    // the other ELF conditions to ELF only, the PE ones to PE only.
-    let elf_conds = Cond::MACHINE | Cond::ENDIAN | Cond::OSABI | Cond::FLAGS | Cond::INTERP;
-    if cond & elf_conds != 0 && f.format != Format::Elf {
-        return Ok(false);
-    }
-    if cond & (Cond::PE_MACHINE | Cond::DOTNET) != 0
-        && (f.format != Format::Pe
-            || (wants(Cond::PE_MACHINE) && field(rule::PE_MACHINE) != u32::from(f.pe_machine))
-            || (wants(Cond::DOTNET) && field(rule::DOTNET) != u32::from(f.dotnet)))
-    {
-        return Ok(false);
-    }
-    if (wants(Cond::MACHINE) && field(rule::MACHINE) != u32::from(f.machine))
-        || (wants(Cond::CLASS) && field(rule::CLASS) != u32::from(f.class))
-        || (wants(Cond::ENDIAN) && field(rule::ENDIAN) != u32::from(f.endian))
-        || (wants(Cond::OSABI) && field(rule::OSABI) != u32::from(f.osabi))
-        || (wants(Cond::FLAGS) && f.flags & field(rule::FLAGS_MASK) != field(rule::FLAGS))
-    {
-        return Ok(false);
-    }
-    if wants(Cond::INTERP) {
-        let pattern = blob.string(rec.array(rule::INTERP_GLOB))?;
-        if !f.interp.is_some_and(|i| glob_match(pattern, i)) {
+fn facts_match(rule: &Rule<'_, '_>, subject: &Subject<'_>) -> blob::Result<bool> {
+    let conditions = rule.conditions();
+    for c in Condition::FACTS_ORDER {
+        if conditions & c.bit() != 0 && !c.holds(rule, subject)? {
             return Ok(false);
         }
     }
     Ok(true)
-}
-
-/// Whether a rule's path glob matches one of `paths`.
-fn path_matches(blob: &Blob<'_>, rec: blob::Record<'_>, paths: &[&[u8]]) -> blob::Result<bool> {
-    let pattern = blob.string(rec.array(rule::PATH_GLOB))?;
-    Ok(paths.iter().any(|p| glob_match(pattern, p)))
 }
 
 /// Shell-style glob over paths: `?` is one byte and `*` any run of bytes
@@ -475,10 +513,8 @@ fn component_match(pattern: &[u8], text: &[u8]) -> bool {
 /// An interpreter about to be tried.
 #[derive(Clone, Copy, Debug)]
 pub struct Candidate<'a> {
-    /// Its index in the blob.
-    pub index: u32,
-    /// Offset of its record.
-    pub record: u32,
+    /// Its record.
+    pub interpreter: Interpreter<'a, 'a>,
     /// Its path, NUL-terminated.
     pub path: &'a [u8],
     /// The muvm executable (NUL-terminated) to wrap it in, when that applies.
@@ -538,30 +574,22 @@ pub fn walk<S: System>(
     page_size: usize,
     sys: &mut S,
 ) -> blob::Result<core::result::Result<(), NothingRan>> {
-    let all = blob.header_array(header::INTERPRETERS);
-    let chain = blob.array(
-        blob.record(all, plan.interpreter, interp::LEN)?,
-        interp::CHAIN,
-    )?;
+    let chain = blob.interpreter(plan.interpreter)?.chain();
     let mut outcome = NothingRan::NotFound;
-    'candidates: for i in 0..chain.count {
-        let index = blob.u32(chain.off + i * 4)?;
-        let record = blob.record(all, index, interp::LEN)?;
-        let muvm = (blob.field(record, interp::USE_MUVM)? != 0 && page_size != 4096)
-            .then(|| blob.c_str(0, header::MUVM))
+    'candidates: for index in chain.iter() {
+        let interpreter = blob.interpreter(index?)?;
+        let muvm = (interpreter.use_muvm() != 0 && page_size != 4096)
+            .then(|| blob.muvm())
             .transpose()?;
         let candidate = Candidate {
-            index,
-            record,
-            path: blob.c_str(record, interp::PATH)?,
-            muvm,
+            interpreter,
+            path: interpreter.path()?.with_nul(),
+            muvm: muvm.map(blob::Str::with_nul),
         };
-        let required = blob.array(record, interp::REQUIRED_PATHS)?;
-        for r in 0..required.count {
-            let path = blob.c_str(required.off + r * 8, 0)?;
-            if !sys.exists(path) {
-                let shown = &path[..path.len() - 1];
-                sys.failed(&candidate, Failure::RequiredPathMissing(shown));
+        for path in interpreter.required_paths().iter() {
+            let path = path?;
+            if !sys.exists(path.with_nul()) {
+                sys.failed(&candidate, Failure::RequiredPathMissing(path.as_bytes()));
                 continue 'candidates;
             }
         }

@@ -9,7 +9,7 @@
 
 use core::ffi::CStr;
 
-use crate::blob::{self, interp, Blob};
+use crate::blob;
 use crate::decide::Candidate;
 
 /// How an interpreter expects to be told the guest's argv.
@@ -362,13 +362,11 @@ fn dropped_variables<A: Strings>(
 /// instead of [`build`]'s copy, which costs stack (or a mapping) in
 /// proportion to the environment's size.
 pub fn keeps_environment<A: Strings>(
-    blob: &Blob<'_>,
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,
 ) -> blob::Result<bool> {
-    let style = ArgvStyle::from_code(blob.field(candidate.record, interp::ARGV_STYLE)?)
-        .ok_or(blob::BlobError::OutOfBounds)?;
-    Ok(blob.array(candidate.record, interp::ENV)?.count == 0
+    let style = candidate.interpreter.argv_style()?;
+    Ok(candidate.interpreter.env().is_empty()
         && convention_var(style, guest.execfd).is_none()
         && dropped_variables(style, candidate, guest).is_none())
 }
@@ -378,15 +376,12 @@ pub fn keeps_environment<A: Strings>(
 /// With `env` `None` the envp holds only what the interpreter sets: none
 /// when [`keeps_environment`], whose caller passes the process's own.
 pub fn build<A: Strings, E: Strings>(
-    blob: &Blob<'_>,
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,
     env: Option<&E>,
     out: &mut Buffers<'_>,
 ) -> Result<Sizes, BuildError> {
-    let record = candidate.record;
-    let style = ArgvStyle::from_code(blob.field(record, interp::ARGV_STYLE)?)
-        .ok_or(blob::BlobError::OutOfBounds)?;
+    let style = candidate.interpreter.argv_style()?;
     // muvm runs the command in a microVM, where this process's
     // /proc/self/fd/N does not exist.
     if guest.by_descriptor && candidate.muvm.is_some() {
@@ -406,13 +401,12 @@ pub fn build<A: Strings, E: Strings>(
     let rest = guest.first_arg..guest.args.count();
     match style {
         ArgvStyle::Custom => {
-            let template = blob.array(record, interp::TEMPLATE)?;
             let mut fd_digits = [0u8; 10];
             let fd = guest
                 .execfd
                 .map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
-            for t in 0..template.count {
-                let token = blob.c_str(template.off + t * 8, 0)?;
+            for token in candidate.interpreter.template().iter() {
+                let token = token?.with_nul();
                 if token == b"{args}\0" {
                     rest.clone().for_each(|i| w.arg(guest.args.ptr(i)));
                 } else if !bare(token).contains(&b'{') {
@@ -445,7 +439,7 @@ pub fn build<A: Strings, E: Strings>(
     w.arg(core::ptr::null());
 
     // The environment: the process's, minus the keys the interpreter sets.
-    let extra = blob.array(record, interp::ENV)?;
+    let extra = candidate.interpreter.env();
     let mut fd_digits = [0u8; 10];
     let arg0_key = convention_var(style, guest.execfd);
     let arg0_value = match (style, guest.execfd) {
@@ -460,8 +454,8 @@ pub fn build<A: Strings, E: Strings>(
             {
                 return Ok(true);
             }
-            for e in 0..extra.count {
-                let set = blob.str(extra.off + e * 8, 0)?;
+            for set in extra.iter() {
+                let set = set?.as_bytes();
                 let key = set.split(|&b| b == b'=').next().unwrap_or(set);
                 if env.has_key(i, key) {
                     return Ok(true);
@@ -469,15 +463,15 @@ pub fn build<A: Strings, E: Strings>(
             }
             Ok(false)
         };
-        let checks = arg0_key.is_some() || extra.count > 0 || dropped.is_some();
+        let checks = arg0_key.is_some() || !extra.is_empty() || dropped.is_some();
         for i in 0..env.count() {
             if !(checks && replaced(i)?) {
                 w.env(env.ptr(i));
             }
         }
     }
-    for e in 0..extra.count {
-        w.env(blob.c_str(extra.off + e * 8, 0)?.as_ptr());
+    for set in extra.iter() {
+        w.env(set?.with_nul().as_ptr());
     }
     if let Some(key) = arg0_key {
         let p = w.compose(&[key, b"=", arg0_value]);

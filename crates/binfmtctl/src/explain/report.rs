@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use binfmt_dispatcher_config as config;
-use binfmt_dispatcher_core::blob::{header, interp, Blob};
+use binfmt_dispatcher_core::blob::{self, Blob};
 use binfmt_dispatcher_core::decide::{Candidate, Failure, Plan, Reason};
 use binfmt_dispatcher_core::driver::{ConfigSource, Event};
 use binfmt_dispatcher_core::paths;
@@ -42,11 +42,14 @@ fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b.strip_suffix(b"\0").unwrap_or(b)).into_owned()
 }
 
-/// Field `field` of interpreter `index`, or `?`.
-fn interpreter_field(blob: &Blob<'_>, index: u32, field: usize) -> String {
-    let all = blob.header_array(header::INTERPRETERS);
-    let record = blob.record(all, index, interp::LEN);
-    lossy(record.and_then(|r| blob.str(r, field)).unwrap_or(b"?"))
+/// A string field of an interpreter, or `?`.
+fn field_or_unknown(field: blob::Result<blob::Str<'_>>) -> String {
+    field.map_or_else(|_| "?".to_string(), |s| lossy(s.as_bytes()))
+}
+
+/// The identifier of interpreter `index`, or `?`.
+fn id_of(blob: &Blob<'_>, index: u32) -> String {
+    field_or_unknown(blob.interpreter(index).and_then(|i| i.id()))
 }
 
 /// Records one step of the exec path.
@@ -56,22 +59,22 @@ pub fn note(seen: &mut Seen, event: Event<'_>) {
         Event::Configuration(source, path) => seen.configurations.push((source, path.to_vec())),
         Event::Paths(paths) => seen.paths = paths.iter().map(|p| p.to_vec()).collect(),
         Event::Decided(blob, plan) => seen.decision = Some(decision(blob, plan)),
-        Event::Running(blob, candidate) => {
+        Event::Running(candidate) => {
             seen.running = Some(Running {
-                id: interpreter_field(blob, candidate.index, interp::ID),
-                name: interpreter_field(blob, candidate.index, interp::NAME),
+                id: field_or_unknown(candidate.interpreter.id()),
+                name: field_or_unknown(candidate.interpreter.name()),
                 path: lossy(candidate.path),
                 muvm: candidate.muvm.map(lossy),
             });
         }
-        Event::Skipped(blob, candidate, failure) => {
-            seen.tried.push(tried(blob, candidate, failure));
+        Event::Skipped(candidate, failure) => {
+            seen.tried.push(tried(candidate, failure));
         }
     }
 }
 
 fn decision(blob: &Blob<'_>, plan: &Plan<'_>) -> Decision {
-    let id = interpreter_field(blob, plan.interpreter, interp::ID);
+    let id = id_of(blob, plan.interpreter);
     let (reason, reason_text) = match plan.reason {
         Reason::Environment => (
             json!({"kind": "environment"}),
@@ -93,8 +96,8 @@ fn decision(blob: &Blob<'_>, plan: &Plan<'_>) -> Decision {
         ),
     };
     let helper = blob
-        .str(0, header::MISSING_HELPER)
-        .map_or(String::new(), lossy);
+        .missing_helper()
+        .map_or(String::new(), |h| lossy(h.as_bytes()));
     Decision {
         id,
         reason,
@@ -103,7 +106,7 @@ fn decision(blob: &Blob<'_>, plan: &Plan<'_>) -> Decision {
     }
 }
 
-fn tried(blob: &Blob<'_>, candidate: &Candidate<'_>, failure: Failure<'_>) -> Tried {
+fn tried(candidate: &Candidate<'_>, failure: Failure<'_>) -> Tried {
     let (kind, why) = match failure {
         Failure::Missing => (
             "missing",
@@ -131,7 +134,7 @@ fn tried(blob: &Blob<'_>, candidate: &Candidate<'_>, failure: Failure<'_>) -> Tr
         ),
     };
     Tried {
-        id: interpreter_field(blob, candidate.index, interp::ID),
+        id: field_or_unknown(candidate.interpreter.id()),
         path: lossy(candidate.path),
         muvm: candidate.muvm.map(lossy),
         kind,

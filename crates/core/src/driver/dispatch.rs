@@ -7,7 +7,7 @@ use super::exec::{Exec, ExecSystem};
 use super::log::{kind, refuse};
 use super::report;
 use super::{Event, Host};
-use crate::blob::{self, header, Blob, Flags};
+use crate::blob::{self, Blob, Flags};
 use crate::decide::{self, LogLevel, Partial, Plan, Subject};
 use crate::launch::Strings;
 use crate::probe::{self, Facts, HEADER_LEN_MAX};
@@ -34,7 +34,7 @@ pub(super) fn dispatch<H: Host, S: Strings>(
     inputs: &Inputs<'_>,
     exec: &mut Exec<'_, H, S>,
 ) -> Outcome {
-    let want_interp = blob.header(header::FLAGS) & Flags::INTERP_MATCHERS != 0;
+    let want_interp = blob.flags() & Flags::INTERP_MATCHERS != 0;
     if probe::needs_more(inputs.header, &inputs.facts, want_interp) {
         dispatch_with_more_header(blob, inputs, exec)
     } else {
@@ -92,7 +92,7 @@ fn dispatch_facts<H: Host, S: Strings>(
     if exec.p.secure {
         return dispatch_with_canonical(blob, inputs, exec);
     }
-    if blob.header(header::FLAGS) & Flags::PATH_MATCHERS == 0 {
+    if blob.flags() & Flags::PATH_MATCHERS == 0 {
         let subject = Subject {
             facts: inputs.facts,
             paths: &[],
@@ -177,7 +177,7 @@ fn refuse_insecure_path<H: Host, S: Strings>(
     let link = &inputs.fd_link[..inputs.fd_link.len() - 1];
     let why: &[u8] = if !readable {
         b"unreadable, or its target too long (is /proc mounted?)"
-    } else if blob.header(header::FLAGS) & Flags::PATH_MATCHERS != 0
+    } else if blob.flags() & Flags::PATH_MATCHERS != 0
         && !exec.host.fstat(exec.fd).is_ok_and(|st| st.links > 0)
     {
         b"deleted since it was opened, so its path cannot choose"

@@ -9,7 +9,7 @@ use rustix::io::Errno;
 use super::log::{describe, Log};
 use super::report::{self, NO_SAFE_NAME};
 use super::{Event, ExecCall, Host, Process};
-use crate::blob::{interp, Blob};
+use crate::blob::Blob;
 use crate::decide::{Candidate, Failure, LogLevel, Plan, System};
 use crate::launch::{self, ArgvStyle, Buffers, BuildError, Guest, Sizes, Strings};
 
@@ -117,13 +117,9 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
     }
 
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
-        let style = self
-            .blob
-            .field(candidate.record, interp::ARGV_STYLE)
-            .ok()
-            .and_then(ArgvStyle::from_code);
+        let style = candidate.interpreter.argv_style().ok();
         let e = &mut *self.exec;
-        e.host.note(Event::Running(self.blob, candidate));
+        e.host.note(Event::Running(candidate));
         // The descriptor survives exec only when the argv names it.
         e.inherit_fd(e.keep_fd || style.is_some_and(ArgvStyle::passes_execfd));
         if e.log.level >= LogLevel::Info {
@@ -131,16 +127,15 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
         }
         // The process's envp is passed as it is when nothing in it changes:
         // build then copies none of it, and needs no envp buffer.
-        let keep_env = launch::keeps_environment(self.blob, candidate, e.guest).unwrap_or(false);
+        let keep_env = launch::keeps_environment(candidate, e.guest).unwrap_or(false);
         let outcome = if keep_env {
             let envp = Some(e.p.envp);
             build_and_exec::<H, S, KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
-                e.host, self.blob, candidate, e.guest, None, envp,
+                e.host, candidate, e.guest, None, envp,
             )
         } else {
             build_and_exec::<H, S, STACK_ARGS, STACK_ARGS, STACK_ARENA>(
                 e.host,
-                self.blob,
                 candidate,
                 e.guest,
                 Some(e.p.env),
@@ -166,7 +161,7 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
 
     fn failed(&mut self, candidate: &Candidate<'_>, failure: Failure<'_>) {
         let e = &mut *self.exec;
-        e.host.note(Event::Skipped(self.blob, candidate, failure));
+        e.host.note(Event::Skipped(candidate, failure));
         let stored = match failure {
             Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
             Failure::Missing => Failure::Missing,
@@ -174,7 +169,11 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
             Failure::NoSafeName => Failure::NoSafeName,
         };
         if let Some(slot) = e.failures.get_mut(e.count) {
-            *slot = Some((candidate.index, stored, candidate.muvm.is_some()));
+            *slot = Some((
+                candidate.interpreter.index(),
+                stored,
+                candidate.muvm.is_some(),
+            ));
             e.count += 1;
         }
         if e.log.level >= LogLevel::Debug {
@@ -198,7 +197,6 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
 #[inline(never)]
 fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, const ARENA: usize>(
     host: &mut H,
-    blob: &Blob<'_>,
     candidate: &Candidate<'_>,
     guest: &Guest<'_, S>,
     env: Option<&S>,
@@ -212,13 +210,13 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
         envp: &mut envp,
         arena: &mut arena,
     };
-    let errno = match launch::build(blob, candidate, guest, env, &mut out) {
+    let errno = match launch::build(candidate, guest, env, &mut out) {
         Ok(sizes) => exec(host, candidate, guest, &out, sizes, process_envp),
         Err(BuildError::TooSmall(sizes)) => {
             match host.alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
                 Ok((argv, envp, arena)) => {
                     let mut big = Buffers { argv, envp, arena };
-                    match launch::build(blob, candidate, guest, env, &mut big) {
+                    match launch::build(candidate, guest, env, &mut big) {
                         Ok(sizes) => exec(host, candidate, guest, &big, sizes, process_envp),
                         Err(_) => Err(Errno::NOMEM),
                     }

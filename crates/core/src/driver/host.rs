@@ -76,9 +76,9 @@ pub enum Event<'e> {
     /// The decision.
     Decided(&'e Blob<'e>, &'e Plan<'e>),
     /// An interpreter of the chain about to be executed.
-    Running(&'e Blob<'e>, &'e Candidate<'e>),
+    Running(&'e Candidate<'e>),
     /// An interpreter of the chain passed over, and why.
-    Skipped(&'e Blob<'e>, &'e Candidate<'e>, Failure<'e>),
+    Skipped(&'e Candidate<'e>, Failure<'e>),
 }
 
 /// The system as the exec path sees it: the trampoline's raw syscalls, or

@@ -25,7 +25,7 @@ use core::mem::MaybeUninit;
 
 pub use host::{ConfigSource, Event, ExecBuffers, ExecCall, FileStat, Host};
 
-use crate::blob::{header, Blob};
+use crate::blob::Blob;
 use crate::decide::LogLevel;
 use crate::launch::{Guest, Strings};
 use crate::paths;
@@ -199,7 +199,7 @@ fn run_binary<H: Host, S: Strings>(
         return built_in_corrupt(host, log, p.secure);
     };
     if env_level.is_none() {
-        log.level = LogLevel::from_code(blob.header(header::LOG_LEVEL)).unwrap_or(LogLevel::Warn);
+        log.level = LogLevel::from_code(blob.log_level()).unwrap_or(LogLevel::Warn);
     }
     let binary = Binary {
         fd,

@@ -7,7 +7,7 @@ use rustix::io::Errno;
 use super::exec::Exec;
 use super::log::{describe, kind};
 use super::{ExecCall, Host};
-use crate::blob::{self, header, interp, Blob};
+use crate::blob::{self, Blob};
 use crate::decide::{Candidate, Failure, LogLevel, Plan, Reason};
 use crate::launch::{self, Strings};
 use crate::probe::Facts;
@@ -22,10 +22,9 @@ const HELPER_MISSING: &[u8] = b"BINFMT_DISPATCHER_MISSING=";
 const HELPER_HINT: &[u8] = b"BINFMT_DISPATCHER_HINT=";
 const HELPER_KIND: &[u8] = b"BINFMT_DISPATCHER_KIND=";
 
-/// Field `field` of interpreter `index`.
-fn interpreter_str<'b>(blob: &Blob<'b>, index: u32, field: usize) -> blob::Result<&'b [u8]> {
-    let all = blob.header_array(header::INTERPRETERS);
-    blob.str(blob.record(all, index, interp::LEN)?, field)
+/// The identifier of interpreter `index`.
+fn id<'b>(blob: &Blob<'b>, index: u32) -> blob::Result<&'b [u8]> {
+    Ok(blob.interpreter(index)?.id()?.as_bytes())
 }
 
 /// Says which interpreter is about to be executed and why (log level
@@ -40,7 +39,10 @@ pub(super) fn log_running<H: Host, S: Strings>(
     plan: &Plan<'_>,
     candidate: &Candidate<'_>,
 ) {
-    let id = interpreter_str(blob, candidate.index, interp::ID).unwrap_or(b"?");
+    let candidate_id = candidate
+        .interpreter
+        .id()
+        .map_or(&b"?"[..], blob::Str::as_bytes);
     let mut digits = [0u8; 10];
     let why: [&[u8]; 2] = match plan.reason {
         Reason::Environment => [b"BINFMT_DISPATCHER_INTERPRETER", b""],
@@ -48,18 +50,19 @@ pub(super) fn log_running<H: Host, S: Strings>(
         Reason::Rule(n) => [b"rule #", launch::decimal(n + 1, &mut digits)],
         Reason::Default => [b"[defaults] interpreter", b""],
     };
-    let (fallback, decided): (&[u8], &[u8]) = match candidate.index == plan.interpreter {
-        true => (b"", b""),
-        false => (
-            b", falling back from ",
-            interpreter_str(blob, plan.interpreter, interp::ID).unwrap_or(b"?"),
-        ),
-    };
+    let (fallback, decided): (&[u8], &[u8]) =
+        match candidate.interpreter.index() == plan.interpreter {
+            true => (b"", b""),
+            false => (
+                b", falling back from ",
+                id(blob, plan.interpreter).unwrap_or(b"?"),
+            ),
+        };
     let path = candidate.muvm.unwrap_or(candidate.path);
     let parts: [&[u8]; 10] = [
         name,
         b": ",
-        id,
+        candidate_id,
         b" (",
         &path[..path.len() - 1],
         b"), by ",
@@ -90,9 +93,10 @@ pub(super) fn report<H: Host, S: Strings>(
     put(b": cannot run it:");
     for (i, &(index, failure, muvm)) in exec.failed().enumerate() {
         put(if i == 0 { b" " } else { b"; " });
-        put(interpreter_str(blob, index, interp::ID)?);
+        let interpreter = blob.interpreter(index)?;
+        put(interpreter.id()?.as_bytes());
         put(b" (");
-        put(interpreter_str(blob, index, interp::PATH)?);
+        put(interpreter.path()?.as_bytes());
         put(b"): ");
         if muvm {
             put(b"muvm ");
@@ -107,10 +111,10 @@ pub(super) fn report<H: Host, S: Strings>(
             Failure::NoSafeName => put(NO_SAFE_NAME),
         }
     }
-    let hint = interpreter_str(blob, plan.interpreter, interp::INSTALL_HINT)?;
+    let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
     if !hint.is_empty() {
         put(b". ");
-        put(hint);
+        put(hint.as_bytes());
     }
     exec.say(LogLevel::Error, &[&line[..at]]);
     Ok(())
@@ -130,14 +134,18 @@ pub(super) fn run_helper<H: Host, S: Strings>(
     plan: &Plan<'_>,
     facts: &Facts<'_>,
 ) -> blob::Result<()> {
-    let helper = blob.c_str(0, header::MISSING_HELPER)?;
-    if helper.len() <= 1 || exec.p.secure {
+    let helper = blob.missing_helper()?;
+    if helper.is_empty() || exec.p.secure {
         return Ok(());
     }
-    let hint = interpreter_str(blob, plan.interpreter, interp::INSTALL_HINT)?;
+    let helper = helper.with_nul();
+    let hint = blob
+        .interpreter(plan.interpreter)?
+        .install_hint()?
+        .as_bytes();
     let mut ids_len = 0;
     for &(index, _, _) in exec.failed() {
-        ids_len += interpreter_str(blob, index, interp::ID)?.len() + 1;
+        ids_len += id(blob, index)?.len() + 1;
     }
     let values = [&b""[..], hint, kind(facts)];
     let arena_len = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
@@ -218,7 +226,7 @@ fn helper_variables<H: Host, S: Strings>(
         if i > 0 {
             put(&mut at, b" ");
         }
-        put(&mut at, interpreter_str(blob, index, interp::ID)?);
+        put(&mut at, id(blob, index)?);
     }
     put(&mut at, b"\0");
     let hint_at = at;
