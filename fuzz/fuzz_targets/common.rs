@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-use binfmt_dispatcher_core::blob::{
-    self, header, interp, override_bucket, rule, rule_bucket, rule_candidate, Array, Blob, CHUNK,
-};
+use binfmt_dispatcher_core::blob::{self, header, Array, Blob, RuleCandidate, Str, Table, CHUNK};
 
 /// Rewrites `bytes` into a blob with a valid magic, version, length, chunk
 /// table and checksums, keeping every other byte: the reader's structural
@@ -41,143 +39,109 @@ pub fn fixup(bytes: &[u8]) -> Vec<u8> {
     b
 }
 
-/// Whether a record of `len` bytes at `at` lies inside the blob: the walk
-/// stops at the first that does not, as a reader propagating errors would
-/// (the counts are arbitrary, up to 2^32).
-fn inside(blob: &Blob<'_>, at: u32, len: usize) -> bool {
-    (at as usize).saturating_add(len) <= blob.as_bytes().len()
-}
-
 /// How many elements of each array the walk reads: enough to see every
 /// layout, few enough that a corrupt count of 2^32 over a 12 KiB blob does
-/// not make each input cost milliseconds.
-const MAX_ELEMENTS: u32 = 64;
+/// not make each input cost milliseconds. (A table's records are read
+/// until the first error, which a record past the blob's end is.)
+const MAX_ELEMENTS: usize = 64;
 
-/// Reads every `u32` of an array of them (bounded by the blob: a read past
-/// its end stops the walk).
-fn u32s(blob: &Blob<'_>, a: Array) -> blob::Result<()> {
-    for i in 0..a.count.min(MAX_ELEMENTS) {
-        blob.u32(
-            a.off
-                .checked_add(i.checked_mul(4).ok_or(blob::BlobError::OutOfBounds)?)
-                .ok_or(blob::BlobError::OutOfBounds)?,
-        )?;
-    }
-    Ok(())
+/// A string as the views give it: its NUL last, its bytes before it.
+fn check_str(s: Str<'_>) {
+    assert_eq!(s.with_nul().last(), Some(&0));
+    assert_eq!(s.as_bytes().len() + 1, s.with_nul().len());
+    assert_eq!(s.is_empty(), s.as_bytes().is_empty());
 }
 
 /// Reads every string of an array of `Str`.
-fn strs(blob: &Blob<'_>, a: Array) -> blob::Result<()> {
-    for i in 0..a.count.min(MAX_ELEMENTS) {
-        let at = blob.record(a, i, 8)?;
-        let with_nul = blob.c_str(at, 0)?;
-        assert_eq!(with_nul.last(), Some(&0));
-        assert_eq!(blob.str(at, 0)?.len() + 1, with_nul.len());
+fn strs(table: Table<'_, '_, Str<'_>>) -> blob::Result<()> {
+    for s in table.iter().take(MAX_ELEMENTS) {
+        check_str(s?);
     }
     Ok(())
 }
 
 /// Walks every record the header points at, every field of each, the way
-/// `binfmtctl dump` and the trampoline read them. Errors are data; only a
-/// panic is a finding.
+/// `binfmtctl dump` and the trampoline read them, and looks up what the
+/// tables hold. Errors are data; only a panic is a finding.
 pub fn walk_all(blob: &Blob<'_>) {
     let _ = walk_interpreters(blob);
     let _ = walk_rules(blob);
     let _ = walk_rule_index(blob);
-    let _ = walk_candidates(blob, blob.header_array(header::RULES_ANY_MACHINE));
-    let _ = u32s(blob, blob.header_array(header::RULES_ANY_MACHINE));
+    let _ = walk_candidates(blob, blob.rules_any_machine());
     let _ = walk_overrides(blob);
-    let _ = blob.c_str(0, header::MUVM);
-    let _ = blob.header(header::FLAGS);
-    let _ = blob.header(header::LOG_LEVEL);
-    let _ = blob.header(header::DEFAULT);
+    let _ = blob.muvm().map(check_str);
+    let _ = blob.missing_helper().map(check_str);
+    let _ = (blob.flags(), blob.log_level(), blob.default_interpreter());
 }
 
 fn walk_interpreters(blob: &Blob<'_>) -> blob::Result<()> {
-    let all = blob.header_array(header::INTERPRETERS);
-    for i in 0..all.count {
-        let at = blob.record(all, i, interp::LEN)?;
-        if !inside(blob, at, interp::LEN) {
-            break;
+    for i in blob.interpreters().iter() {
+        let i = i?;
+        for s in [i.id(), i.name(), i.path(), i.install_hint()] {
+            let _ = s.map(check_str);
         }
-        for s in [interp::ID, interp::NAME, interp::PATH, interp::INSTALL_HINT] {
-            let _ = blob.str(at, s);
-        }
-        let _ = blob.field(at, interp::ARGV_STYLE);
-        let _ = blob.field(at, interp::USE_MUVM);
-        if let Ok(chain) = blob.array(at, interp::CHAIN) {
-            let _ = u32s(blob, chain);
-            if chain.count <= MAX_ELEMENTS {
-                let _ = blob.u32s(chain).map(|c| c.count());
+        let _ = (i.argv_style(), i.argv_style_code(), i.use_muvm());
+        for index in i.chain().iter().take(MAX_ELEMENTS) {
+            if index.is_err() {
+                break;
             }
         }
-        for a in [interp::REQUIRED_PATHS, interp::ENV, interp::TEMPLATE] {
-            if let Ok(a) = blob.array(at, a) {
-                let _ = strs(blob, a);
-            }
+        for table in [i.required_paths(), i.env(), i.template()] {
+            let _ = strs(table);
         }
     }
     Ok(())
 }
 
 fn walk_rules(blob: &Blob<'_>) -> blob::Result<()> {
-    let all = blob.header_array(header::RULES);
-    for i in 0..all.count {
-        let at = blob.record(all, i, rule::LEN)?;
-        if !inside(blob, at, rule::LEN) {
-            break;
-        }
-        for f in (0..rule::INTERP_GLOB).step_by(4) {
-            let _ = blob.field(at, f);
-        }
-        let _ = blob.str(at, rule::INTERP_GLOB);
-        let _ = blob.str(at, rule::PATH_GLOB);
-        if let Ok(r) = blob.record_bytes(at, rule::LEN) {
-            let _ = blob.string(r.array(rule::INTERP_GLOB));
-            if let Ok(glob) = blob.string(r.array(rule::PATH_GLOB)) {
-                let _ = blob::glob_dir(glob);
-            }
+    for r in blob.rules().iter() {
+        let r = r?;
+        let _ = (r.interpreter(), r.conditions(), r.format(), r.machine());
+        let _ = (r.class(), r.endian(), r.osabi(), r.flags(), r.flags_mask());
+        let _ = (r.pe_machine(), r.dotnet());
+        let _ = r.interp_glob().map(check_str);
+        if let Ok(glob) = r.path_glob() {
+            check_str(glob);
+            let _ = blob::glob_dir_key(glob.as_bytes());
         }
     }
     Ok(())
 }
 
 fn walk_rule_index(blob: &Blob<'_>) -> blob::Result<()> {
-    let all = blob.header_array(header::RULE_INDEX);
-    for i in 0..all.count {
-        let at = blob.record(all, i, rule_bucket::LEN)?;
-        if !inside(blob, at, rule_bucket::LEN) {
-            break;
-        }
-        let _ = blob.field(at, rule_bucket::KEY);
-        if let Ok(list) = blob.array(at, rule_bucket::RULES) {
-            let _ = walk_candidates(blob, list);
+    for bucket in blob.rule_index().iter() {
+        let bucket = bucket?;
+        let _ = walk_candidates(blob, bucket.candidates);
+        // The probe for the bucket's machine.
+        if let Ok(machine) = u16::try_from(bucket.key.wrapping_sub(1)) {
+            let _ = blob.rules_for_machine(machine);
         }
     }
     Ok(())
 }
 
-/// A list of [`rule_candidate`] records, each read whole.
+/// A list of [`blob::RuleCandidate`] records, read whole as the decision
+/// reads them, and one by one as a table.
 fn walk_candidates(blob: &Blob<'_>, list: Array) -> blob::Result<()> {
-    for i in 0..list.count.min(MAX_ELEMENTS) {
-        let at = blob.record(list, i, rule_candidate::LEN)?;
-        let r = blob.record_bytes(at, rule_candidate::LEN)?;
-        let _ = (r.u32(rule_candidate::RULE), r.u32(rule_candidate::DIR_LEN));
-        let _ = r.u32(rule_candidate::DIR_HASH);
+    let table: Table<'_, '_, RuleCandidate> = Table::new(blob, list);
+    let one_by_one = table.iter().take(MAX_ELEMENTS);
+    if let Ok(whole) = blob.rule_candidates(list) {
+        for (a, b) in whole.zip(one_by_one) {
+            assert_eq!(Ok(a), b, "read whole or one by one, a record is the same");
+        }
     }
     Ok(())
 }
 
 fn walk_overrides(blob: &Blob<'_>) -> blob::Result<()> {
-    let all = blob.header_array(header::OVERRIDES);
-    for i in 0..all.count {
-        let at = blob.record(all, i, override_bucket::LEN)?;
-        if !inside(blob, at, override_bucket::LEN) {
-            break;
+    for bucket in blob.overrides().iter() {
+        let bucket = bucket?;
+        let _ = (bucket.hash(), bucket.interpreter(), bucket.path_offset());
+        if let Ok(path) = bucket.path() {
+            check_str(path);
+            // The lookup of its path, through the probe.
+            let _ = blob.find_override(path.as_bytes());
         }
-        let _ = blob.field(at, override_bucket::HASH);
-        let _ = blob.str(at, override_bucket::PATH);
-        let _ = blob.field(at, override_bucket::INTERPRETER);
     }
     Ok(())
 }

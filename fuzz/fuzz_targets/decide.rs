@@ -44,7 +44,6 @@ impl Strings for Fake {
 
 /// Decides by the bits of `mode` what exists and what runs.
 struct FakeSystem<'a> {
-    blob: &'a Blob<'a>,
     mode: u8,
     guest: &'a Guest<'a, Fake>,
     env: &'a Fake,
@@ -61,7 +60,7 @@ impl System for FakeSystem<'_> {
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
         self.runs += 1;
         assert_eq!(candidate.path.last(), Some(&0));
-        build(self.blob, candidate, self.guest, self.env);
+        build(candidate, self.guest, self.env);
         match (self.mode >> 4) & 3 {
             0 => Ok(()),
             1 => Err(Failure::Missing),
@@ -75,7 +74,7 @@ impl System for FakeSystem<'_> {
 }
 
 /// `launch::build` as the trampoline calls it: stack-sized buffers first.
-fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, env: &Fake) {
+fn build(candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, env: &Fake) {
     let mut argv = [core::ptr::null(); 64];
     let mut envp = [core::ptr::null(); 64];
     let mut arena = [0u8; 512];
@@ -84,7 +83,7 @@ fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, en
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = match launch::build(blob, candidate, guest, Some(env), &mut small) {
+    let sizes = match launch::build(candidate, guest, Some(env), &mut small) {
         Ok(sizes) => sizes,
         Err(BuildError::Blob(_) | BuildError::NoSafeName) => return,
         Err(BuildError::TooSmall(sizes)) => {
@@ -96,7 +95,7 @@ fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, en
                 envp: &mut envp,
                 arena: &mut arena,
             };
-            let again = launch::build(blob, candidate, guest, Some(env), &mut big);
+            let again = launch::build(candidate, guest, Some(env), &mut big);
             assert_eq!(again, Ok(sizes), "the sizes asked for must be enough");
             check(&argv, &envp, sizes);
             return;
@@ -188,7 +187,6 @@ fuzz_target!(|data: &[u8]| {
         secure: mode & 2 != 0,
     };
     let mut sys = FakeSystem {
-        blob: &blob,
         mode,
         guest: &guest,
         env: &env,

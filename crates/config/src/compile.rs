@@ -375,3 +375,137 @@ fn layout(config: &Config, ids: &BTreeMap<&str, u32>, base: u32) -> (HeaderField
     };
     (tables, d.bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use binfmt_dispatcher_core::blob::Blob;
+    use std::fmt::Write;
+
+    /// The machine of rule `m` of [`crowded`]: 40 numbers, many of them
+    /// sharing a home bucket of the rule index.
+    fn machine(m: u32) -> u16 {
+        ((m * m * 31 + 7) % 60000) as u16
+    }
+
+    /// 300 overrides (many sharing a home bucket) and rules over 40
+    /// machines, compiled.
+    fn crowded() -> (Config, Vec<u8>) {
+        let mut toml = String::new();
+        for i in 0..7 {
+            let _ = write!(toml, "[interpreters.i{i}]\npath = \"/usr/bin/i{i}\"\n");
+        }
+        for n in 0..300 {
+            let _ = write!(
+                toml,
+                "[binaries.b{n}]\npath = \"/games/{}/bin\"\ninterpreter = \"i{}\"\n",
+                n * 7919 % 1000,
+                n % 7
+            );
+        }
+        for m in 0..40 {
+            let _ = write!(
+                toml,
+                "[[rules]]\nmachine = {}\ninterpreter = \"i{}\"\n",
+                machine(m),
+                m % 7
+            );
+        }
+        toml.push_str("[[rules]]\npath = \"/opt/**\"\ninterpreter = \"i0\"\n");
+        let config = Config::parse("crowded", &toml).unwrap();
+        let bytes = compile(&config).unwrap();
+        (config, bytes)
+    }
+
+    #[test]
+    fn the_reader_finds_every_override_where_the_writer_put_it() {
+        let (config, bytes) = crowded();
+        let blob = Blob::open(&bytes).unwrap();
+        let ids: Vec<&String> = config.interpreters.keys().collect();
+        for b in config.binaries.values() {
+            let path = b.path.as_ref().unwrap().value.as_bytes();
+            let found = blob.find_override(path).unwrap().expect("placed, so found");
+            assert_eq!(found.path().unwrap().as_bytes(), path);
+            let id = ids[found.interpreter() as usize];
+            assert_eq!(id, &b.interpreter.as_ref().unwrap().value);
+        }
+        assert!(blob.find_override(b"/games/1001/bin").unwrap().is_none());
+        // Some entries were moved along the probe past their home bucket,
+        // so the test saw the probe, not only home buckets.
+        let table = blob.overrides();
+        let moved = table
+            .iter()
+            .map(Result::unwrap)
+            .filter(|o| !o.is_empty())
+            .filter(|o| o.slot() != blob::override_home(o.hash(), table.len()))
+            .count();
+        assert!(moved > 10, "{moved} entries away from home");
+    }
+
+    #[test]
+    fn the_reader_finds_every_machine_of_the_rule_index() {
+        let (config, bytes) = crowded();
+        let blob = Blob::open(&bytes).unwrap();
+        let no_machine = blob.rules_any_machine();
+        let last = config.rules.len() as u32 - 1;
+        for m in 0..40 {
+            let list = blob.rules_for_machine(machine(m)).unwrap();
+            assert_ne!(list, no_machine, "rule {m}'s machine");
+            let rules: Vec<u32> = blob
+                .rule_candidates(list)
+                .unwrap()
+                .map(|c| c.rule)
+                .collect();
+            // Its own rule, then the path rule that names no machine.
+            assert_eq!(rules, [m, last], "rule {m}'s machine");
+        }
+        assert_eq!(blob.rules_for_machine(1).unwrap(), no_machine);
+        let index = blob.rule_index();
+        let moved = index
+            .iter()
+            .map(Result::unwrap)
+            .enumerate()
+            .filter(|&(_, b)| b.key != 0)
+            .filter(|&(slot, b)| slot as u32 != blob::rule_index_home(b.key, index.len()))
+            .count();
+        assert!(moved > 0, "no machine away from home");
+    }
+
+    #[test]
+    fn each_condition_key_sets_its_bit_and_only_it() {
+        for c in Condition::ALL {
+            let value = match c {
+                Condition::Format => "\"elf\"",
+                Condition::Machine => "62",
+                Condition::Class => "64",
+                Condition::Endian => "\"little\"",
+                Condition::Osabi => "3",
+                Condition::Flags => "1\nflags_mask = 3",
+                Condition::Interp => "\"/lib/ld-*\"",
+                Condition::Path => "\"/opt/**\"",
+                Condition::PeMachine => "\"x86_64\"",
+                Condition::Dotnet => "true",
+            };
+            let toml = format!(
+                "[interpreters.a]\npath = \"/a\"\n[[rules]]\n{} = {value}\ninterpreter = \"a\"\n",
+                c.key()
+            );
+            let bytes = compile(&Config::parse("one condition", &toml).unwrap()).unwrap();
+            let blob = Blob::open(&bytes).unwrap();
+            let rule = blob.rules().get(0).unwrap();
+            assert_eq!(rule.conditions(), c.bit(), "{}", c.key());
+        }
+    }
+
+    #[test]
+    fn hash_tables_put_entries_with_one_home_on_its_probe() {
+        // Five entries whose home is bucket 14 of 16: 14, 15, then around.
+        let table = hash_table(&[1u32, 2, 3, 4, 5], |_, n| {
+            assert_eq!(n, 16);
+            14
+        });
+        let expected = [3, 4, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2];
+        assert_eq!(table, expected);
+        assert!(hash_table::<u32>(&[], |_, _| 0).is_empty());
+    }
+}

@@ -343,7 +343,7 @@ fn decide_paths<'a>(
         // blob to say otherwise, it is still left to the canonical path,
         // as the complete decision skips it unread.)
         if !outside
-            && (rule.conditions() & Cond::PATH == 0 || Condition::Path.holds(&rule, subject)?)
+            && (!rule.has(Condition::Path) || Condition::Path.holds(&rule, subject)?)
         {
             return decided(Plan {
                 reason: Reason::Rule(candidate.rule),
@@ -365,7 +365,7 @@ fn decide_paths<'a>(
 
 /// The directories the binary's paths lie in (and the paths themselves),
 /// as `(length, path_hash)` of each prefix that ends before a `/` or at the
-/// end: what rule candidates' `DIR_LEN`/`DIR_HASH` are compared with.
+/// end: what rule candidates' `dir_len` and `dir_hash` are compared with.
 struct Dirs {
     prefixes: [(u32, u32); 64],
     count: usize,
@@ -430,9 +430,8 @@ fn candidate_rules(blob: &Blob<'_>, facts: &Facts<'_>) -> blob::Result<blob::Arr
 
 /// Whether a rule's conditions other than its path glob hold.
 fn facts_match(rule: &Rule<'_, '_>, subject: &Subject<'_>) -> blob::Result<bool> {
-    let conditions = rule.conditions();
     for c in Condition::FACTS_ORDER {
-        if conditions & c.bit() != 0 && !c.holds(rule, subject)? {
+        if rule.has(c) && !c.holds(rule, subject)? {
             return Ok(false);
         }
     }
@@ -667,6 +666,44 @@ mod tests {
         ];
         for (p, s) in no {
             assert!(!glob_match(p.as_bytes(), s.as_bytes()), "{p} !~ {s}");
+        }
+    }
+
+    #[test]
+    fn conditions_have_one_bit_each_in_order() {
+        let mut all = 0;
+        for (n, c) in Condition::ALL.into_iter().enumerate() {
+            assert_eq!(c.bit(), 1 << n, "{c:?}");
+            all |= c.bit();
+            let keys = Condition::ALL.iter().filter(|d| d.key() == c.key()).count();
+            assert_eq!(keys, 1, "{c:?}");
+            // decide checks every condition but the path glob among the
+            // facts, once.
+            let checked = Condition::FACTS_ORDER.iter().filter(|&&d| d == c).count();
+            assert_eq!(checked, usize::from(c != Condition::Path), "{c:?}");
+        }
+        assert_eq!(all, Cond::ALL);
+        let some = Cond::MACHINE | Cond::PATH | (1 << 20);
+        let of: std::vec::Vec<Condition> = Condition::of(some).collect();
+        assert_eq!(of, [Condition::Machine, Condition::Path]);
+    }
+
+    #[test]
+    fn the_directories_of_a_path_hold_what_its_globs_require() {
+        let cases: &[(&str, &str)] = &[
+            ("/opt/games/**", "/opt/games/x/y"),
+            ("/opt/games/**", "/opt/games"),
+            ("/usr/bin/foo", "/usr/bin/foo"),
+            ("/home/*/Games/**", "/home/ann/Games/a"),
+        ];
+        for (glob, path) in cases {
+            // The writer's key of the glob, the reader's of the path.
+            let c = blob::RuleCandidate::of(0, glob.as_bytes());
+            assert_ne!(c.dir_len, 0, "{glob}");
+            let dirs = Dirs::of(&[path.as_bytes()]);
+            assert!(dirs.contains(c.dir_len, c.dir_hash), "{glob} {path}");
+            let elsewhere = Dirs::of(&[b"/srv/opt/games/usr/bin/home/x"]);
+            assert!(!elsewhere.contains(c.dir_len, c.dir_hash), "{glob}");
         }
     }
 
