@@ -342,9 +342,7 @@ fn decide_paths<'a>(
         // (A candidate outside the known paths has a path glob; were the
         // blob to say otherwise, it is still left to the canonical path,
         // as the complete decision skips it unread.)
-        if !outside
-            && (!rule.has(Condition::Path) || Condition::Path.holds(&rule, subject)?)
-        {
+        if !outside && (!rule.has(Condition::Path) || Condition::Path.holds(&rule, subject)?) {
             return decided(Plan {
                 reason: Reason::Rule(candidate.rule),
                 interpreter: rule.interpreter(),
