@@ -535,6 +535,13 @@ impl<'a> Blob<'a> {
         Ok(Record(self.bytes(off, len as u32)?))
     }
 
+    /// The `Str` field `field` of `record`, read. One copy, out of line:
+    /// the views read strings in many places.
+    #[inline(never)]
+    fn record_string(&self, record: &'a [u8], field: usize) -> Result<Str<'a>> {
+        self.string(Record(record).array(field))
+    }
+
     /// The string `s` names, whose NUL is checked.
     pub fn string(&self, s: Array) -> Result<Str<'a>> {
         let with_nul = self.bytes(s.off, s.count.checked_add(1).ok_or(BlobError::OutOfBounds)?)?;
@@ -601,8 +608,9 @@ impl<'a> Blob<'a> {
         Table::new(self, self.header_array(header::INTERPRETERS))
     }
 
-    /// Interpreter `index`.
-    #[inline]
+    /// Interpreter `index`. One copy, out of line: the exec path looks
+    /// interpreters up in many places.
+    #[inline(never)]
     pub fn interpreter(&self, index: u32) -> Result<Interpreter<'_, 'a>> {
         self.interpreters().get(index)
     }

@@ -37,7 +37,34 @@ impl<'r, 'b> View<'r, 'b> for Str<'b> {
     const LEN: usize = 8;
     #[inline]
     fn view(blob: &'r Blob<'b>, _: u32, record: Record<'b>) -> Result<Str<'b>> {
-        blob.string(record.array(0))
+        blob.record_string(record.0, 0)
+    }
+}
+
+/// A record's bytes, as many as its kind has, so that reading a field
+/// costs no bounds check.
+#[derive(Clone, Copy, Debug)]
+struct Fixed<'b, const N: usize>(&'b [u8; N]);
+
+impl<'b, const N: usize> Fixed<'b, N> {
+    /// `record`, which has `N` bytes or the blob is inconsistent.
+    #[inline]
+    fn of(record: Record<'b>) -> Result<Self> {
+        record
+            .0
+            .try_into()
+            .map(Fixed)
+            .map_err(|_| BlobError::OutOfBounds)
+    }
+
+    #[inline(always)]
+    fn u32(self, field: usize) -> u32 {
+        Record(self.0).u32(field)
+    }
+
+    #[inline(always)]
+    fn array(self, field: usize) -> Array {
+        Record(self.0).array(field)
     }
 }
 
@@ -137,7 +164,7 @@ impl<'r, 'b, V: View<'r, 'b>> Iterator for Iter<'r, 'b, V> {
 pub struct Interpreter<'r, 'b> {
     blob: &'r Blob<'b>,
     index: u32,
-    record: Record<'b>,
+    record: Fixed<'b, { interp::LEN }>,
 }
 
 impl<'r, 'b> View<'r, 'b> for Interpreter<'r, 'b> {
@@ -147,7 +174,7 @@ impl<'r, 'b> View<'r, 'b> for Interpreter<'r, 'b> {
         Ok(Interpreter {
             blob,
             index,
-            record,
+            record: Fixed::of(record)?,
         })
     }
 }
@@ -171,19 +198,19 @@ impl<'r, 'b> Interpreter<'r, 'b> {
     /// The configuration's identifier (`[interpreters.ID]`).
     #[inline]
     pub fn id(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(interp::ID))
+        self.blob.record_string(self.record.0, interp::ID)
     }
 
     /// The human name.
     #[inline]
     pub fn name(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(interp::NAME))
+        self.blob.record_string(self.record.0, interp::NAME)
     }
 
     /// The absolute path to execute.
     #[inline]
     pub fn path(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(interp::PATH))
+        self.blob.record_string(self.record.0, interp::PATH)
     }
 
     /// How it is told the guest's argv; an unknown code makes the blob
@@ -233,7 +260,7 @@ impl<'r, 'b> Interpreter<'r, 'b> {
     /// What to tell the user when it is missing.
     #[inline]
     pub fn install_hint(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(interp::INSTALL_HINT))
+        self.blob.record_string(self.record.0, interp::INSTALL_HINT)
     }
 }
 
@@ -244,7 +271,7 @@ impl<'r, 'b> Interpreter<'r, 'b> {
 pub struct Rule<'r, 'b> {
     blob: &'r Blob<'b>,
     number: u32,
-    record: Record<'b>,
+    record: Fixed<'b, { rule::LEN }>,
 }
 
 impl<'r, 'b> View<'r, 'b> for Rule<'r, 'b> {
@@ -254,7 +281,7 @@ impl<'r, 'b> View<'r, 'b> for Rule<'r, 'b> {
         Ok(Rule {
             blob,
             number,
-            record,
+            record: Fixed::of(record)?,
         })
     }
 }
@@ -329,13 +356,13 @@ impl<'b> Rule<'_, 'b> {
     /// Glob on the `PT_INTERP` path.
     #[inline]
     pub fn interp_glob(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(rule::INTERP_GLOB))
+        self.blob.record_string(self.record.0, rule::INTERP_GLOB)
     }
 
     /// Glob on the binary's path.
     #[inline]
     pub fn path_glob(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(rule::PATH_GLOB))
+        self.blob.record_string(self.record.0, rule::PATH_GLOB)
     }
 
     /// PE COFF `Machine`.
@@ -356,14 +383,18 @@ impl<'b> Rule<'_, 'b> {
 pub struct Override<'r, 'b> {
     blob: &'r Blob<'b>,
     slot: u32,
-    record: Record<'b>,
+    record: Fixed<'b, { override_bucket::LEN }>,
 }
 
 impl<'r, 'b> View<'r, 'b> for Override<'r, 'b> {
     const LEN: usize = override_bucket::LEN;
     #[inline]
     fn view(blob: &'r Blob<'b>, slot: u32, record: Record<'b>) -> Result<Self> {
-        Ok(Override { blob, slot, record })
+        Ok(Override {
+            blob,
+            slot,
+            record: Fixed::of(record)?,
+        })
     }
 }
 
@@ -389,7 +420,8 @@ impl<'b> Override<'_, 'b> {
     /// The binary's path.
     #[inline]
     pub fn path(&self) -> Result<Str<'b>> {
-        self.blob.string(self.record.array(override_bucket::PATH))
+        self.blob
+            .record_string(self.record.0, override_bucket::PATH)
     }
 
     /// Where its path's bytes are: the writer interns strings in order, so
