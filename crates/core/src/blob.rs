@@ -504,13 +504,17 @@ impl<'a> Blob<'a> {
         Ok(())
     }
 
-    /// The `u32` at `off`.
+    /// The `u32` at `off`. Offset arithmetic: readers go through the
+    /// views; kept public for `config::dump` until it does too.
+    #[doc(hidden)]
     pub fn u32(&self, off: u32) -> Result<u32> {
         let b = self.bytes(off, 4)?;
         Ok(le32(b, 0))
     }
 
-    /// Offset of record `index` of `array`, whose records are `stride` bytes.
+    /// Offset of record `index` of `array`, whose records are `stride`
+    /// bytes. Public only for `config::dump`, as [`Blob::u32`].
+    #[doc(hidden)]
     pub fn record(&self, array: Array, index: u32, stride: usize) -> Result<u32> {
         if index >= array.count {
             return Err(BlobError::OutOfBounds);
@@ -531,7 +535,7 @@ impl<'a> Blob<'a> {
 
     /// The `len`-byte record at `off`, read (and verified) whole, so that
     /// its fields cost no further checks.
-    pub fn record_bytes(&self, off: u32, len: usize) -> Result<Record<'a>> {
+    fn record_bytes(&self, off: u32, len: usize) -> Result<Record<'a>> {
         Ok(Record(self.bytes(off, len as u32)?))
     }
 
@@ -551,13 +555,17 @@ impl<'a> Blob<'a> {
         }
     }
 
-    /// A header field.
+    /// A header field. Public only for `config::dump`, as [`Blob::u32`];
+    /// readers use [`Blob::flags`], [`Blob::interpreters`] and the like.
+    #[doc(hidden)]
     #[inline]
     pub fn header(&self, field: usize) -> u32 {
         le32(self.bytes, field)
     }
 
-    /// A header `Array`.
+    /// A header `Array`. Public only for `config::dump`, as
+    /// [`Blob::header`].
+    #[doc(hidden)]
     #[inline]
     pub fn header_array(&self, field: usize) -> Array {
         Array {
@@ -688,8 +696,8 @@ impl<'a> Blob<'a> {
         Ok(None)
     }
 
-    /// The `u32` field `field` of a record at `off`. Offset arithmetic,
-    /// kept only for `config::dump` until it reads through the views.
+    /// The `u32` field `field` of a record at `off`. Public only for
+    /// `config::dump`, as [`Blob::u32`].
     #[doc(hidden)]
     pub fn field(&self, off: u32, field: usize) -> Result<u32> {
         self.u32(
@@ -698,8 +706,8 @@ impl<'a> Blob<'a> {
         )
     }
 
-    /// The `Array` field `field` of a record at `off`. Kept only for
-    /// `config::dump`, as [`Blob::field`].
+    /// The `Array` field `field` of a record at `off`. Public only for
+    /// `config::dump`, as [`Blob::u32`].
     #[doc(hidden)]
     pub fn array(&self, off: u32, field: usize) -> Result<Array> {
         Ok(Array {
@@ -709,7 +717,7 @@ impl<'a> Blob<'a> {
     }
 
     /// The string field `field` of a record at `off`, without its NUL.
-    /// Kept only for `config::dump`, as [`Blob::field`].
+    /// Public only for `config::dump`, as [`Blob::u32`].
     #[doc(hidden)]
     pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
         Ok(self.string(self.array(off, field)?)?.as_bytes())
