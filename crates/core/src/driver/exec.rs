@@ -116,6 +116,8 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
         CStr::from_bytes_with_nul(path).is_ok_and(|p| self.exec.host.exists(p))
     }
 
+    // Inlined into the walk: its own frame would take the stack deeper.
+    #[inline(always)]
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
         let style = self
             .blob
@@ -143,7 +145,7 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
                 self.blob,
                 candidate,
                 e.guest,
-                Some(e.p.env),
+                Some(&e.p.env),
                 None,
             )
         };
@@ -235,6 +237,7 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
 }
 
 /// Executes the built argv with the built envp, or `process_envp`.
+#[inline(always)]
 fn exec<H: Host, S: Strings>(
     host: &mut H,
     candidate: &Candidate<'_>,
