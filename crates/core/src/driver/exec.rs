@@ -236,8 +236,9 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
         .map(|errno| Failure::NotExecutable(errno.raw_os_error()))
 }
 
-/// Executes the built argv with the built envp, or `process_envp`.
-#[inline(always)]
+/// Executes the built argv with the built envp, or `process_envp`. Out of
+/// line: one copy serves both sizes of [`build_and_exec`].
+#[inline(never)]
 fn exec<H: Host, S: Strings>(
     host: &mut H,
     candidate: &Candidate<'_>,
