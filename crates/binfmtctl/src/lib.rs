@@ -13,6 +13,7 @@ pub mod explain;
 pub mod files;
 pub mod json;
 pub mod locations;
+pub mod man;
 pub mod private;
 pub mod register;
 pub mod strace;
