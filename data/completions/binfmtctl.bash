@@ -297,7 +297,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__explain)
-            opts="-h --json --argv0 --page-size --execfd --dispatcher --root --help"
+            opts="-h --json --argv0 --page-size --execfd --no-execfd --secure --dispatcher --root --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -47,10 +47,12 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -l user -d 
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand compile" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l argv0 -d 'Simulate a registration with the P flag, the caller passing NAME as argv[0]. Without it the guest\'s argv[0] is FILE as given, as without P' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l page-size -d 'Simulate a host with this page size, which decides whether `use_muvm` interpreters run under muvm (default: this system\'s)' -r
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l execfd -d 'The descriptor the dispatcher holds the binary open on (binfmt_misc\'s with the O flag, else its own): 3 when the caller has only 0, 1, 2 open' -r
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l execfd -d 'The descriptor binfmt_misc hands the dispatcher with the O flag, or with --no-execfd the one the dispatcher\'s own open of the binary gets: the lowest free, 3 when the caller has only 0, 1 and 2 open' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l dispatcher -d 'The trampoline whose built-in configuration applies when no cache does (one written by `compile --embed` carries the system\'s and reads no system cache) [default: the registered one if it carries the system\'s configuration, else binfmtctl\'s copy of the built-in configuration]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l json -d 'Print JSON instead of text'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l no-execfd -d 'Simulate a registration without the O flag: the dispatcher opens the binary by name'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l secure -d 'Simulate a set-id exec (AT_SECURE: a setuid binary under the C flag): the environment and the caller\'s caches are ignored, the binary is named by its descriptor'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -37,6 +37,9 @@ impl Strings for Fake {
     fn bytes(&self, i: usize) -> &[u8] {
         &self.0[i][..self.0[i].len() - 1]
     }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        &self.0[i]
+    }
 }
 
 /// Decides by the bits of `mode` what exists and what runs.
@@ -81,7 +84,7 @@ fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, en
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = match launch::build(blob, candidate, guest, env, &mut small) {
+    let sizes = match launch::build(blob, candidate, guest, Some(env), &mut small) {
         Ok(sizes) => sizes,
         Err(BuildError::Blob(_) | BuildError::NoSafeName) => return,
         Err(BuildError::TooSmall(sizes)) => {
@@ -93,7 +96,7 @@ fn build(blob: &Blob<'_>, candidate: &Candidate<'_>, guest: &Guest<'_, Fake>, en
                 envp: &mut envp,
                 arena: &mut arena,
             };
-            let again = launch::build(blob, candidate, guest, env, &mut big);
+            let again = launch::build(blob, candidate, guest, Some(env), &mut big);
             assert_eq!(again, Ok(sizes), "the sizes asked for must be enough");
             check(&argv, &envp, sizes);
             return;

@@ -10,13 +10,24 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-mod dispatch;
+mod host;
 mod rt;
 
-use rt::Process;
+use binfmt_dispatcher_core::driver;
 
-fn main(process: &Process) -> ! {
-    rt::exit(dispatch::run(process, rt::embedded_config(process)))
+fn main(process: &rt::Process) -> ! {
+    let facts = driver::Process {
+        args: &process.args,
+        env: &process.env,
+        envp: process.envp,
+        execfd: process.execfd,
+        flags: process.flags,
+        secure: process.secure,
+        page_size: process.page_size,
+        execfn: process.execfn,
+    };
+    let baked = rt::embedded_config(process);
+    rt::exit(driver::run(&mut host::Syscalls, &facts, baked))
 }
 
 #[panic_handler]

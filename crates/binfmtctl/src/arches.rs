@@ -1,12 +1,15 @@
-//! The architecture table, data/binfmt-arches.tsv, compiled in: binfmt_misc
-//! magic and mask of every QEMU linux-user target (and of the non-ELF
-//! formats), and the hosts that run each natively.
+//! The architecture table, data/binfmt-arches.tsv, as binfmt-dispatcher-core
+//! compiles it in (`arches::ROWS`): binfmt_misc magic and mask of every QEMU
+//! linux-user target (and of the non-ELF formats), and the hosts that run
+//! each natively; here, what registering a row means.
 
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 
-/// The table's text, as shipped.
-pub static TABLE: &str = include_str!("../../../data/binfmt-arches.tsv");
+/// One row of the table: a format `register` makes an entry for.
+pub use binfmt_dispatcher_core::arches::Row as Format;
+/// Every row, in the table's order.
+pub use binfmt_dispatcher_core::arches::ROWS as FORMATS;
 
 /// Prefix of the binfmt_misc entries `binfmtctl register` makes.
 pub const ENTRY_PREFIX: &str = "binfmt-dispatcher-";
@@ -18,35 +21,26 @@ pub const DEFAULT_DISPATCHER: &str = "/usr/bin/binfmt-dispatcher";
 /// The flags `register` uses unless told otherwise.
 pub const DEFAULT_FLAGS: &str = "POCF";
 
-/// One row of the table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Format {
-    /// QEMU's target name, or `pe`, `java`.
-    pub name: String,
-    /// Whether it is an ELF target, which `--arch all` registers; the
-    /// others (`pe`, `java`) only when named, since they take the magic
-    /// from Wine's and Java's own registrations.
-    pub elf: bool,
-    /// The magic as written in the table (binfmt_misc escapes).
-    pub magic_text: String,
-    /// The mask as written, empty for none.
-    pub mask_text: String,
-    /// The magic's bytes.
-    pub magic: Vec<u8>,
-    /// The mask's bytes (empty: all ones).
-    pub mask: Vec<u8>,
-    /// `uname -m` patterns of hosts that run it natively.
-    pub native: Vec<String>,
+/// A row as a binfmt_misc entry.
+pub trait Registration {
+    /// The binfmt_misc entry name `register` gives it.
+    fn entry_name(&self) -> String;
+    /// The line written to binfmt_misc's `register` file.
+    fn register_line(&self, interpreter: &str, flags: &str) -> String;
+    /// Whether a file whose first bytes are `magic` under `mask` (as a
+    /// binfmt_misc entry has them) is recognised exactly as this format is.
+    fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool;
+    /// Whether some file matches both this format and an entry with this
+    /// magic and mask (at offset 0): the entry competes with ours.
+    fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool;
 }
 
-impl Format {
-    /// The binfmt_misc entry name `register` gives it.
-    pub fn entry_name(&self) -> String {
+impl Registration for Format {
+    fn entry_name(&self) -> String {
         format!("{ENTRY_PREFIX}{}", self.name)
     }
 
-    /// The line written to binfmt_misc's `register` file.
-    pub fn register_line(&self, interpreter: &str, flags: &str) -> String {
+    fn register_line(&self, interpreter: &str, flags: &str) -> String {
         format!(
             ":{}:M::{}:{}:{interpreter}:{flags}",
             self.entry_name(),
@@ -55,16 +49,12 @@ impl Format {
         )
     }
 
-    /// Whether a file whose first bytes are `magic` under `mask` (as a
-    /// binfmt_misc entry has them) is recognised exactly as this format is.
-    pub fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool {
-        masked(&self.magic, &self.mask) == masked(magic, mask)
-            && ones(&self.mask, self.magic.len()) == ones(mask, magic.len())
+    fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool {
+        masked(self.magic, self.mask) == masked(magic, mask)
+            && ones(self.mask, self.magic.len()) == ones(mask, magic.len())
     }
 
-    /// Whether some file matches both this format and an entry with this
-    /// magic and mask (at offset 0): the entry competes with ours.
-    pub fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool {
+    fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool {
         let n = magic.len().min(self.magic.len());
         (0..n).all(|i| {
             let m =
@@ -88,36 +78,6 @@ fn masked(magic: &[u8], mask: &[u8]) -> Vec<u8> {
         .collect()
 }
 
-/// Decodes binfmt_misc's `\xNN` escapes (and `\\`).
-pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            match b.get(i + 1) {
-                Some(b'x') => {
-                    let hex = s
-                        .get(i + 2..i + 4)
-                        .and_then(|h| u8::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| format!("bad \\x escape in {s:?}"))?;
-                    out.push(hex);
-                    i += 4;
-                }
-                Some(b'\\') => {
-                    out.push(b'\\');
-                    i += 2;
-                }
-                _ => return Err(format!("bad escape in {s:?}")),
-            }
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    Ok(out)
-}
-
 /// Every byte as `\xNN`.
 pub fn escape(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 4);
@@ -125,56 +85,6 @@ pub fn escape(bytes: &[u8]) -> String {
         let _ = write!(s, "\\x{b:02x}");
     }
     s
-}
-
-/// Parses a table (the shipped one: [`all`]).
-pub fn parse(text: &str) -> Result<Vec<Format>, String> {
-    let mut formats: Vec<Format> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let at = |what: &str| format!("data/binfmt-arches.tsv:{}: {what}", n + 1);
-        let cols: Vec<&str> = line.split('\t').collect();
-        let [name, kind, magic, mask, native, _source] = cols[..] else {
-            return Err(at("expected 6 tab-separated columns"));
-        };
-        let magic_bytes = unescape(magic).map_err(|e| at(&e))?;
-        let mask_bytes = if mask == "-" {
-            Vec::new()
-        } else {
-            unescape(mask).map_err(|e| at(&e))?
-        };
-        if !mask_bytes.is_empty() && mask_bytes.len() != magic_bytes.len() {
-            return Err(at("mask and magic differ in length"));
-        }
-        if formats.iter().any(|f| f.name == name) {
-            return Err(at(&format!("{name} twice")));
-        }
-        formats.push(Format {
-            name: name.to_string(),
-            elf: kind == "elf",
-            magic_text: magic.to_string(),
-            mask_text: if mask == "-" {
-                String::new()
-            } else {
-                mask.to_string()
-            },
-            magic: magic_bytes,
-            mask: mask_bytes,
-            native: if native == "-" {
-                Vec::new()
-            } else {
-                native.split(',').map(str::to_string).collect()
-            },
-        });
-    }
-    Ok(formats)
-}
-
-/// The shipped table.
-pub fn all() -> Vec<Format> {
-    parse(TABLE).expect("data/binfmt-arches.tsv is valid (tested)")
 }
 
 /// A glob with `*` only.
@@ -263,16 +173,16 @@ pub fn select(
     if list == "all" {
         for f in formats.iter().filter(|f| f.elf) {
             if host.runs(f) {
-                skipped.push(f.name.clone());
+                skipped.push(f.name.to_string());
             } else {
-                chosen.push(f.clone());
+                chosen.push(*f);
             }
         }
         return Ok((chosen, skipped));
     }
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         let Some(f) = formats.iter().find(|f| f.name == name) else {
-            let known: Vec<&str> = formats.iter().map(|f| f.name.as_str()).collect();
+            let known: Vec<&str> = formats.iter().map(|f| f.name).collect();
             return Err(format!(
                 "unknown architecture {name:?}; known: {}, or all",
                 known.join(", ")
@@ -287,7 +197,7 @@ pub fn select(
             ));
         }
         if !chosen.iter().any(|c: &Format| c.name == f.name) {
-            chosen.push(f.clone());
+            chosen.push(*f);
         }
     }
     if chosen.is_empty() {
@@ -306,21 +216,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_parses_and_round_trips() {
-        let formats = all();
-        assert!(formats.len() > 30);
-        for f in &formats {
-            assert!(f.same_as(&f.magic, &f.mask), "{}", f.name);
-            assert_eq!(identify(&formats, &f.magic, &f.mask).unwrap().name, f.name);
+    fn every_row_is_identified_as_itself() {
+        assert!(FORMATS.len() > 30);
+        for f in FORMATS {
+            assert!(f.same_as(f.magic, f.mask), "{}", f.name);
+            assert_eq!(identify(FORMATS, f.magic, f.mask).unwrap().name, f.name);
         }
     }
 
     #[test]
     fn host_families() {
-        let formats = all();
+        let formats = FORMATS;
         let skipped = |m: &str| {
             let host = Host::detect(Some(m));
-            let (_, skipped) = select(&formats, "all", &host).unwrap();
+            let (_, skipped) = select(formats, "all", &host).unwrap();
             skipped
         };
         assert_eq!(skipped("x86_64"), ["i386", "i486", "x86_64"]);
@@ -330,16 +239,16 @@ mod tests {
         assert_eq!(skipped("ppc64le"), ["ppc64le"]);
         assert!(skipped("none").is_empty());
         let host = Host::detect(Some("x86_64"));
-        assert!(select(&formats, "x86_64", &host).is_err());
-        let (pe_java, _) = select(&formats, "pe,java", &host).unwrap();
+        assert!(select(formats, "x86_64", &host).is_err());
+        let (pe_java, _) = select(formats, "pe,java", &host).unwrap();
         assert_eq!(
             pe_java[0].register_line("/d", "POCF"),
             ":binfmt-dispatcher-pe:M::MZ::/d:POCF"
         );
         assert_eq!(pe_java[1].magic, b"\xca\xfe\xba\xbe");
-        let (all, _) = select(&formats, "all", &host).unwrap();
+        let (all, _) = select(formats, "all", &host).unwrap();
         assert!(all.iter().all(|f| f.elf), "all is the ELF targets");
-        assert!(select(&formats, "nope", &host).is_err());
-        assert_eq!(select(&formats, "aarch64,arm", &host).unwrap().0.len(), 2);
+        assert!(select(formats, "nope", &host).is_err());
+        assert_eq!(select(formats, "aarch64,arm", &host).unwrap().0.len(), 2);
     }
 }

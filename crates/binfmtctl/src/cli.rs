@@ -85,18 +85,19 @@ pub enum Command {
     /// finds it, see FILES in binfmtctl(1)), the environment override,
     /// binary override, rule or default that chose the interpreter, each
     /// interpreter of its fallback chain that would be skipped and why (a
-    /// required path missing, not found, not executable), and the exact
-    /// program, argv and environment that would be executed. It runs the
-    /// dispatcher's own decision and argv code.
+    /// required path missing, not found, not executable), the exact program,
+    /// argv and environment that would be executed, the messages and the
+    /// exit status. It runs the dispatcher's own exec path over a host that
+    /// records the exec instead of making it.
     ///
     /// --json prints a JSON object with the keys binary, header, paths,
     /// cache, chosen, reason, tried, runs, exec, argv, env, execfd,
-    /// page_size, status. Exits 1 when no interpreter would run (the JSON
-    /// status is the dispatcher's own exit status then, 127 or 126).
+    /// page_size, secure, status, stderr, missing_helper, helper_exec. Exits
+    /// 1 when no interpreter would run (the JSON status is the dispatcher's
+    /// own exit status then, 127 or 126).
     ///
     /// Not simulated: an interpreter that exists and is executable but whose
-    /// own exec would fail (a missing shared library), setuid binaries
-    /// (secure mode).
+    /// own exec would fail (a missing shared library).
     Explain(explain::Args),
     /// Print a cache, or the configuration built into a trampoline (by
     /// default the one the dispatcher would use), as TOML that compiles to

@@ -15,7 +15,10 @@ use std::process::{Command, ExitCode};
 
 use serde::Serialize;
 
-use crate::arches::{self, Format, Host, DEFAULT_DISPATCHER, DEFAULT_FLAGS, DISPATCHER_NAME};
+use crate::arches::{
+    self, Format, Host, Registration as _, DEFAULT_DISPATCHER, DEFAULT_FLAGS, DISPATCHER_NAME,
+    FORMATS,
+};
 use crate::binfmt_misc::{Entry, Instance, DEFAULT_DIR};
 use crate::private;
 
@@ -342,9 +345,8 @@ pub fn register(root: Option<&Path>, args: &RegisterArgs) -> Result<ExitCode, St
     }
     let interpreter = args.interpreter.clone().unwrap_or_else(default_dispatcher);
     let interpreter = interpreter_text(&interpreter)?;
-    let formats = arches::all();
     let host = Host::detect(args.host.as_deref());
-    let (chosen, skipped) = arches::select(&formats, &args.selection.arch, &host)?;
+    let (chosen, skipped) = arches::select(FORMATS, &args.selection.arch, &host)?;
 
     if root.is_none() {
         // Check everything before writing anything.
@@ -379,7 +381,6 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
         .as_deref()
         .map(interpreter_text)
         .transpose()?;
-    let formats = arches::all();
     let wanted: Option<BTreeSet<String>> = if args.arch == "all" {
         None
     } else {
@@ -390,7 +391,7 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            if !formats.iter().any(|f| f.name == n) {
+            if !FORMATS.iter().any(|f| f.name == n) {
                 return Err(format!("unknown architecture {n:?}"));
             }
             names.insert(format!("{}{n}", arches::ENTRY_PREFIX));
@@ -444,7 +445,7 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
     }
     if args.persist {
         let dir = root.unwrap_or(Path::new("/")).join(ETC_BINFMT_D);
-        for f in &formats {
+        for f in FORMATS {
             if wanted
                 .as_ref()
                 .is_some_and(|w| !w.contains(&f.entry_name()))
@@ -474,7 +475,7 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
 fn decode(formats: &[Format], e: &Entry) -> Option<String> {
     let (m, k) = e.magic_at_zero()?;
     if let Some(f) = arches::identify(formats, m, k) {
-        return Some(f.name.clone());
+        return Some(f.name.to_string());
     }
     let overlapping: Vec<&Format> = formats.iter().filter(|f| f.overlaps(m, k)).collect();
     match overlapping[..] {
@@ -491,10 +492,9 @@ type Row<'e> = (&'e Entry, Option<String>, bool);
 pub fn status(args: &StatusArgs) -> Result<ExitCode, String> {
     let inst = Instance::open(&args.binfmt_misc)?;
     let entries = inst.entries()?;
-    let formats = arches::all();
     let rows: Vec<Row<'_>> = entries
         .iter()
-        .map(|e| (e, decode(&formats, e), e.is_ours(None)))
+        .map(|e| (e, decode(FORMATS, e), e.is_ours(None)))
         .collect();
     let text = if args.json {
         status_json(&inst, &rows)
@@ -619,9 +619,8 @@ fn status_table(inst: &Instance, rows: &[Row<'_>]) -> String {
 pub fn binfmt_d(args: &BinfmtDArgs) -> Result<ExitCode, String> {
     check_flags(&args.flags)?;
     let interpreter = interpreter_text(&args.interpreter)?;
-    let formats = arches::all();
     let host = Host::detect(args.host.as_deref());
-    let (chosen, _skipped) = arches::select(&formats, &args.selection.arch, &host)?;
+    let (chosen, _skipped) = arches::select(FORMATS, &args.selection.arch, &host)?;
     match &args.output {
         Some(dir) => {
             write_conf_files(dir, &chosen, &interpreter, &args.flags, true)?;
@@ -647,9 +646,8 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, String> {
             "{interpreter} does not exist (--interpreter PATH names the dispatcher)"
         ));
     }
-    let formats = arches::all();
     let host = Host::detect(None);
-    let (chosen, _) = arches::select(&formats, &args.selection.arch, &host)?;
+    let (chosen, _) = arches::select(FORMATS, &args.selection.arch, &host)?;
     let inst = private::enter().map_err(|e| format!("binfmtctl run: {e}"))?;
     register_live(&inst, &chosen, &interpreter, &args.flags, true)?;
     let program = &args.command[0];

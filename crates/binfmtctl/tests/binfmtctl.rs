@@ -716,14 +716,15 @@ fn explain_text_names_the_decision_and_the_skipped() {
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("exits 127"), "{}", stdout(&out));
-    // A cache the environment names that is not there: skipped, said so.
+    // A cache the environment names that is not there: skipped, said so,
+    // in the line the trampoline writes.
     let out = ctl(
         &["explain", s(&dir.join("foreign"))],
         &[("BINFMT_DISPATCHER_CACHE", "/nonexistent/c.cache")],
     );
     let text = stdout(&out);
     assert!(
-        text.contains("skipped /nonexistent/c.cache: not found"),
+        text.contains("stderr: binfmt-dispatcher: ignoring cache /nonexistent/c.cache: not found"),
         "{text}"
     );
 }

@@ -61,6 +61,9 @@ impl Strings for Owned {
     fn bytes(&self, i: usize) -> &[u8] {
         self.0[i].as_bytes()
     }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        self.0[i].as_bytes_with_nul()
+    }
 }
 
 /// A world where only `present` paths exist and `broken` ones fail to run.
@@ -452,7 +455,7 @@ fn argv_for_binary(
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = match launch::build(&blob, &candidate, &guest, &env, &mut small) {
+    let sizes = match launch::build(&blob, &candidate, &guest, Some(&env), &mut small) {
         Err(BuildError::TooSmall(sizes)) => sizes,
         Err(e) => return Err(e),
         Ok(_) => panic!("tiny buffers must be reported too small"),
@@ -466,7 +469,7 @@ fn argv_for_binary(
         arena: &mut arena,
     };
     assert_eq!(
-        launch::build(&blob, &candidate, &guest, &env, &mut out),
+        launch::build(&blob, &candidate, &guest, Some(&env), &mut out),
         Ok(sizes)
     );
     let strings = |list: &[*const u8]| -> Vec<String> {
@@ -748,7 +751,7 @@ fn a_binary_named_by_its_descriptor_is_not_given_to_muvm() {
             envp: &mut envp,
             arena: &mut arena,
         };
-        let built = launch::build(&blob, &candidate, &guest, &Owned::new(&[]), &mut out);
+        let built = launch::build(&blob, &candidate, &guest, Some(&Owned::new(&[])), &mut out);
         assert_eq!(built == Err(BuildError::NoSafeName), by_descriptor);
     }
 }
@@ -1190,7 +1193,7 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         envp: &mut envp,
         arena: &mut arena,
     };
-    let sizes = launch::build(&blob, &candidate, &guest, &Owned::new(&[]), &mut out).unwrap();
+    let sizes = launch::build(&blob, &candidate, &guest, Some(&Owned::new(&[])), &mut out).unwrap();
     let shown: Vec<String> = out.argv[..sizes.argv - 1]
         .iter()
         // SAFETY (test only): build() points every entry at a live

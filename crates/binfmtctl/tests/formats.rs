@@ -13,37 +13,6 @@ use std::process::Output;
 
 use support::*;
 
-/// A PE image: `MZ` stub with `e_lfanew = at`, COFF header, an optional
-/// header (PE32 or PE32+) with 16 data directories, the CLR one filled for
-/// .NET; padded to a page.
-fn pe(at: usize, machine: u16, wide: bool, dotnet: bool) -> Vec<u8> {
-    let mut v = vec![0u8; at];
-    v[..2].copy_from_slice(b"MZ");
-    v[0x3c..0x40].copy_from_slice(&(at as u32).to_le_bytes());
-    v.extend_from_slice(b"PE\0\0");
-    let (magic, count_at, dirs_at) = if wide {
-        (0x20bu16, 108, 112)
-    } else {
-        (0x10b, 92, 96)
-    };
-    let optional_size = dirs_at + 16 * 8;
-    let mut coff = [0u8; 20];
-    coff[..2].copy_from_slice(&machine.to_le_bytes());
-    coff[16..18].copy_from_slice(&(optional_size as u16).to_le_bytes());
-    v.extend_from_slice(&coff);
-    let mut opt = vec![0u8; optional_size];
-    opt[..2].copy_from_slice(&magic.to_le_bytes());
-    opt[count_at..count_at + 4].copy_from_slice(&16u32.to_le_bytes());
-    if dotnet {
-        let e = dirs_at + 14 * 8;
-        opt[e..e + 4].copy_from_slice(&0x2008u32.to_le_bytes());
-        opt[e + 4..e + 8].copy_from_slice(&0x48u32.to_le_bytes());
-    }
-    v.extend_from_slice(&opt);
-    v.resize(v.len().max(4096), 0);
-    v
-}
-
 fn write_exec(path: &Path, bytes: &[u8]) {
     fs::write(path, bytes).unwrap();
     fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();

@@ -14,70 +14,14 @@
 mod support;
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use support::*;
 
 const NOBODY: u32 = 65534;
 const SYSTEM_CACHE: &str = "/var/cache/binfmt-dispatcher/binfmt-dispatcher.cache";
-
-/// Runs `script` with sh in a new user namespace mapping ids 0..65535 to
-/// themselves and a new mount namespace with its own binfmt_misc holding
-/// `entry` and a tmpfs on /var/cache, in `dir`.
-fn run_mapped(dir: &Path, entry: Entry<'_>, script: &str) -> Output {
-    let (name, magic, mask, interp, flags) = entry;
-    let setup = format!(
-        "read _ || exit 90\n\
-         set -e\n\
-         mount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n\
-         printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n\
-         mount -t tmpfs -o mode=755 none /var/cache\n\
-         mkdir /var/cache/binfmt-dispatcher\n\
-         set +e\n{script}",
-        sh_quote(&format!(":{name}:M::{magic}:{mask}:{interp}:{flags}"))
-    );
-    let mut child = Command::new("unshare")
-        .args(["--user", "--mount", "sh", "-c", &setup])
-        .current_dir(dir)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot run unshare");
-    // unshare execs sh once it has made the namespaces: wait for that,
-    // map the ids, then let the script go on.
-    let ours = fs::read_link("/proc/self/ns/user").unwrap();
-    let ns = format!("/proc/{}/ns/user", child.id());
-    let start = Instant::now();
-    while fs::read_link(&ns).ok().is_none_or(|l| l == ours) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "unshare made no user namespace"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    for map in ["uid_map", "gid_map"] {
-        fs::write(format!("/proc/{}/{map}", child.id()), "0 0 65536\n")
-            .unwrap_or_else(|e| panic!("cannot write {map} (the test must run as root): {e}"));
-    }
-    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        !stderr(&out).contains("binfmt_misc") && !stderr(&out).contains("tmpfs"),
-        "setting up the namespace failed:\n{}",
-        stderr(&out)
-    );
-    out
-}
 
 /// An interpreter section running the reporter as `REPORTER TAG`.
 fn tagged(id: &str, tag: &str) -> String {

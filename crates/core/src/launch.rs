@@ -7,6 +7,8 @@
 //! says how large they must be and writes nothing usable, so the caller can
 //! retry with bigger ones.
 
+use core::ffi::CStr;
+
 use crate::blob::{self, interp, Blob};
 use crate::decide::Candidate;
 
@@ -135,6 +137,16 @@ pub trait Strings {
     fn ptr(&self, i: usize) -> *const u8;
     /// String `i` without its NUL.
     fn bytes(&self, i: usize) -> &[u8];
+    /// String `i` with its NUL.
+    fn with_nul(&self, i: usize) -> &[u8];
+    /// String `i` as a C string.
+    fn c_str(&self, i: usize) -> &CStr {
+        CStr::from_bytes_with_nul(self.with_nul(i)).unwrap_or(c"")
+    }
+    /// String `i`'s first byte (0 for an empty one).
+    fn first_byte(&self, i: usize) -> u8 {
+        self.with_nul(i)[0]
+    }
     /// Whether string `i` begins with `prefix`.
     fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
         self.bytes(i).starts_with(prefix)
@@ -143,6 +155,27 @@ pub trait Strings {
     fn has_key(&self, i: usize, key: &[u8]) -> bool {
         let entry = self.bytes(i);
         entry.len() > key.len() && entry.starts_with(key) && entry[key.len()] == b'='
+    }
+    /// The values of the environment variables `names`, found in one pass
+    /// (this must be an envp); each entry is looked at no further than
+    /// its first difference from a name.
+    fn vars<const N: usize>(&self, names: [&str; N]) -> [Option<&CStr>; N] {
+        let mut found = [None; N];
+        for i in 0..self.count() {
+            let first = self.first_byte(i);
+            if !names.iter().any(|n| n.as_bytes().first() == Some(&first)) {
+                continue;
+            }
+            for (slot, name) in found.iter_mut().zip(names) {
+                let key = name.as_bytes();
+                if slot.is_none() && self.starts_with(i, key) {
+                    if let Some(value) = self.with_nul(i)[key.len()..].strip_prefix(b"=") {
+                        *slot = CStr::from_bytes_with_nul(value).ok();
+                    }
+                }
+            }
+        }
+        found
     }
 }
 
@@ -342,11 +375,13 @@ pub fn keeps_environment<A: Strings>(
 
 /// Builds the argv and envp that run `guest` under `candidate`, with the
 /// process environment `env`; returns how much of each buffer it used.
+/// With `env` `None` the envp holds only what the interpreter sets: none
+/// when [`keeps_environment`], whose caller passes the process's own.
 pub fn build<A: Strings, E: Strings>(
     blob: &Blob<'_>,
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,
-    env: &E,
+    env: Option<&E>,
     out: &mut Buffers<'_>,
 ) -> Result<Sizes, BuildError> {
     let record = candidate.record;
@@ -417,25 +452,28 @@ pub fn build<A: Strings, E: Strings>(
         (ArgvStyle::Fex, Some(fd)) => decimal(fd, &mut fd_digits),
         _ => bare(guest.argv0),
     };
-    let overridden = |i: usize| -> blob::Result<bool> {
-        if arg0_key.is_some_and(|key| env.has_key(i, key)) {
-            return Ok(true);
-        }
-        for e in 0..extra.count {
-            let set = blob.str(extra.off + e * 8, 0)?;
-            let key = set.split(|&b| b == b'=').next().unwrap_or(set);
-            if env.has_key(i, key) {
+    if let Some(env) = env {
+        let dropped = dropped_variables(style, candidate, guest);
+        let replaced = |i: usize| -> blob::Result<bool> {
+            if dropped.is_some_and(|prefix| env.starts_with(i, prefix))
+                || arg0_key.is_some_and(|key| env.has_key(i, key))
+            {
                 return Ok(true);
             }
-        }
-        Ok(false)
-    };
-    let dropped = dropped_variables(style, candidate, guest);
-    for i in 0..env.count() {
-        let replaced = (arg0_key.is_some() || extra.count > 0) && overridden(i)?
-            || dropped.is_some_and(|prefix| env.starts_with(i, prefix));
-        if !replaced {
-            w.env(env.ptr(i));
+            for e in 0..extra.count {
+                let set = blob.str(extra.off + e * 8, 0)?;
+                let key = set.split(|&b| b == b'=').next().unwrap_or(set);
+                if env.has_key(i, key) {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        let checks = arg0_key.is_some() || extra.count > 0 || dropped.is_some();
+        for i in 0..env.count() {
+            if !(checks && replaced(i)?) {
+                w.env(env.ptr(i));
+            }
         }
     }
     for e in 0..extra.count {

@@ -5,7 +5,11 @@
 //! - [`blob`]: the compiled configuration, read in place;
 //! - [`decide`]: facts, path and blob in, interpreters to try out;
 //! - [`launch`]: the argv and envp for the chosen interpreter;
-//! - [`paths`]: the files and variables the exec path knows by name.
+//! - [`paths`]: the files and variables the exec path knows by name;
+//! - [`arches`]: the architecture table, data/binfmt-arches.tsv, compiled
+//!   in by build.rs, which makes [`probe::ARCHES`] of it too;
+//! - [`driver`]: the whole exec path, over a host that makes the syscalls
+//!   (the trampoline) or records them (`binfmtctl explain`).
 //!
 //! `no_std` with no `std` feature, and no syscalls: what touches the
 //! system is the host's.
@@ -17,8 +21,10 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod arches;
 pub mod blob;
 pub mod decide;
+pub mod driver;
 pub mod launch;
 pub mod paths;
 pub mod probe;

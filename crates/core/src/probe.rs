@@ -553,75 +553,27 @@ pub struct Arch {
     pub flags: u32,
 }
 
-const fn arch(name: &'static str, machine: u16, class: u8, endian: u8) -> Arch {
-    Arch {
-        name,
-        machine,
-        class,
-        endian,
-        flags_mask: 0,
-        flags: 0,
-    }
-}
-
-const fn mips32(name: &'static str, endian: u8, n32: bool) -> Arch {
-    Arch {
-        flags_mask: EF_MIPS_ABI2,
-        flags: if n32 { EF_MIPS_ABI2 } else { 0 },
-        ..arch(name, 8, ELFCLASS32, endian)
-    }
-}
-
-/// `e_flags` bit of MIPS n32 objects.
-const EF_MIPS_ABI2: u32 = 0x20;
-const L: u8 = ELFDATA2LSB;
-const B: u8 = ELFDATA2MSB;
-const C32: u8 = ELFCLASS32;
-const C64: u8 = ELFCLASS64;
-
-/// Every QEMU linux-user target, with the header values of Debian's
-/// qemu-user-static binfmt entries (and of QEMU's qemu-binfmt-conf.sh).
-pub const ARCHES: &[Arch] = &[
-    arch("i386", 3, C32, L),
-    arch("i486", 6, C32, L),
-    arch("x86_64", 62, C64, L),
-    arch("alpha", 0x9026, C64, L),
-    arch("arm", 40, C32, L),
-    arch("armeb", 40, C32, B),
-    arch("aarch64", 183, C64, L),
-    arch("aarch64_be", 183, C64, B),
-    arch("cris", 76, C32, L),
-    arch("hexagon", 164, C32, L),
-    arch("hppa", 15, C32, B),
-    arch("loongarch64", 258, C64, L),
-    arch("m68k", 4, C32, B),
-    arch("microblaze", 0xbaab, C32, B),
-    arch("microblazeel", 0xbaab, C32, L),
-    mips32("mips", B, false),
-    mips32("mipsel", L, false),
-    mips32("mipsn32", B, true),
-    mips32("mipsn32el", L, true),
-    arch("mips64", 8, C64, B),
-    arch("mips64el", 8, C64, L),
-    arch("or1k", 92, C32, B),
-    arch("ppc", 20, C32, B),
-    arch("ppc64", 21, C64, B),
-    arch("ppc64le", 21, C64, L),
-    arch("riscv32", 243, C32, L),
-    arch("riscv64", 243, C64, L),
-    arch("s390x", 22, C64, B),
-    arch("sh4", 42, C32, L),
-    arch("sh4eb", 42, C32, B),
-    arch("sparc", 2, C32, B),
-    arch("sparc32plus", 18, C32, B),
-    arch("sparc64", 43, C64, B),
-    arch("xtensa", 94, C32, L),
-    arch("xtensaeb", 94, C32, B),
-];
+/// The QEMU linux-user targets: the ELF rows of data/binfmt-arches.tsv,
+/// their values read off each row's binfmt_misc magic and mask by
+/// build.rs (`e_flags` where the mask keeps some of it: MIPS o32 and n32).
+pub const ARCHES: &[Arch] = include!(concat!(env!("OUT_DIR"), "/arches.rs"));
 
 /// The target named `name` in [`ARCHES`].
 pub fn arch_by_name(name: &str) -> Option<&'static Arch> {
     ARCHES.iter().find(|a| a.name == name)
+}
+
+/// The target in [`ARCHES`] an ELF binary with these facts is for.
+pub fn arch_of(facts: &Facts<'_>) -> Option<&'static Arch> {
+    if facts.format != Format::Elf {
+        return None;
+    }
+    ARCHES.iter().find(|a| {
+        a.machine == facts.machine
+            && a.class == facts.class
+            && a.endian == facts.endian
+            && facts.flags & a.flags_mask == a.flags
+    })
 }
 
 #[cfg(test)]

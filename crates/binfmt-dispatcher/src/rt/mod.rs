@@ -1,6 +1,15 @@
-//! The trampoline's no-libc runtime: the initial stack (argv, envp, auxv),
-//! the syscalls, and stderr. All of the project's `unsafe` lives here, each
-//! block with the reason it is sound.
+//! The trampoline's no-libc runtime. All of the project's `unsafe` lives
+//! here, each block with the reason it is sound:
+//!
+//! - `x86_64.rs`, `aarch64.rs`, `riscv64.rs`, one per architecture (the
+//!   target's is compiled, as `arch`): the process entry point `_start`,
+//!   the raw syscall, and the `mem*`/`strlen` symbols the compiler emits
+//!   calls to;
+//! - `start.rs`: the initial stack (argv, envp, auxv) read into a
+//!   [`Process`];
+//! - `config.rs`: the configuration embedded in the trampoline;
+//! - here: the initial stack's strings and the syscalls the exec path
+//!   makes, safe to call.
 //!
 //! Syscalls go through rustix's raw Linux backend; `execve` and
 //! `exit_group` are the two rustix keeps out of its public API, so they are
@@ -8,17 +17,34 @@
 
 #![allow(unsafe_code)]
 
+// The `mem*` functions are written in assembly so that the compiler cannot
+// turn their loops back into calls to themselves. They favour size over
+// speed: the trampoline copies a few hundred bytes per exec.
+#[cfg_attr(target_arch = "x86_64", path = "x86_64.rs")]
+#[cfg_attr(target_arch = "aarch64", path = "aarch64.rs")]
+#[cfg_attr(target_arch = "riscv64", path = "riscv64.rs")]
 mod arch;
+mod config;
+mod start;
+
+#[cfg(not(any(
+    target_arch = "x86_64",
+    target_arch = "aarch64",
+    target_arch = "riscv64"
+)))]
+compile_error!("the trampoline's runtime is written for x86_64, aarch64 and riscv64");
+
+pub use config::embedded_config;
+pub use start::Process;
 
 use core::ffi::CStr;
 
-use linux_raw_sys::auxvec as aux;
-use linux_raw_sys::elf::{Elf_Phdr, PF_R, PT_LOAD};
 use linux_raw_sys::general as sys;
-use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use binfmt_dispatcher_core::driver::FileStat;
 use binfmt_dispatcher_core::launch::Strings;
 
 /// A list of NUL-terminated strings from the initial stack.
@@ -28,9 +54,6 @@ pub struct CStrList {
 }
 
 impl CStrList {
-    /// No strings.
-    pub const EMPTY: CStrList = CStrList { ptrs: &[] };
-
     /// String `i` as a `CStr`.
     pub fn c_str(&self, i: usize) -> &'static CStr {
         // SAFETY: the kernel put NUL-terminated strings behind every pointer
@@ -54,29 +77,6 @@ impl CStrList {
             want != 0 && unsafe { *p.add(at) } == want
         })
     }
-
-    /// The values of the environment variables `names`, found in one pass
-    /// over envp (this must be an envp).
-    pub fn vars<const N: usize>(&self, names: [&str; N]) -> [Option<&'static CStr>; N] {
-        let mut found = [None; N];
-        for (i, &p) in self.ptrs.iter().enumerate() {
-            // SAFETY: every entry is NUL-terminated, so it has a first byte.
-            let first = unsafe { *p };
-            if !names.iter().any(|n| n.as_bytes().first() == Some(&first)) {
-                continue;
-            }
-            for (slot, name) in found.iter_mut().zip(names) {
-                let key = name.as_bytes();
-                if slot.is_none() && self.starts_with(i, key) {
-                    let entry = self.with_nul(i);
-                    if let Some(value) = entry[key.len()..].strip_prefix(b"=") {
-                        *slot = CStr::from_bytes_with_nul(value).ok();
-                    }
-                }
-            }
-        }
-        found
-    }
 }
 
 impl Strings for CStrList {
@@ -92,6 +92,16 @@ impl Strings for CStrList {
     fn bytes(&self, i: usize) -> &[u8] {
         self.c_str(i).to_bytes()
     }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        CStrList::with_nul(self, i)
+    }
+    fn c_str(&self, i: usize) -> &CStr {
+        CStrList::c_str(self, i)
+    }
+    fn first_byte(&self, i: usize) -> u8 {
+        // SAFETY: every entry is NUL-terminated, so it has a first byte.
+        unsafe { *self.ptrs[i] }
+    }
     fn has_key(&self, i: usize, key: &[u8]) -> bool {
         // `KEY=`: the key, then `=`, compared without measuring the string.
         self.starts_with(i, key) && {
@@ -102,126 +112,6 @@ impl Strings for CStrList {
             unsafe { *p.add(key.len()) == b'=' }
         }
     }
-}
-
-/// What the kernel told the process at start.
-pub struct Process {
-    /// argv.
-    pub args: CStrList,
-    /// envp.
-    pub env: CStrList,
-    /// envp with its terminating NULL, as `execve` takes it.
-    pub envp: &'static [*const u8],
-    /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
-    pub execfd: Option<u32>,
-    /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
-    pub flags: usize,
-    /// `AT_SECURE`: the exec raised privileges (setuid, C flag).
-    pub secure: bool,
-    /// `AT_PAGESZ`.
-    pub page_size: usize,
-    /// `AT_EXECFN`: the path the exec was asked for.
-    pub execfn: Option<&'static CStr>,
-    /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
-    phdrs: &'static [Elf_Phdr],
-}
-
-/// Called by `_start` with the initial stack pointer.
-extern "C" fn entry(sp: *const usize) -> ! {
-    // SAFETY: at process entry `sp` points at argc, followed by argc argv
-    // pointers and a NULL, the envp pointers and a NULL, then the auxv
-    // pairs ending with AT_NULL: the layout the SysV ABI and Linux guarantee.
-    // AT_PHDR and AT_PHNUM describe the program headers, which the kernel
-    // mapped with the image for the life of the process.
-    let process = unsafe {
-        let argc = *sp;
-        let argv = sp.add(1).cast::<*const u8>();
-        let envp = argv.add(argc + 1);
-        let mut envc = 0;
-        while !(*envp.add(envc)).is_null() {
-            envc += 1;
-        }
-        let mut aux = envp.add(envc + 1).cast::<usize>();
-        let mut p = Process {
-            args: CStrList {
-                ptrs: core::slice::from_raw_parts(argv, argc),
-            },
-            env: CStrList {
-                ptrs: core::slice::from_raw_parts(envp, envc),
-            },
-            envp: core::slice::from_raw_parts(envp, envc + 1),
-            execfd: None,
-            flags: 0,
-            secure: false,
-            page_size: 4096,
-            execfn: None,
-            phdrs: &[],
-        };
-        let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
-        loop {
-            let (key, value) = (*aux, *aux.add(1));
-            match key as u32 {
-                aux::AT_NULL => break,
-                aux::AT_EXECFD => p.execfd = u32::try_from(value).ok(),
-                aux::AT_FLAGS => p.flags = value,
-                aux::AT_SECURE => p.secure = value != 0,
-                aux::AT_PAGESZ => p.page_size = value,
-                aux::AT_EXECFN if value != 0 => {
-                    p.execfn = Some(CStr::from_ptr(value as *const _));
-                }
-                aux::AT_PHDR => phdr = value,
-                aux::AT_PHNUM => phnum = value,
-                aux::AT_PHENT => phent = value,
-                _ => {}
-            }
-            aux = aux.add(2);
-        }
-        // AT_PHDR points at the program headers inside the loaded image
-        // (link.ld maps them with FILEHDR PHDRS), AT_PHNUM counts them;
-        // trusted only when the entry size is the one this build expects.
-        if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
-            p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
-        }
-        p
-    };
-    crate::main(&process)
-}
-
-/// The default configuration build.rs compiled, in a section of its own
-/// that link.ld places last in the loaded segment, so that `binfmtctl
-/// compile --embed` can put a longer one in its place by growing the
-/// segment.
-#[link_section = ".binfmt_config"]
-static BAKED: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob")).len()] =
-    *include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob"));
-
-/// The configuration embedded in this trampoline: the bytes from the start
-/// of its section to the end of the loaded segment (the blob's header says
-/// how many of them are the blob). The section as built when no readable
-/// segment holds it.
-pub fn embedded_config(p: &Process) -> &'static [u8] {
-    let start = BAKED.as_ptr() as usize;
-    for ph in p.phdrs {
-        let end = ph.p_vaddr.saturating_add(ph.p_filesz);
-        if ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_vaddr <= start && start < end {
-            // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
-            // link.ld), so the kernel mapped this readable PT_LOAD at its
-            // p_vaddr, from the file, for the life of the process, and
-            // nothing writes it (one read-execute segment; binfmtctl
-            // replaces the file by rename, never in place, and a file cut
-            // short under a running program faults its code as much).
-            // `start .. end` lies inside it. The pointer is made from the
-            // address, not from `BAKED`: past `BAKED`'s length is the
-            // segment, not the static.
-            return unsafe {
-                core::slice::from_raw_parts(
-                    core::ptr::with_exposed_provenance::<u8>(start),
-                    end - start,
-                )
-            };
-        }
-    }
-    &BAKED
 }
 
 /// Ends the process.
@@ -270,10 +160,15 @@ pub fn open_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<OwnedFd, Errno> {
     rustix::fs::openat(dir, name, flags, Mode::empty())
 }
 
-/// The owner uid, mode and size of an open file.
-pub fn stat(fd: BorrowedFd<'_>) -> Result<(u32, u32, u64), Errno> {
+/// The owner uid, mode, size and link count of an open file.
+pub fn stat(fd: BorrowedFd<'_>) -> Result<FileStat, Errno> {
     let st = rustix::fs::fstat(fd)?;
-    Ok((st.st_uid, st.st_mode as u32, st.st_size as u64))
+    Ok(FileStat {
+        owner: st.st_uid,
+        mode: st.st_mode as u32,
+        size: st.st_size as u64,
+        links: st.st_nlink as u64,
+    })
 }
 
 /// Maps `len` bytes of `fd` read-only for the rest of the process's life.
@@ -398,10 +293,11 @@ pub fn execve(path: &[u8], argv: &[*const u8], envp: &[*const u8]) -> Errno {
     Errno::from_raw_os_error(-ret as i32)
 }
 
-/// The descriptor's number.
-pub fn raw(fd: &impl AsFd) -> u32 {
-    use rustix::fd::AsRawFd;
-    fd.as_fd().as_raw_fd() as u32
+/// The number of a descriptor the process keeps open until it execs or
+/// exits: it is close-on-exec, and closing it would only cost a syscall.
+pub fn keep(fd: OwnedFd) -> u32 {
+    use rustix::fd::IntoRawFd;
+    fd.into_raw_fd() as u32
 }
 
 /// The unwinding personality the precompiled `core` refers to from its

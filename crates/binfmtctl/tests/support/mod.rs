@@ -9,11 +9,13 @@
 pub use binfmtctl::strace;
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// The companion tool.
 pub const BINFMTCTL: &str = env!("CARGO_BIN_EXE_binfmtctl");
@@ -398,4 +400,89 @@ pub fn link_applets(dir: &Path, target: &Path, applets: &[&str]) {
     for a in applets {
         symlink(target, dir.join(a)).unwrap();
     }
+}
+
+/// A PE image: `MZ` stub with `e_lfanew = at`, COFF header, an optional
+/// header (PE32 or PE32+) with 16 data directories, the CLR one filled for
+/// .NET; padded to a page.
+pub fn pe(at: usize, machine: u16, wide: bool, dotnet: bool) -> Vec<u8> {
+    let mut v = vec![0u8; at];
+    v[..2].copy_from_slice(b"MZ");
+    v[0x3c..0x40].copy_from_slice(&(at as u32).to_le_bytes());
+    v.extend_from_slice(b"PE\0\0");
+    let (magic, count_at, dirs_at) = if wide {
+        (0x20bu16, 108, 112)
+    } else {
+        (0x10b, 92, 96)
+    };
+    let optional_size = dirs_at + 16 * 8;
+    let mut coff = [0u8; 20];
+    coff[..2].copy_from_slice(&machine.to_le_bytes());
+    coff[16..18].copy_from_slice(&(optional_size as u16).to_le_bytes());
+    v.extend_from_slice(&coff);
+    let mut opt = vec![0u8; optional_size];
+    opt[..2].copy_from_slice(&magic.to_le_bytes());
+    opt[count_at..count_at + 4].copy_from_slice(&16u32.to_le_bytes());
+    if dotnet {
+        let e = dirs_at + 14 * 8;
+        opt[e..e + 4].copy_from_slice(&0x2008u32.to_le_bytes());
+        opt[e + 4..e + 8].copy_from_slice(&0x48u32.to_le_bytes());
+    }
+    v.extend_from_slice(&opt);
+    v.resize(v.len().max(4096), 0);
+    v
+}
+
+/// Runs `script` with sh in a new user namespace mapping ids 0..65535 to
+/// themselves and a new mount namespace with its own binfmt_misc holding
+/// `entry` and a tmpfs on /var/cache, in `dir`.
+pub fn run_mapped(dir: &Path, entry: Entry<'_>, script: &str) -> Output {
+    let (name, magic, mask, interp, flags) = entry;
+    let setup = format!(
+        "read _ || exit 90\n\
+         set -e\n\
+         mount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n\
+         printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n\
+         mount -t tmpfs -o mode=755 none /var/cache\n\
+         mkdir /var/cache/binfmt-dispatcher\n\
+         set +e\n{script}",
+        sh_quote(&format!(":{name}:M::{magic}:{mask}:{interp}:{flags}"))
+    );
+    let mut child = Command::new("unshare")
+        .args(["--user", "--mount", "sh", "-c", &setup])
+        .current_dir(dir)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("cannot run unshare");
+    // unshare execs sh once it has made the namespaces: wait for that,
+    // map the ids, then let the script go on.
+    let ours = fs::read_link("/proc/self/ns/user").unwrap();
+    let ns = format!("/proc/{}/ns/user", child.id());
+    let start = Instant::now();
+    while fs::read_link(&ns).ok().is_none_or(|l| l == ours) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "unshare made no user namespace"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for map in ["uid_map", "gid_map"] {
+        fs::write(format!("/proc/{}/{map}", child.id()), "0 0 65536\n")
+            .unwrap_or_else(|e| panic!("cannot write {map} (the test must run as root): {e}"));
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        !stderr(&out).contains("binfmt_misc") && !stderr(&out).contains("tmpfs"),
+        "setting up the namespace failed:\n{}",
+        stderr(&out)
+    );
+    out
 }

@@ -1,0 +1,88 @@
+//! The exec path's host in the trampoline: each request is the syscall.
+
+use core::ffi::CStr;
+use core::mem::MaybeUninit;
+
+use binfmt_dispatcher_core::driver::{ExecBuffers, ExecCall, FileStat, Host};
+use rustix::io::Errno;
+
+use crate::rt;
+
+/// The trampoline's host: stateless, every call a syscall (or none).
+pub struct Syscalls;
+
+impl Host for Syscalls {
+    fn open(&mut self, path: &CStr) -> Result<u32, Errno> {
+        rt::open(path).map(rt::keep)
+    }
+
+    fn open_dir(&mut self, path: &CStr) -> Result<u32, Errno> {
+        rt::open_dir(path).map(rt::keep)
+    }
+
+    fn open_at(&mut self, dir: u32, name: &CStr) -> Result<u32, Errno> {
+        rt::open_at(rt::borrowed(dir), name).map(rt::keep)
+    }
+
+    fn pread<'b>(&mut self, fd: u32, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], Errno> {
+        rustix::io::pread(rt::borrowed(fd), buf, 0).map(|(read, _)| &*read)
+    }
+
+    fn fstat(&mut self, fd: u32) -> Result<FileStat, Errno> {
+        rt::stat(rt::borrowed(fd))
+    }
+
+    fn map(&mut self, fd: u32, len: usize) -> Result<&'static [u8], Errno> {
+        rt::map_file(rt::borrowed(fd), len)
+    }
+
+    fn read_link<'b>(
+        &mut self,
+        _fd: u32,
+        link: &CStr,
+        buf: &'b mut [MaybeUninit<u8>],
+    ) -> Option<&'b [u8]> {
+        // A full buffer may hold a truncated path: then there is none.
+        rustix::fs::readlinkat_raw(rustix::fs::CWD, link, buf)
+            .ok()
+            .filter(|(_, rest)| !rest.is_empty())
+            .map(|(path, _)| &*path)
+    }
+
+    fn exists(&mut self, path: &CStr) -> bool {
+        rt::exists(path)
+    }
+
+    fn set_cloexec(&mut self, fd: u32, cloexec: bool) {
+        rt::set_cloexec(rt::borrowed(fd), cloexec)
+    }
+
+    fn alloc_exec_buffers(
+        &mut self,
+        argv: usize,
+        envp: usize,
+        arena: usize,
+    ) -> Result<ExecBuffers, Errno> {
+        rt::alloc_exec_buffers(argv, envp, arena)
+    }
+
+    fn execve(&mut self, call: &ExecCall<'_>) -> Result<(), Errno> {
+        Err(rt::execve(call.path, call.argv, call.envp))
+    }
+
+    fn write_stderr(&mut self, bytes: &[u8]) {
+        rt::write_stderr(bytes)
+    }
+
+    fn write_stdout(&mut self, bytes: &[u8]) {
+        rt::write_stdout(bytes)
+    }
+
+    fn dispatcher_is_set_id(&mut self) -> bool {
+        rt::is_set_id(c"/proc/self/exe")
+    }
+
+    fn is_dispatcher(&mut self, path: &CStr) -> bool {
+        rt::same_file(path, c"/proc/self/exe")
+    }
+}

@@ -1,0 +1,347 @@
+//! What the recorder saw, as `explain` prints it: text for a person, JSON
+//! for a program.
+
+use std::fmt::Write as _;
+
+use binfmt_dispatcher_config as config;
+use binfmt_dispatcher_core::blob::{header, interp, Blob};
+use binfmt_dispatcher_core::decide::{Candidate, Failure, Plan, Reason};
+use binfmt_dispatcher_core::driver::{ConfigSource, Event};
+use binfmt_dispatcher_core::paths;
+use serde_json::{json, Value};
+
+use super::recorder::{Recorded, Seen};
+
+/// The decision: the interpreter chosen and why.
+pub struct Decision {
+    pub id: String,
+    pub reason: Value,
+    pub reason_text: String,
+    /// `[defaults] missing_helper`.
+    pub helper: String,
+}
+
+/// An interpreter of the chain executed.
+pub struct Running {
+    pub id: String,
+    pub name: String,
+    pub path: String,
+    pub muvm: Option<String>,
+}
+
+/// An interpreter of the chain passed over.
+pub struct Tried {
+    pub id: String,
+    pub path: String,
+    pub muvm: Option<String>,
+    pub kind: &'static str,
+    pub why: String,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b.strip_suffix(b"\0").unwrap_or(b)).into_owned()
+}
+
+/// Field `field` of interpreter `index`, or `?`.
+fn interpreter_field(blob: &Blob<'_>, index: u32, field: usize) -> String {
+    let all = blob.header_array(header::INTERPRETERS);
+    let record = blob.record(all, index, interp::LEN);
+    lossy(record.and_then(|r| blob.str(r, field)).unwrap_or(b"?"))
+}
+
+/// Records one step of the exec path.
+pub fn note(seen: &mut Seen, event: Event<'_>) {
+    match event {
+        Event::Facts(facts) => seen.facts = Some(super::facts::describe(facts)),
+        Event::Configuration(source, path) => seen.configurations.push((source, path.to_vec())),
+        Event::Paths(paths) => seen.paths = paths.iter().map(|p| p.to_vec()).collect(),
+        Event::Decided(blob, plan) => seen.decision = Some(decision(blob, plan)),
+        Event::Running(blob, candidate) => {
+            seen.running = Some(Running {
+                id: interpreter_field(blob, candidate.index, interp::ID),
+                name: interpreter_field(blob, candidate.index, interp::NAME),
+                path: lossy(candidate.path),
+                muvm: candidate.muvm.map(lossy),
+            });
+        }
+        Event::Skipped(blob, candidate, failure) => {
+            seen.tried.push(tried(blob, candidate, failure));
+        }
+    }
+}
+
+fn decision(blob: &Blob<'_>, plan: &Plan<'_>) -> Decision {
+    let id = interpreter_field(blob, plan.interpreter, interp::ID);
+    let (reason, reason_text) = match plan.reason {
+        Reason::Environment => (
+            json!({"kind": "environment"}),
+            format!("{}={id}", paths::ENV_INTERPRETER),
+        ),
+        Reason::Binary(p) => (
+            json!({"kind": "binary", "path": lossy(p)}),
+            format!("[binaries] entry for {}", lossy(p)),
+        ),
+        Reason::Rule(n) => {
+            let conditions = config::describe_rule(blob, n).unwrap_or_else(|e| e.to_string());
+            let text = format!("rule #{} ({conditions})", n + 1);
+            let json = json!({"kind": "rule", "number": n + 1, "conditions": conditions});
+            (json, text)
+        }
+        Reason::Default => (
+            json!({"kind": "default"}),
+            "[defaults] interpreter".to_string(),
+        ),
+    };
+    let helper = blob
+        .str(0, header::MISSING_HELPER)
+        .map_or(String::new(), lossy);
+    Decision {
+        id,
+        reason,
+        reason_text,
+        helper,
+    }
+}
+
+fn tried(blob: &Blob<'_>, candidate: &Candidate<'_>, failure: Failure<'_>) -> Tried {
+    let (kind, why) = match failure {
+        Failure::Missing => (
+            "missing",
+            match candidate.muvm {
+                Some(m) => format!("muvm ({}) not found", lossy(m)),
+                None => "not found".to_string(),
+            },
+        ),
+        Failure::RequiredPathMissing(p) => (
+            "required_path_missing",
+            format!("required path {} is missing", lossy(p)),
+        ),
+        Failure::NotExecutable(errno) => (
+            "not_executable",
+            format!(
+                "cannot execute: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ),
+        ),
+        Failure::NoSafeName => (
+            "no_safe_name",
+            "cannot be given the binary's name safely (its template needs \
+             {binary_dir} or {binary_stem}, or muvm, and the binary is named by its descriptor)"
+                .to_string(),
+        ),
+    };
+    Tried {
+        id: interpreter_field(blob, candidate.index, interp::ID),
+        path: lossy(candidate.path),
+        muvm: candidate.muvm.map(lossy),
+        kind,
+        why,
+    }
+}
+
+/// Everything explain shows besides what the recorder saw.
+pub struct Report<'r> {
+    pub binary: &'r [u8],
+    pub seen: &'r Seen,
+    pub status: i32,
+    pub execfd: Option<u32>,
+    pub page_size: usize,
+    pub secure: bool,
+    /// The trampoline whose configuration is the built-in one, when not
+    /// binfmtctl's copy.
+    pub embedded_in: Option<String>,
+    pub env_before: Vec<Vec<u8>>,
+}
+
+impl Report<'_> {
+    /// The exec that ran, if any: the last one recorded, when it would run.
+    fn ran(&self) -> Option<&Recorded> {
+        self.seen.execs.last().filter(|e| e.error.is_none())
+    }
+
+    /// The interpreter that ran, if any, and not the helper.
+    fn ran_interpreter(&self) -> Option<&Recorded> {
+        self.ran().filter(|_| self.status == 0)
+    }
+
+    fn source(&self) -> (&'static str, Option<String>) {
+        let Some((source, path)) = self.seen.configurations.last() else {
+            return ("built-in", None);
+        };
+        let kind = match (source, &self.embedded_in) {
+            (ConfigSource::Environment, _) => "environment",
+            (ConfigSource::User, _) => "user",
+            (ConfigSource::System, _) => "system",
+            (ConfigSource::BuiltIn, None) => "built-in",
+            (ConfigSource::BuiltIn, Some(_)) => "embedded",
+        };
+        let path = match source {
+            ConfigSource::BuiltIn => self.embedded_in.clone(),
+            _ => Some(lossy(path)),
+        };
+        (kind, path)
+    }
+
+    fn describe_source(&self) -> String {
+        let (kind, path) = self.source();
+        let path = path.unwrap_or_default();
+        match kind {
+            "environment" => format!("{path} (from {})", paths::ENV_CACHE),
+            "user" => format!("{path} (the user's cache)"),
+            "system" => format!("{path} (the system cache)"),
+            "embedded" => format!("the configuration embedded in {path} (compile --embed)"),
+            _ => "the built-in configuration".to_string(),
+        }
+    }
+}
+
+fn strings(v: &[Vec<u8>]) -> Value {
+    Value::Array(v.iter().map(|s| Value::String(lossy(s))).collect())
+}
+
+/// The JSON document.
+pub fn json(r: &Report<'_>) -> String {
+    let seen = r.seen;
+    let tried: Vec<Value> = seen
+        .tried
+        .iter()
+        .map(|t| {
+            json!({"interpreter": t.id, "path": t.path, "muvm": t.muvm,
+                   "failure": t.kind, "reason": t.why})
+        })
+        .collect();
+    let decision = seen.decision.as_ref();
+    let ran = r.ran_interpreter();
+    let runs = ran
+        .and(seen.running.as_ref())
+        .map(|i| json!({"interpreter": i.id, "name": i.name, "path": i.path, "muvm": i.muvm}));
+    let (kind, path) = r.source();
+    let helper = decision.filter(|d| !d.helper.is_empty() && r.status == 127);
+    let doc = json!({
+        "binary": lossy(r.binary),
+        "header": seen.facts.as_ref().map(|f| &f.0),
+        "paths": strings(&seen.paths),
+        "cache": {"source": kind, "path": path},
+        "chosen": decision.map(|d| &d.id),
+        "reason": decision.map(|d| &d.reason),
+        "tried": tried,
+        "runs": runs,
+        "exec": ran.map(|e| lossy(&e.path)),
+        "argv": ran.map(|e| strings(&e.argv)),
+        "env": ran.map(|e| strings(&e.envp)),
+        "execfd": ran.filter(|e| e.keeps_fd).and(r.execfd),
+        "page_size": r.page_size,
+        "secure": r.secure,
+        "status": r.status,
+        "stderr": seen.stderr,
+        "missing_helper": helper.map(|d| &d.helper),
+        "helper_exec": r.ran().filter(|_| r.status != 0).map(|e| strings(&e.argv)),
+    });
+    let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
+    out.push('\n');
+    out
+}
+
+/// The text for a person.
+pub fn text(r: &Report<'_>) -> String {
+    let mut o = String::new();
+    let seen = r.seen;
+    let _ = writeln!(o, "binary: {}", lossy(r.binary));
+    for line in seen.facts.iter().flat_map(|f| &f.1) {
+        let _ = writeln!(o, "  {line}");
+    }
+    for p in &seen.paths {
+        let _ = writeln!(o, "  matched as: {}", lossy(p));
+    }
+    let _ = writeln!(o, "configuration: {}", r.describe_source());
+    if r.secure {
+        let _ = writeln!(
+            o,
+            "  as a set-id exec (AT_SECURE): the environment is ignored"
+        );
+    }
+    decision_text(&mut o, r);
+    for line in &seen.stderr {
+        let _ = writeln!(o, "stderr: {line}");
+    }
+    o
+}
+
+fn decision_text(o: &mut String, r: &Report<'_>) {
+    let seen = r.seen;
+    let Some(decision) = &seen.decision else {
+        let _ = writeln!(o, "nothing would run: the dispatcher exits {}", r.status);
+        return;
+    };
+    let _ = writeln!(o, "decision: {}, by {}", decision.id, decision.reason_text);
+    for t in &seen.tried {
+        let _ = writeln!(o, "  skipped {} ({}): {}", t.id, t.path, t.why);
+    }
+    let Some(ran) = r.ran_interpreter() else {
+        let _ = writeln!(
+            o,
+            "nothing would run: the dispatcher exits {} with one line on stderr",
+            r.status
+        );
+        if let Some(helper) = r.ran().or(seen.execs.last()) {
+            let _ = writeln!(
+                o,
+                "  then executes the missing-interpreter helper {} BINARY ARGV0 ARGS... \
+                 (never for set-id binaries), which may install one and rerun{}",
+                lossy(&helper.path),
+                if helper.error.is_some() {
+                    " (it is not there)"
+                } else {
+                    ""
+                }
+            );
+        }
+        return;
+    };
+    exec_text(o, r, ran);
+}
+
+fn exec_text(o: &mut String, r: &Report<'_>, ran: &Recorded) {
+    if let Some(i) = &r.seen.running {
+        let _ = writeln!(o, "runs: {} ({}) {}", i.id, i.name, i.path);
+        if let Some(m) = &i.muvm {
+            let _ = writeln!(o, "  under muvm {m}: the page size is {}", r.page_size);
+        }
+    }
+    let _ = writeln!(o, "execve: {}", lossy(&ran.path));
+    for (i, a) in ran.argv.iter().enumerate() {
+        let _ = writeln!(o, "  argv[{i}] = {:?}", lossy(a));
+    }
+    // The environment: the caller's, with what the interpreter's
+    // convention and configuration set or drop.
+    let key = |e: &[u8]| e.split(|&b| b == b'=').next().unwrap_or(e).to_vec();
+    let mut changes = Vec::new();
+    for e in &ran.envp {
+        if !r.env_before.contains(e) {
+            let replaced = r.env_before.iter().any(|b| key(b) == key(e));
+            let what = if replaced { "replaced:" } else { "added:   " };
+            changes.push(format!("  {what} {}", lossy(e)));
+        }
+    }
+    for e in &r.env_before {
+        if !ran.envp.iter().any(|k| key(k) == key(e)) {
+            changes.push(format!("  dropped:  {}", lossy(&key(e))));
+        }
+    }
+    let _ = writeln!(
+        o,
+        "environment: {} variables{}",
+        ran.envp.len(),
+        if changes.is_empty() {
+            ", this one's"
+        } else {
+            ", this one's, and"
+        }
+    );
+    for c in changes {
+        let _ = writeln!(o, "{c}");
+    }
+    if let (true, Some(fd)) = (ran.keeps_fd, r.execfd) {
+        let _ = writeln!(o, "descriptor {fd} (the binary) stays open");
+    }
+}

@@ -1,0 +1,221 @@
+//! Compiles data/binfmt-arches.tsv, the architecture table, into the two
+//! arrays made from it: `probe::ARCHES`, the header values of every ELF
+//! row (read off its binfmt_misc magic and mask), and `arches::ROWS`, every
+//! row as binfmt_misc takes it. One parse makes both, so the entries
+//! `binfmtctl register` writes and the targets probe names agree by
+//! construction. A malformed table fails the build, naming its line.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let table = manifest.join("../../data/binfmt-arches.tsv");
+    println!("cargo:rerun-if-changed={}", table.display());
+    let text = std::fs::read_to_string(&table)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", table.display()));
+    let rows = parse(&text).unwrap_or_else(|e| panic!("data/binfmt-arches.tsv:{e}"));
+    let mut arches = String::from("&[\n");
+    for row in rows.iter().filter(|r| r.elf) {
+        let elf = elf_values(row)
+            .unwrap_or_else(|e| panic!("data/binfmt-arches.tsv:{}: {}: {e}", row.line, row.name));
+        arches.push_str(&arch_code(row.name, &elf));
+    }
+    arches.push_str("]\n");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
+    write(&out.join("arches.rs"), &arches);
+    write(&out.join("rows.rs"), &rows_code(&rows));
+}
+
+fn write(path: &std::path::Path, code: &str) {
+    std::fs::write(path, code).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+/// One row of the table, decoded.
+struct Row<'a> {
+    /// Its line in the file, for messages.
+    line: usize,
+    name: &'a str,
+    elf: bool,
+    magic_text: &'a str,
+    /// Empty for none (`-` in the file).
+    mask_text: &'a str,
+    magic: Vec<u8>,
+    /// As long as the magic, or empty (all ones).
+    mask: Vec<u8>,
+    native: Vec<&'a str>,
+}
+
+/// The table's rows; errors start with the line number.
+fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
+    let mut rows: Vec<Row<'_>> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = |what: &str| format!("{}: {what}", n + 1);
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [name, kind, magic_text, mask_text, native, _source] = cols[..] else {
+            return Err(at("expected 6 tab-separated columns"));
+        };
+        let mask_text = if mask_text == "-" { "" } else { mask_text };
+        let magic = unescape(magic_text).map_err(|e| at(&e))?;
+        let mask = unescape(mask_text).map_err(|e| at(&e))?;
+        if !mask.is_empty() && mask.len() != magic.len() {
+            return Err(at("mask and magic differ in length"));
+        }
+        if !matches!(kind, "elf" | "pe" | "java") {
+            return Err(at(&format!("kind {kind:?} is none of elf, pe, java")));
+        }
+        if rows.iter().any(|r| r.name == name) {
+            return Err(at(&format!("{name} twice")));
+        }
+        rows.push(Row {
+            line: n + 1,
+            name,
+            elf: kind == "elf",
+            magic_text,
+            mask_text,
+            magic,
+            mask,
+            native: native.split(',').filter(|p| *p != "-").collect(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Decodes binfmt_misc's `\xNN` escapes (and `\\`).
+fn unescape(s: &str) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            out.push(b);
+            continue;
+        }
+        match rest {
+            [b'\\', tail @ ..] => {
+                out.push(b'\\');
+                rest = tail;
+            }
+            [b'x', hi, lo, tail @ ..] => {
+                let hex = std::str::from_utf8(&[*hi, *lo])
+                    .ok()
+                    .map(|h| u8::from_str_radix(h, 16));
+                let Some(Ok(byte)) = hex else {
+                    return Err(format!("bad \\x escape in {s:?}"));
+                };
+                out.push(byte);
+                rest = tail;
+            }
+            _ => return Err(format!("bad escape in {s:?}")),
+        }
+    }
+    Ok(out)
+}
+
+/// What an ELF row's magic and mask pin down, as `probe::Arch` holds it.
+struct ElfValues {
+    class: u8,
+    endian: u8,
+    machine: u16,
+    flags_mask: u32,
+    flags: u32,
+}
+
+/// `e_machine`'s offset in both classes.
+const MACHINE_AT: usize = 18;
+
+/// Reads an ELF row's header values off its magic and mask. `EI_CLASS`,
+/// `EI_DATA` and `e_machine` are the magic's bytes, as the target's
+/// binaries have them, whatever bits the mask frees (QEMU's x86 rows free
+/// EI_DATA's high bits, Debian's ppc64le row `e_machine`'s high byte).
+/// `e_flags` is checked only as far as the mask keeps it: binfmt_misc
+/// compares the magic's bytes alone, so past it nothing is kept.
+fn elf_values(row: &Row<'_>) -> Result<ElfValues, String> {
+    let len = row.magic.len();
+    let mask = |i: usize| {
+        if i < len {
+            row.mask.get(i).copied().unwrap_or(0xff)
+        } else {
+            0
+        }
+    };
+    let byte = |i: usize| row.magic.get(i).copied().unwrap_or(0);
+    let kept = |i: usize| byte(i) & mask(i);
+    if !row.magic.starts_with(b"\x7fELF") || len < MACHINE_AT + 2 {
+        return Err("the magic of an ELF row runs from \\x7fELF to e_machine".into());
+    }
+    let (class, endian) = (row.magic[4], row.magic[5]);
+    let flags_at = match class {
+        1 => 36,
+        2 => 48,
+        _ => return Err(format!("EI_CLASS {class} is neither 1 nor 2")),
+    };
+    let big = match endian {
+        1 => false,
+        2 => true,
+        _ => return Err(format!("EI_DATA {endian} is neither 1 nor 2")),
+    };
+    // A field of `width` bytes at `at`, in the row's byte order.
+    let field = |at: usize, width: usize, byte: &dyn Fn(usize) -> u8| {
+        let value = |i: usize| u32::from(byte(at + i));
+        (0..width).fold(0u32, |acc, i| {
+            if big {
+                (acc << 8) | value(i)
+            } else {
+                acc | (value(i) << (8 * i))
+            }
+        })
+    };
+    Ok(ElfValues {
+        class,
+        endian,
+        machine: field(MACHINE_AT, 2, &byte) as u16,
+        flags_mask: field(flags_at, 4, &mask),
+        flags: field(flags_at, 4, &kept),
+    })
+}
+
+/// One `probe::Arch` element.
+fn arch_code(name: &str, elf: &ElfValues) -> String {
+    let class = ["", "ELFCLASS32", "ELFCLASS64"][usize::from(elf.class)];
+    let endian = ["", "ELFDATA2LSB", "ELFDATA2MSB"][usize::from(elf.endian)];
+    format!(
+        "    Arch {{ name: {name:?}, machine: {:#06x}, class: {class}, endian: {endian}, \
+         flags_mask: {:#x}, flags: {:#x} }},\n",
+        elf.machine, elf.flags_mask, elf.flags
+    )
+}
+
+/// The `arches::ROWS` array.
+fn rows_code(rows: &[Row<'_>]) -> String {
+    let mut code = String::from("&[\n");
+    for row in rows {
+        let _ = writeln!(
+            code,
+            "    Row {{ name: {:?}, elf: {}, magic_text: {:?}, mask_text: {:?}, magic: {}, \
+             mask: {}, native: &{:?} }},",
+            row.name,
+            row.elf,
+            row.magic_text,
+            row.mask_text,
+            byte_string(&row.magic),
+            byte_string(&row.mask),
+            row.native
+        );
+    }
+    code.push_str("]\n");
+    code
+}
+
+/// A byte string literal, every byte escaped.
+fn byte_string(bytes: &[u8]) -> String {
+    let mut s = String::from("b\"");
+    for b in bytes {
+        let _ = write!(s, "\\x{b:02x}");
+    }
+    s.push('"');
+    s
+}
