@@ -29,6 +29,9 @@ CARGOFLAGS ?= --release
 TARGET_DIR ?= target
 RELEASE := $(TARGET_DIR)/release
 BINFMTCTL := $(RELEASE)/binfmtctl
+# binfmtctl(1) and binfmtctl-COMMAND(1), generated from binfmtctl's command
+# line: BINFMTCTL_WRITE_MAN=1 cargo test -p binfmtctl --test binfmtctl shipped_man_pages
+MAN1 := $(wildcard docs/binfmtctl.1 docs/binfmtctl-*.1)
 
 all: build
 
@@ -67,7 +70,7 @@ install-data: $(BINFMTCTL)
 	install -Dpm0755 data/missing-interpreter $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher/missing-interpreter
 	install -Dpm0644 docs/binfmt-dispatcher.toml.example $(DESTDIR)$(DOCDIR)/binfmt-dispatcher.toml.example
 	install -Dpm0644 README.md $(DESTDIR)$(DOCDIR)/README.md
-	install -Dpm0644 -t $(DESTDIR)$(MANDIR)/man1/ docs/binfmtctl.1
+	install -Dpm0644 -t $(DESTDIR)$(MANDIR)/man1/ $(MAN1)
 	install -Dpm0644 -t $(DESTDIR)$(MANDIR)/man5/ docs/binfmt-dispatcher.toml.5
 	install -Dpm0644 data/completions/binfmtctl.bash $(DESTDIR)$(BASHCOMPDIR)/binfmtctl
 	install -Dpm0644 data/completions/_binfmtctl $(DESTDIR)$(ZSHCOMPDIR)/_binfmtctl
@@ -84,7 +87,8 @@ uninstall:
 	-rmdir $(DESTDIR)$(DATADIR)/binfmt-dispatcher
 	rm -f $(DESTDIR)$(DOCDIR)/binfmt-dispatcher.toml.example $(DESTDIR)$(DOCDIR)/README.md
 	-rmdir $(DESTDIR)$(DOCDIR)
-	rm -f $(DESTDIR)$(MANDIR)/man1/binfmtctl.1 $(DESTDIR)$(MANDIR)/man5/binfmt-dispatcher.toml.5
+	rm -f $(addprefix $(DESTDIR)$(MANDIR)/man1/,$(notdir $(MAN1)))
+	rm -f $(DESTDIR)$(MANDIR)/man5/binfmt-dispatcher.toml.5
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/binfmtctl $(DESTDIR)$(ZSHCOMPDIR)/_binfmtctl $(DESTDIR)$(FISHCOMPDIR)/binfmtctl.fish
 	rm -f $(DESTDIR)$(CACHEDIR)/binfmt-dispatcher.cache
 	-rmdir $(DESTDIR)$(CACHEDIR)

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    binfmt_dispatcher_config::bake_for_build_script(
-        &manifest.join("../../data/binfmt-dispatcher.toml"),
-    );
+    binfmt_dispatcher_config::bake_for_build_script(&manifest.join("../.."));
 
     // The trampoline: static, no libc, no start files, no PIE, no build id,
     // and the memory image of src/rt/link.ld.

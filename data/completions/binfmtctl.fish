@@ -25,7 +25,7 @@ function __fish_binfmtctl_using_subcommand
 end
 
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
-complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -s V -l version -d 'Print version'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "compile" -d 'Compile the configuration layers into the cache the dispatcher reads'
 complete -c binfmtctl -n "__fish_binfmtctl_needs_command" -f -a "explain" -d 'Explain what the dispatcher would do with a binary: its header, the cache used, the rule that matched, the interpreters tried, the exact argv and environment'
@@ -53,13 +53,13 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l root -d 
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l json -d 'Print JSON instead of text'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l no-execfd -d 'Simulate a registration without the O flag: the dispatcher opens the binary by name'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -l secure -d 'Simulate a set-id exec (AT_SECURE: a setuid binary under the C flag): the environment and the caller\'s caches are ignored, the binary is named by its descriptor'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand explain" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand dump" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l dispatcher -d 'The trampoline in use [default: the registered one if it carries the system\'s configuration, else binfmtctl\'s copy of the built-in configuration]. When it carries the system\'s configuration (`compile --embed`), that, not the system cache, is checked against the layers' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand check" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l interpreter -d 'The dispatcher to register [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand register" -l flags -d 'binfmt_misc flags' -r
@@ -73,11 +73,11 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l inter
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -l persist -d 'Also remove our /etc/binfmt.d files. With --root DIR: below DIR only'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand unregister" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l binfmt-misc -d 'Where binfmt_misc is mounted' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -l json -d 'Print JSON'
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand status" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l arch -d 'Architectures, QEMU target names separated by commas (aarch64,riscv64), or all: every ELF target but those this host runs natively' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l interpreter -d 'The dispatcher\'s installed path' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand binfmt-d" -l flags -d 'binfmt_misc flags' -r
@@ -89,7 +89,7 @@ complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l arch -d 'Arc
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l interpreter -d 'The dispatcher [default: binfmt-dispatcher next to binfmtctl, else /usr/bin/binfmt-dispatcher]' -r -F
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l flags -d 'binfmt_misc flags' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -l root -d 'Use the system paths (/usr/lib/binfmt-dispatcher.d, /etc/binfmt-dispatcher.toml, /var/cache/binfmt-dispatcher) below DIR instead of below /' -r -F
-complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -s h -l help -d 'Print help'
+complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand run" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l rounds -d 'Interleaved rounds (the median of their ratios is reported)' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l execs -d 'Execs of each variant per round' -r
 complete -c binfmtctl -n "__fish_binfmtctl_using_subcommand bench" -l interpreter -d 'A real final interpreter that runs the foreign exit(0) program (e.g. /usr/bin/qemu-aarch64-static on x86_64) [default: a built-in one that exits at once]' -r -F

@@ -15,19 +15,10 @@ mod rt;
 
 use binfmt_dispatcher_core::driver;
 
+#[inline(always)] // into the entry: one stack frame less on the exec path
 fn main(process: &rt::Process) -> ! {
-    let facts = driver::Process {
-        args: &process.args,
-        env: &process.env,
-        envp: process.envp,
-        execfd: process.execfd,
-        flags: process.flags,
-        secure: process.secure,
-        page_size: process.page_size,
-        execfn: process.execfn,
-    };
     let baked = rt::embedded_config(process);
-    rt::exit(driver::run(&mut host::Syscalls, &facts, baked))
+    rt::exit(driver::run(&mut host::Syscalls, &process.facts, baked))
 }
 
 #[panic_handler]

@@ -13,12 +13,13 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+use serde::Serialize;
+
 use crate::arches::{
     self, Format, Host, Registration as _, DEFAULT_DISPATCHER, DEFAULT_FLAGS, DISPATCHER_NAME,
     FORMATS,
 };
 use crate::binfmt_misc::{Entry, Instance, DEFAULT_DIR};
-use crate::json::Json;
 use crate::private;
 
 /// Where `--persist` writes, below the root.
@@ -483,105 +484,135 @@ fn decode(formats: &[Format], e: &Entry) -> Option<String> {
     }
 }
 
+/// An entry as `status` shows it: the entry, the architecture its magic
+/// and mask are (`decode`), whether it is ours.
+type Row<'e> = (&'e Entry, Option<String>, bool);
+
 /// `binfmtctl status`.
 pub fn status(args: &StatusArgs) -> Result<ExitCode, String> {
     let inst = Instance::open(&args.binfmt_misc)?;
     let entries = inst.entries()?;
-    let rows: Vec<(&Entry, Option<String>, bool)> = entries
+    let rows: Vec<Row<'_>> = entries
         .iter()
         .map(|e| (e, decode(FORMATS, e), e.is_ours(None)))
         .collect();
-    let mut out = io::stdout().lock();
-    let result = if args.json {
-        let json = Json::Obj(vec![
-            ("binfmt_misc", Json::str(inst.dir.display().to_string())),
-            ("enabled", Json::Bool(inst.enabled())),
-            (
-                "entries",
-                Json::Arr(
-                    rows.iter()
-                        .map(|(e, arch, ours)| {
-                            Json::Obj(vec![
-                                ("name", Json::str(&e.name)),
-                                ("arch", Json::opt(arch.clone(), Json::str)),
-                                ("enabled", Json::Bool(e.enabled)),
-                                ("interpreter", Json::str(&e.interpreter)),
-                                ("flags", Json::str(&e.flags)),
-                                ("offset", Json::Num(u64::from(e.offset))),
-                                (
-                                    "magic",
-                                    Json::opt(e.magic.as_deref(), |m| Json::str(arches::escape(m))),
-                                ),
-                                (
-                                    "mask",
-                                    Json::opt(e.mask.as_deref(), |m| Json::str(arches::escape(m))),
-                                ),
-                                ("extension", Json::opt(e.extension.clone(), Json::str)),
-                                ("ours", Json::Bool(*ours)),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-        ]);
-        out.write_all(json.render().as_bytes())
+    let text = if args.json {
+        status_json(&inst, &rows)
     } else {
-        let ours = rows.iter().filter(|r| r.2).count();
-        let mut text = format!(
-            "binfmt_misc at {}: {}, {} entries, {} of them binfmt-dispatcher's\n",
-            inst.dir.display(),
-            if inst.enabled() {
-                "enabled"
-            } else {
-                "disabled"
-            },
-            rows.len(),
-            ours
-        );
-        let width = rows
-            .iter()
-            .map(|r| r.0.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        status_table(&inst, &rows)
+    };
+    io::stdout()
+        .lock()
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("stdout: {e}"))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `status --json`: the instance and its entries, keys in the order of
+/// the fields.
+#[derive(Serialize)]
+struct StatusJson<'a> {
+    binfmt_misc: String,
+    enabled: bool,
+    entries: Vec<EntryJson<'a>>,
+}
+
+/// One entry of `status --json`; magic and mask `\x`-escaped, as written
+/// to the register file.
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    name: &'a str,
+    arch: Option<&'a str>,
+    enabled: bool,
+    interpreter: &'a str,
+    flags: &'a str,
+    offset: u32,
+    magic: Option<String>,
+    mask: Option<String>,
+    extension: Option<&'a str>,
+    ours: bool,
+}
+
+fn status_json(inst: &Instance, rows: &[Row<'_>]) -> String {
+    let entries = rows
+        .iter()
+        .map(|(e, arch, ours)| EntryJson {
+            name: &e.name,
+            arch: arch.as_deref(),
+            enabled: e.enabled,
+            interpreter: &e.interpreter,
+            flags: &e.flags,
+            offset: e.offset,
+            magic: e.magic.as_deref().map(arches::escape),
+            mask: e.mask.as_deref().map(arches::escape),
+            extension: e.extension.as_deref(),
+            ours: *ours,
+        })
+        .collect();
+    let json = StatusJson {
+        binfmt_misc: inst.dir.display().to_string(),
+        enabled: inst.enabled(),
+        entries,
+    };
+    let mut text = serde_json::to_string_pretty(&json).expect("strings and numbers serialise");
+    text.push('\n');
+    text
+}
+
+/// `status`: a table of the entries, then those that compete.
+fn status_table(inst: &Instance, rows: &[Row<'_>]) -> String {
+    let ours = rows.iter().filter(|r| r.2).count();
+    let mut text = format!(
+        "binfmt_misc at {}: {}, {} entries, {} of them binfmt-dispatcher's\n",
+        inst.dir.display(),
+        if inst.enabled() {
+            "enabled"
+        } else {
+            "disabled"
+        },
+        rows.len(),
+        ours
+    );
+    let width = rows
+        .iter()
+        .map(|r| r.0.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    text += &format!(
+        "{:<width$}  {:<13} {:<8} {:<5} {:<4} INTERPRETER\n",
+        "NAME", "ARCH", "STATE", "FLAGS", "OURS"
+    );
+    for (e, arch, ours) in rows {
+        let arch = match (arch, &e.extension) {
+            (Some(a), _) => a.clone(),
+            (None, Some(ext)) => format!("*.{ext}"),
+            (None, None) => "-".into(),
+        };
         text += &format!(
-            "{:<width$}  {:<13} {:<8} {:<5} {:<4} INTERPRETER\n",
-            "NAME", "ARCH", "STATE", "FLAGS", "OURS"
+            "{:<width$}  {:<13} {:<8} {:<5} {:<4} {}\n",
+            e.name,
+            arch,
+            if e.enabled { "enabled" } else { "disabled" },
+            if e.flags.is_empty() { "-" } else { &e.flags },
+            if *ours { "yes" } else { "no" },
+            e.interpreter
         );
-        for (e, arch, ours) in &rows {
-            let arch = match (arch, &e.extension) {
-                (Some(a), _) => a.clone(),
-                (None, Some(ext)) => format!("*.{ext}"),
-                (None, None) => "-".into(),
-            };
-            text += &format!(
-                "{:<width$}  {:<13} {:<8} {:<5} {:<4} {}\n",
-                e.name,
-                arch,
-                if e.enabled { "enabled" } else { "disabled" },
-                if e.flags.is_empty() { "-" } else { &e.flags },
-                if *ours { "yes" } else { "no" },
-                e.interpreter
-            );
-        }
-        // Entries that compete for the same binaries.
-        for (i, (a, arch_a, _)) in rows.iter().enumerate() {
-            for (b, arch_b, _) in &rows[i + 1..] {
-                if let (Some(x), Some(y)) = (arch_a, arch_b) {
-                    if x.trim_end_matches('~') == y.trim_end_matches('~') && a.enabled && b.enabled
-                    {
-                        text += &format!(
-                            "note: {} and {} match the same {} binaries: the one registered last is used\n",
-                            a.name, b.name, x.trim_end_matches('~')
-                        );
-                    }
+    }
+    // Entries that compete for the same binaries.
+    for (i, (a, arch_a, _)) in rows.iter().enumerate() {
+        for (b, arch_b, _) in &rows[i + 1..] {
+            if let (Some(x), Some(y)) = (arch_a, arch_b) {
+                if x.trim_end_matches('~') == y.trim_end_matches('~') && a.enabled && b.enabled {
+                    text += &format!(
+                        "note: {} and {} match the same {} binaries: the one registered last is used\n",
+                        a.name, b.name, x.trim_end_matches('~')
+                    );
                 }
             }
         }
-        out.write_all(text.as_bytes())
-    };
-    result.map_err(|e| format!("stdout: {e}"))?;
-    Ok(ExitCode::SUCCESS)
+    }
+    text
 }
 
 /// `binfmtctl binfmt-d`.

@@ -1016,3 +1016,38 @@ fn shipped_completions_are_up_to_date() {
         );
     }
 }
+
+/// Set, `shipped_man_pages_are_up_to_date` writes the pages instead.
+const WRITE_MAN: &str = "BINFMTCTL_WRITE_MAN";
+
+#[test]
+fn shipped_man_pages_are_up_to_date() {
+    let docs = Path::new(ROOT).join("docs");
+    let write = std::env::var_os(WRITE_MAN).is_some();
+    let pages = binfmtctl::man::pages();
+    let mut stale = Vec::new();
+    for page in &pages {
+        let path = docs.join(&page.file);
+        if write {
+            fs::write(&path, &page.roff).unwrap();
+        } else if fs::read_to_string(&path).ok().as_ref() != Some(&page.roff) {
+            stale.push(page.file.clone());
+        }
+    }
+    // A page of a command that is gone.
+    for entry in fs::read_dir(&docs).unwrap() {
+        let file = entry.unwrap().file_name().into_string().unwrap();
+        let ours = file.starts_with("binfmtctl") && file.ends_with(".1");
+        if ours && !pages.iter().any(|p| p.file == file) {
+            match write {
+                true => fs::remove_file(docs.join(&file)).unwrap(),
+                false => stale.push(file),
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "stale in docs/: {stale:?}: regenerate with \
+         `{WRITE_MAN}=1 cargo test -p binfmtctl --test binfmtctl shipped_man_pages`"
+    );
+}

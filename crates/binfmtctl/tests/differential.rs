@@ -421,3 +421,96 @@ fn explain_predicts_every_exec_with_the_p_and_o_flags() {
 fn explain_predicts_every_exec_without_flags() {
     run_corpus("F");
 }
+
+/// A set-id exec (AT_SECURE), run by `nobody` on setuid-root foreign
+/// files under POCF: `explain --secure` against the kernel, with the system
+/// cache (path and interp rules, a fallback) or the built-in configuration,
+/// the caller's variables and cache to be ignored, and a file deleted
+/// after it was opened, which path rules must not choose.
+#[test]
+fn explain_predicts_set_id_execs() {
+    require_qemu();
+    const NOBODY: u32 = 65534;
+    let dir = temp_dir("differential-secure");
+    let files = [
+        ("suid", aarch64_elf()),
+        (
+            "late",
+            aarch64_with_interp(2000, "/lib/ld-linux-aarch64.so.1"),
+        ),
+        ("-dash", aarch64_elf()),
+        ("gone", aarch64_elf()),
+    ];
+    for (name, bytes) in &files {
+        let path = dir.join(name);
+        fs::write(&path, bytes).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o4755)).unwrap();
+    }
+    let r = reporter().display().to_string();
+    let system = compile_cache(
+        &dir,
+        "system",
+        &format!(
+            "[interpreters.gone]\npath = \"/nonexistent/emu\"\nfallback = [\"q\"]\n\
+             [interpreters.q]\npath = \"{r}\"\nargv = \"qemu\"\n\
+             [interpreters.tpl]\npath = \"{r}\"\nargv = \"custom\"\n\
+             template = [\"{{interpreter}}\", \"{{binary}}\", \"{{execfd}}\", \"{{args}}\"]\n\
+             [[rules]]\ninterp = \"/lib/ld-linux-aarch64.so.1\"\ninterpreter = \"tpl\"\n\
+             [[rules]]\npath = \"{}/*\"\ninterpreter = \"gone\"\n",
+            dir.display()
+        ),
+    );
+    let evil = "[defaults]\ninterpreter = \"x\"\n[interpreters.x]\npath = \"/bin/sh\"\n";
+    let evil = compile_cache(&dir, "evil", evil);
+    // The caller may delete the files (the deleted-binary case): the
+    // directory is theirs to write (binfmtctl writes no cache there then),
+    // the files root's and setuid.
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+    let as_nobody = format!("setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups --");
+    let explain = format!("{} explain --json --secure", sh_quote(BINFMTCTL));
+    let mut script = format!("mount --bind {} {QEMU_AARCH64}\n", sh_quote(&r));
+    let env = format!("PATH={PATH} BINFMT_DISPATCHER_CACHE={}", evil.display());
+    let mut cases = Vec::new();
+    for system_cache in [false, true] {
+        if system_cache {
+            script += &format!(
+                "cp {} /var/cache/binfmt-dispatcher/binfmt-dispatcher.cache\n\
+                 chmod 644 /var/cache/binfmt-dispatcher/binfmt-dispatcher.cache\n",
+                system.display()
+            );
+        }
+        for (file, args) in [("./suid", "a 'b c'"), ("./late", ""), ("./-dash", "-x")] {
+            let i = cases.len();
+            script += &format!(
+                "{as_nobody} env -i {env} {explain} --argv0 {file} -- {file} {args} > e.{i} 2> ee.{i}\n\
+                 {as_nobody} env -i {env} {file} {args} > o.{i} 2> oe.{i}; echo $? > s.{i}\n"
+            );
+            cases.push(Case::named(file, &[]));
+        }
+        // Deleted between its open and its exec: named by descriptor, and
+        // with path rules in force not run at all.
+        let i = cases.len();
+        let launch = sh_quote(&launcher().display().to_string());
+        script += &format!(
+            "cp gone gone.keep\n\
+             {as_nobody} {launch} -f -u -e PATH={PATH} ./gone argv0 > o.{i} 2> oe.{i}; echo $? > s.{i}\n\
+             cp gone.keep gone; chmod 4755 gone\n\
+             (exec 3< gone; {as_nobody} sh -c 'rm gone; exec env -i PATH={PATH} {explain} \
+             --execfd 4 --argv0 argv0 -- /dev/fd/3 > e.{i} 2> ee.{i}')\n\
+             cp gone.keep gone; chmod 4755 gone\n"
+        );
+        cases.push(Case {
+            file: "./gone".into(),
+            args: Vec::new(),
+            by_fd: Some(true),
+        });
+    }
+    fs::write(dir.join("cases.sh"), script).unwrap();
+    let entry = dispatcher_entry("POCF");
+    run_mapped(&dir, entry, ". ./cases.sh");
+    for (i, case) in cases.iter().enumerate() {
+        let (json, status, report, err) = outcome(&dir, i);
+        assert_eq!(json["secure"], Value::Bool(true));
+        check("secure", case, &json, status, &report, &err);
+    }
+}

@@ -10,6 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use binfmt_dispatcher_core::blob::{header, interp, Blob};
 use support::*;
 
 /// Every flag combination exercised for each convention.
@@ -1250,4 +1251,82 @@ fn a_long_argv_goes_through_exactly() {
             rep.env
         );
     }
+}
+
+#[test]
+fn the_info_line_names_the_interpreter_executed_not_the_one_decided() {
+    let case = Case::new(
+        "infolog",
+        "[defaults]\nlog_level = \"info\"\n\
+         [interpreters.gone]\npath = \"/nonexistent/emu\"\nfallback = [\"next\"]\n\
+         [interpreters.next]\npath = \"@R\"\nargv = \"plain\"\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"gone\"\n",
+    );
+    let out = case.run("POCF", &format!("env {} ./foreign", case.cache_var()));
+    report_of(&out);
+    let err = stderr(&out);
+    // One line before each execve: the last names the one that ran.
+    assert_eq!(
+        err.lines().collect::<Vec<_>>(),
+        [
+            "binfmt-dispatcher: ./foreign: gone (/nonexistent/emu), by rule #1".to_string(),
+            format!(
+                "binfmt-dispatcher: ./foreign: next ({}), by rule #1, falling back from gone",
+                r()
+            )
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn a_cache_corrupt_mid_walk_reports_only_the_built_in_walk() {
+    // `gone` fails, then the walk reads `last`'s record, in a chunk of its
+    // own that is corrupt: the built-in configuration decides again. Its
+    // aarch64 chain (qemu, made unrunnable here) is all the failure line
+    // may list: `gone`'s failure belongs to the other configuration.
+    let fillers: String = (0..40)
+        .map(|i| format!("[interpreters.m{i:02}]\npath = \"/nonexistent/m{i}\"\n"))
+        .collect();
+    let case = Case::new(
+        "corruptmid",
+        &format!(
+            "[interpreters.a-gone]\npath = \"/nonexistent/first\"\nfallback = [\"z-last\"]\n\
+             [interpreters.z-last]\npath = \"@R\"\n{fillers}\
+             [[rules]]\narch = \"aarch64\"\ninterpreter = \"a-gone\"\n"
+        ),
+    );
+    let mut bytes = fs::read(&case.cache).unwrap();
+    let record = |id: &[u8]| {
+        let blob = Blob::open(&bytes).unwrap();
+        let all = blob.header_array(header::INTERPRETERS);
+        (0..all.count)
+            .map(|i| blob.record(all, i, interp::LEN).unwrap())
+            .find(|&r| blob.str(r, interp::ID).unwrap() == id)
+            .unwrap() as usize
+    };
+    let (first, last) = (record(b"a-gone"), record(b"z-last"));
+    assert!(last / 1024 != first / 1024, "the records share a chunk");
+    bytes[last] ^= 0x55;
+    fs::write(&case.cache, bytes).unwrap();
+    let script = format!(
+        "mount --bind /dev/null {QEMU_AARCH64}\nenv {} ./foreign",
+        case.cache_var()
+    );
+    let err = stderr(&case.run("POCF", &script));
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot run it"))
+        .expect(&err);
+    assert!(!line.contains("/nonexistent/first"), "{err}");
+    assert!(
+        line.contains("qemu-aarch64 (/usr/bin/qemu-aarch64-static)"),
+        "{err}"
+    );
+    let listed = line.matches(" (/").count();
+    assert_eq!(
+        listed,
+        line.matches("(/usr/bin/qemu-aarch64").count(),
+        "{err}"
+    );
 }

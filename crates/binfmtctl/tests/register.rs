@@ -776,7 +776,6 @@ fn make_install_into_destdir() {
         "usr/local/share/doc/binfmt-dispatcher/README.md",
         "usr/local/share/doc/binfmt-dispatcher/binfmt-dispatcher.toml.example",
         "usr/local/share/fish/vendor_completions.d/binfmtctl.fish",
-        "usr/local/share/man/man1/binfmtctl.1",
         "usr/local/share/man/man5/binfmt-dispatcher.toml.5",
         "usr/local/share/zsh/site-functions/_binfmtctl",
         "var/cache/binfmt-dispatcher/",
@@ -784,6 +783,9 @@ fn make_install_into_destdir() {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    for page in binfmtctl::man::pages() {
+        expected.push(format!("usr/local/share/man/man1/{}", page.file));
+    }
     for row in elf_rows() {
         if !["x86_64", "i386", "i486"].contains(&row.name.as_str()) {
             expected.push(format!(

@@ -6,8 +6,13 @@
 //! written with the conditions they compiled to (an `arch` shorthand where
 //! one fits), and each interpreter's `fallback` is its flattened chain,
 //! which compiles to the same chain unless fallbacks form a cycle.
+//!
+//! The text is a toml_edit document as toml_edit formats it: a blank line
+//! before every table but the first, strings in double quotes unless they
+//! hold quotes or backslashes (then single) or line breaks (then triple);
+//! flags and masks in hexadecimal.
 
-use std::fmt::{self, Write};
+use std::fmt;
 use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
@@ -16,6 +21,8 @@ use binfmt_dispatcher_core::blob::{header, interp, override_bucket, rule, Blob, 
 use binfmt_dispatcher_core::decide::{Cond, LogLevel};
 use binfmt_dispatcher_core::launch::ArgvStyle;
 use binfmt_dispatcher_core::probe::{self, Format};
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
+use toml_writer::{ToTomlValue as _, TomlStringBuilder};
 
 /// Why a blob cannot be written back as TOML.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,47 +56,22 @@ fn invalid<T>(message: String) -> Res<T> {
     Err(DumpError::Invalid(message))
 }
 
-/// `s` as a TOML basic string; its escapes are JSON's too, so JSON output
-/// uses it as well.
+/// `s` as a TOML basic string: always in double quotes, with JSON's
+/// escapes only, so that it is a JSON string too (JSON output uses it).
 pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// `s` as a TOML key: bare when it can be.
-pub fn key(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-    {
-        s.to_string()
-    } else {
-        quote(s)
-    }
+    TomlStringBuilder::new(s).as_basic().to_toml_value()
 }
 
 fn text(bytes: &[u8]) -> Res<&str> {
     core::str::from_utf8(bytes).map_err(|_| DumpError::Invalid("a string is not UTF-8".to_string()))
 }
 
-fn list(items: &[String]) -> String {
-    let quoted: Vec<String> = items.iter().map(|s| quote(s)).collect();
-    format!("[{}]", quoted.join(", "))
+/// `n` in hexadecimal: flags and masks are bit patterns.
+fn hex(n: u32) -> Item {
+    let hex: Value = format!("{n:#x}")
+        .parse()
+        .expect("a hexadecimal integer is a TOML value");
+    value(hex)
 }
 
 /// The strings of a `Str` array.
@@ -100,96 +82,127 @@ fn strs(blob: &Blob<'_>, record: u32, field: usize) -> Res<Vec<String>> {
         .collect()
 }
 
-/// Writes `blob` as a TOML configuration that compiles to the same bytes.
-pub fn dump(blob: &Blob<'_>) -> Res<String> {
-    let mut out = String::new();
-    let all = blob.header_array(header::INTERPRETERS);
-    let id_of = |index: u32| -> Res<String> {
-        let record = blob.record(all, index, interp::LEN)?;
-        Ok(text(blob.str(record, interp::ID)?)?.to_string())
-    };
+/// The ID of interpreter `index`.
+fn id_of(blob: &Blob<'_>, index: u32) -> Res<String> {
+    let record = blob.record(blob.header_array(header::INTERPRETERS), index, interp::LEN)?;
+    Ok(text(blob.str(record, interp::ID)?)?.to_string())
+}
 
-    // [defaults]
+/// Writes `blob` as a TOML configuration that compiles to the same bytes:
+/// the tables in the order of the schema, a blank line before each but
+/// the first.
+pub fn dump(blob: &Blob<'_>) -> Res<String> {
+    let mut doc = DocumentMut::new();
+    doc["defaults"] = Item::Table(defaults(blob)?);
+    let muvm = text(blob.str(0, header::MUVM)?)?;
+    if !muvm.is_empty() {
+        let mut table = Table::new();
+        table["path"] = value(muvm);
+        doc["muvm"] = Item::Table(table);
+    }
+    doc["interpreters"] = Item::Table(interpreters(blob)?);
+    doc["binaries"] = Item::Table(binaries(blob)?);
+    let rules = blob.header_array(header::RULES);
+    let mut tables = ArrayOfTables::new();
+    for n in 0..rules.count {
+        let r = blob.record(rules, n, rule::LEN)?;
+        let mut table = rule_table(blob, r, n + 1)?;
+        table["interpreter"] = value(id_of(blob, blob.field(r, rule::INTERPRETER)?)?);
+        tables.push(table);
+    }
+    doc["rules"] = Item::ArrayOfTables(tables);
+    Ok(doc.to_string())
+}
+
+/// `[defaults]`.
+fn defaults(blob: &Blob<'_>) -> Res<Table> {
     let level = blob.header(header::LOG_LEVEL);
     let level = LogLevel::from_code(level)
         .ok_or_else(|| DumpError::Invalid(format!("unknown log level {level}")))?;
-    out.push_str("[defaults]\n");
+    let mut table = Table::new();
     let default = blob.header(header::DEFAULT);
     if default != NONE {
-        let _ = writeln!(out, "interpreter = {}", quote(&id_of(default)?));
+        table["interpreter"] = value(id_of(blob, default)?);
     }
-    let _ = writeln!(out, "log_level = {}", quote(level.name()));
+    table["log_level"] = value(level.name());
     let helper = text(blob.str(0, header::MISSING_HELPER)?)?;
     if !helper.is_empty() {
-        let _ = writeln!(out, "missing_helper = {}", quote(helper));
+        table["missing_helper"] = value(helper);
     }
+    Ok(table)
+}
 
-    // [muvm]
-    let muvm = text(blob.str(0, header::MUVM)?)?;
-    if !muvm.is_empty() {
-        let _ = write!(out, "\n[muvm]\npath = {}\n", quote(muvm));
-    }
-
-    // [interpreters.*]
+/// `[interpreters.*]`, under an implicit `[interpreters]`.
+fn interpreters(blob: &Blob<'_>) -> Res<Table> {
+    let all = blob.header_array(header::INTERPRETERS);
+    let mut tables = Table::new();
+    tables.set_implicit(true);
     for index in 0..all.count {
         let r = blob.record(all, index, interp::LEN)?;
         let id = text(blob.str(r, interp::ID)?)?;
-        let _ = writeln!(out, "\n[interpreters.{}]", key(id));
+        let mut table = Table::new();
         let name = text(blob.str(r, interp::NAME)?)?;
         if name != id {
-            let _ = writeln!(out, "name = {}", quote(name));
+            table["name"] = value(name);
         }
-        let _ = writeln!(out, "path = {}", quote(text(blob.str(r, interp::PATH)?)?));
+        table["path"] = value(text(blob.str(r, interp::PATH)?)?);
         let code = blob.field(r, interp::ARGV_STYLE)?;
         let style = ArgvStyle::from_code(code)
             .ok_or_else(|| DumpError::Invalid(format!("[interpreters.{id}]: argv style {code}")))?;
-        let _ = writeln!(out, "argv = {}", quote(style.name()));
+        table["argv"] = value(style.name());
         let template = strs(blob, r, interp::TEMPLATE)?;
         if !template.is_empty() || style == ArgvStyle::Custom {
-            let _ = writeln!(out, "template = {}", list(&template));
+            table["template"] = value(Array::from_iter(template));
         }
         match blob.field(r, interp::USE_MUVM)? {
             0 => {}
-            1 => out.push_str("use_muvm = true\n"),
+            1 => table["use_muvm"] = value(true),
             n => return invalid(format!("[interpreters.{id}]: use_muvm {n}")),
         }
-        let required = strs(blob, r, interp::REQUIRED_PATHS)?;
-        if !required.is_empty() {
-            let _ = writeln!(out, "required_paths = {}", list(&required));
-        }
-        let chain = blob.array(r, interp::CHAIN)?;
-        let mut fallback = Vec::new();
-        for i in 0..chain.count {
-            let member = blob.u32(chain.off + i * 4)?;
-            if i == 0 {
-                if member != index {
-                    return invalid(format!("[interpreters.{id}]: its chain starts elsewhere"));
-                }
-                continue;
-            }
-            fallback.push(id_of(member)?);
-        }
-        if !fallback.is_empty() {
-            let _ = writeln!(out, "fallback = {}", list(&fallback));
-        }
-        let env = strs(blob, r, interp::ENV)?;
-        if !env.is_empty() {
-            let mut pairs = Vec::new();
-            for e in &env {
-                let Some((k, v)) = e.split_once('=') else {
-                    return invalid(format!("[interpreters.{id}]: env entry `{e}` has no `=`"));
-                };
-                pairs.push(format!("{} = {}", key(k), quote(v)));
-            }
-            let _ = writeln!(out, "env = {{ {} }}", pairs.join(", "));
-        }
-        let hint = text(blob.str(r, interp::INSTALL_HINT)?)?;
-        if !hint.is_empty() {
-            let _ = writeln!(out, "install_hint = {}", quote(hint));
-        }
+        lists_and_hint(blob, r, index, id, &mut table)?;
+        tables[id] = Item::Table(table);
     }
+    Ok(tables)
+}
 
-    // [binaries.*], in the order the compiler interned their paths.
+/// The rest of interpreter `index` (at `r`): `required_paths`,
+/// `fallback` (its chain after itself), `env` and `install_hint`.
+fn lists_and_hint(blob: &Blob<'_>, r: u32, index: u32, id: &str, table: &mut Table) -> Res<()> {
+    let required = strs(blob, r, interp::REQUIRED_PATHS)?;
+    if !required.is_empty() {
+        table["required_paths"] = value(Array::from_iter(required));
+    }
+    let chain = blob.array(r, interp::CHAIN)?;
+    if chain.count > 0 && blob.u32(chain.off)? != index {
+        return invalid(format!("[interpreters.{id}]: its chain starts elsewhere"));
+    }
+    let fallback = (1..chain.count)
+        .map(|i| id_of(blob, blob.u32(chain.off + i * 4)?))
+        .collect::<Res<Array>>()?;
+    if !fallback.is_empty() {
+        table["fallback"] = value(fallback);
+    }
+    let env = strs(blob, r, interp::ENV)?;
+    if !env.is_empty() {
+        let mut pairs = InlineTable::new();
+        for e in &env {
+            let Some((k, v)) = e.split_once('=') else {
+                return invalid(format!("[interpreters.{id}]: env entry `{e}` has no `=`"));
+            };
+            pairs.insert(k, v.into());
+        }
+        table["env"] = value(pairs);
+    }
+    let hint = text(blob.str(r, interp::INSTALL_HINT)?)?;
+    if !hint.is_empty() {
+        table["install_hint"] = value(hint);
+    }
+    Ok(())
+}
+
+/// `[binaries.*]`, under an implicit `[binaries]`, in the order the
+/// compiler interned their paths, with made-up IDs that sort so.
+fn binaries(blob: &Blob<'_>) -> Res<Table> {
     let table = blob.header_array(header::OVERRIDES);
     let mut binaries = Vec::new();
     for slot in 0..table.count {
@@ -199,7 +212,7 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
         }
         let at = blob.array(b, override_bucket::PATH)?.off;
         let path = text(blob.str(b, override_bucket::PATH)?)?;
-        let interpreter = id_of(blob.field(b, override_bucket::INTERPRETER)?)?;
+        let interpreter = id_of(blob, blob.field(b, override_bucket::INTERPRETER)?)?;
         binaries.push((
             at,
             path,
@@ -210,7 +223,9 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
     }
     let binaries = insertion_order(binaries, table.count);
     let width = binaries.len().to_string().len();
-    for (n, (_, path, interpreter, _, _)) in binaries.iter().enumerate() {
+    let mut tables = Table::new();
+    tables.set_implicit(true);
+    for (n, (_, path, interpreter, _, _)) in binaries.into_iter().enumerate() {
         let base: String = path
             .rsplit('/')
             .next()
@@ -224,27 +239,12 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
                 }
             })
             .collect();
-        let _ = write!(
-            out,
-            "\n[binaries.{:0width$}-{base}]\npath = {}\ninterpreter = {}\n",
-            n + 1,
-            quote(path),
-            quote(interpreter)
-        );
+        let mut entry = Table::new();
+        entry["path"] = value(path);
+        entry["interpreter"] = value(interpreter);
+        tables[&format!("{:0width$}-{base}", n + 1)] = Item::Table(entry);
     }
-
-    // [[rules]], in priority order.
-    let rules = blob.header_array(header::RULES);
-    for n in 0..rules.count {
-        let r = blob.record(rules, n, rule::LEN)?;
-        out.push_str(&rule_toml(blob, r, n + 1)?);
-        let _ = writeln!(
-            out,
-            "interpreter = {}",
-            quote(&id_of(blob.field(r, rule::INTERPRETER)?)?)
-        );
-    }
-    Ok(out)
+    Ok(tables)
 }
 
 /// The override entries `(path offset, path, interpreter, slot, hash)` in
@@ -296,13 +296,17 @@ fn insertion_order<'b>(
 }
 
 /// The conditions of rule `number` (0-based) as TOML key-value pairs
-/// separated by commas, for messages (`binfmtctl explain`).
+/// separated by commas, for messages (`binfmtctl explain`); strings as
+/// basic strings, which never span lines.
 pub fn describe_rule(blob: &Blob<'_>, number: u32) -> Res<String> {
     let r = blob.record(blob.header_array(header::RULES), number, rule::LEN)?;
-    let toml = rule_toml(blob, r, number + 1)?;
-    let pairs: Vec<&str> = toml
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('['))
+    let table = rule_table(blob, r, number + 1)?;
+    let pairs: Vec<String> = table
+        .iter()
+        .map(|(k, v)| match v.as_str() {
+            Some(s) => format!("{k} = {}", quote(s)),
+            None => format!("{k} = {v}"),
+        })
         .collect();
     Ok(if pairs.is_empty() {
         "no conditions".to_string()
@@ -311,13 +315,51 @@ pub fn describe_rule(blob: &Blob<'_>, number: u32) -> Res<String> {
     })
 }
 
-/// The conditions of the rule at `r` (number `n`, 1-based), as TOML.
-fn rule_toml(blob: &Blob<'_>, r: u32, n: u32) -> Res<String> {
-    let mut out = "\n[[rules]]\n".to_string();
+/// The conditions of the rule at `r` (number `n`, 1-based).
+fn rule_table(blob: &Blob<'_>, r: u32, n: u32) -> Res<Table> {
     let cond = blob.field(r, rule::CONDITIONS)?;
     if cond & !Cond::ALL != 0 {
         return invalid(format!("[[rules]] #{n}: unknown condition bits {cond:#x}"));
     }
+    let has = |bit| cond & bit != 0;
+    let field = |f| blob.field(r, f);
+    let mut table = Table::new();
+    let flags_done = header_conditions(blob, r, n, cond, &mut table)?;
+    if has(Cond::OSABI) {
+        table["osabi"] = value(i64::from(field(rule::OSABI)?));
+    }
+    if has(Cond::FLAGS) && !flags_done {
+        table["flags"] = hex(field(rule::FLAGS)?);
+        table["flags_mask"] = hex(field(rule::FLAGS_MASK)?);
+    }
+    if has(Cond::INTERP) {
+        table["interp"] = value(text(blob.str(r, rule::INTERP_GLOB)?)?);
+    }
+    if has(Cond::PATH) {
+        table["path"] = value(text(blob.str(r, rule::PATH_GLOB)?)?);
+    }
+    if has(Cond::PE_MACHINE) {
+        let m = field(rule::PE_MACHINE)?;
+        let m = u16::try_from(m)
+            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: PE machine {m}")))?;
+        table["pe_machine"] = match probe::pe_machine_name(m) {
+            Some(name) => value(name),
+            None => hex(u32::from(m)),
+        };
+    }
+    if has(Cond::DOTNET) {
+        match field(rule::DOTNET)? {
+            d @ (0 | 1) => table["dotnet"] = value(d == 1),
+            d => return invalid(format!("[[rules]] #{n}: dotnet {d}")),
+        }
+    }
+    Ok(table)
+}
+
+/// The rule's conditions on the ELF header (an `arch` shorthand where one
+/// fits, else `machine`, `class` and `endian`) and its `format`, into
+/// `table`. True when the `arch` written stands for the flags too.
+fn header_conditions(blob: &Blob<'_>, r: u32, n: u32, cond: u32, table: &mut Table) -> Res<bool> {
     let has = |bit| cond & bit != 0;
     let field = |f| blob.field(r, f);
     let (machine, class, endian) = (
@@ -326,8 +368,7 @@ fn rule_toml(blob: &Blob<'_>, r: u32, n: u32) -> Res<String> {
         field(rule::ENDIAN)?,
     );
     let (flags, mask) = (field(rule::FLAGS)?, field(rule::FLAGS_MASK)?);
-    let mut flags_done = false;
-    let mut arch_done = false;
+    let mut arch = None;
     if has(Cond::MACHINE) && has(Cond::CLASS) && has(Cond::ENDIAN) {
         let fits = |a: &&probe::Arch| {
             u32::from(a.machine) == machine
@@ -336,95 +377,57 @@ fn rule_toml(blob: &Blob<'_>, r: u32, n: u32) -> Res<String> {
                 && (a.flags_mask == 0
                     || (has(Cond::FLAGS) && a.flags == flags && a.flags_mask == mask))
         };
-        if let Some(a) = probe::ARCHES.iter().find(fits) {
-            let _ = writeln!(out, "arch = {}", quote(a.name));
-            arch_done = true;
-            flags_done = a.flags_mask != 0;
-        }
+        arch = probe::ARCHES.iter().find(fits);
+    }
+    if let Some(a) = arch {
+        table["arch"] = value(a.name);
     }
     if has(Cond::FORMAT) {
         match Format::from_code(field(rule::FORMAT)?) {
-            Some(f) if f != Format::Unknown => {
-                let _ = writeln!(out, "format = {}", quote(f.name()));
-            }
+            Some(f) if f != Format::Unknown => table["format"] = value(f.name()),
             _ => return invalid(format!("[[rules]] #{n}: unknown format")),
         }
     }
-    if !arch_done {
-        if has(Cond::MACHINE) {
-            let m = u16::try_from(machine)
-                .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: machine {machine}")))?;
+    if arch.is_none() {
+        elf_conditions(n, cond, (machine, class, endian), table)?;
+    }
+    Ok(arch.is_some_and(|a| a.flags_mask != 0))
+}
+
+/// `machine` (by name when the name means it), `class` and `endian`.
+fn elf_conditions(n: u32, cond: u32, header: (u32, u32, u32), table: &mut Table) -> Res<()> {
+    let (machine, class, endian) = header;
+    if cond & Cond::MACHINE != 0 {
+        let m = u16::try_from(machine)
+            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: machine {machine}")))?;
+        table["machine"] =
             match probe::machine_name(m).filter(|&name| probe::machine_by_name(name) == Some(m)) {
-                Some(name) => {
-                    let _ = writeln!(out, "machine = {}", quote(name));
-                }
-                None => {
-                    let _ = writeln!(out, "machine = {m}");
-                }
-            }
-        }
-        if has(Cond::CLASS) {
-            match u8::try_from(class) {
-                Ok(probe::ELFCLASS32) => out.push_str("class = 32\n"),
-                Ok(probe::ELFCLASS64) => out.push_str("class = 64\n"),
-                _ => return invalid(format!("[[rules]] #{n}: class {class}")),
-            }
-        }
-        if has(Cond::ENDIAN) {
-            match u8::try_from(endian) {
-                Ok(probe::ELFDATA2LSB) => out.push_str("endian = \"little\"\n"),
-                Ok(probe::ELFDATA2MSB) => out.push_str("endian = \"big\"\n"),
-                _ => return invalid(format!("[[rules]] #{n}: endian {endian}")),
-            }
-        }
+                Some(name) => value(name),
+                None => value(i64::from(m)),
+            };
     }
-    if has(Cond::OSABI) {
-        let _ = writeln!(out, "osabi = {}", field(rule::OSABI)?);
+    if cond & Cond::CLASS != 0 {
+        table["class"] = match u8::try_from(class) {
+            Ok(probe::ELFCLASS32) => value(32),
+            Ok(probe::ELFCLASS64) => value(64),
+            _ => return invalid(format!("[[rules]] #{n}: class {class}")),
+        };
     }
-    if has(Cond::FLAGS) && !flags_done {
-        let _ = writeln!(out, "flags = {flags:#x}\nflags_mask = {mask:#x}");
+    if cond & Cond::ENDIAN != 0 {
+        table["endian"] = match u8::try_from(endian) {
+            Ok(probe::ELFDATA2LSB) => value("little"),
+            Ok(probe::ELFDATA2MSB) => value("big"),
+            _ => return invalid(format!("[[rules]] #{n}: endian {endian}")),
+        };
     }
-    if has(Cond::INTERP) {
-        let _ = writeln!(
-            out,
-            "interp = {}",
-            quote(text(blob.str(r, rule::INTERP_GLOB)?)?)
-        );
-    }
-    if has(Cond::PATH) {
-        let _ = writeln!(
-            out,
-            "path = {}",
-            quote(text(blob.str(r, rule::PATH_GLOB)?)?)
-        );
-    }
-    if has(Cond::PE_MACHINE) {
-        let m = field(rule::PE_MACHINE)?;
-        let m = u16::try_from(m)
-            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: PE machine {m}")))?;
-        match probe::pe_machine_name(m) {
-            Some(name) => {
-                let _ = writeln!(out, "pe_machine = {}", quote(name));
-            }
-            None => {
-                let _ = writeln!(out, "pe_machine = {m:#x}");
-            }
-        }
-    }
-    if has(Cond::DOTNET) {
-        match field(rule::DOTNET)? {
-            0 => out.push_str("dotnet = false\n"),
-            1 => out.push_str("dotnet = true\n"),
-            d => return invalid(format!("[[rules]] #{n}: dotnet {d}")),
-        }
-    }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::{compile, Config};
+    use std::fmt::Write;
 
     fn round_trip(name: &str, toml: &str) {
         let first = compile(&Config::parse(name, toml).unwrap()).unwrap();
@@ -481,11 +484,52 @@ mod tests {
     }
 
     #[test]
+    fn the_dump_reads_like_a_written_file() {
+        let toml = r#"
+[interpreters.fex]
+path = "/usr/bin/FEXInterpreter"
+required_paths = ["/etc/fex \"quoted\"", "/etc/fex"]
+env = { FEX_TSOENABLED = "1", "ODD KEY" = "a=b" }
+install_hint = "Install FEX-Emu:\n\tdnf install fex-emu"
+[binaries.game]
+path = "/home/ann/Games/game.x86_64"
+interpreter = "fex"
+[[rules]]
+machine = 4660
+flags = 0x20
+flags_mask = 0x30
+interpreter = "fex"
+"#;
+        let blob = compile(&Config::parse("t", toml).unwrap()).unwrap();
+        let expected = r#"[defaults]
+log_level = "warn"
+
+[interpreters.fex]
+path = "/usr/bin/FEXInterpreter"
+argv = "fex"
+required_paths = ['/etc/fex "quoted"', "/etc/fex"]
+env = { FEX_TSOENABLED = "1", "ODD KEY" = "a=b" }
+install_hint = """
+Install FEX-Emu:
+\tdnf install fex-emu"""
+
+[binaries.1-game_x86_64]
+path = "/home/ann/Games/game.x86_64"
+interpreter = "fex"
+
+[[rules]]
+machine = 4660
+flags = 0x20
+flags_mask = 0x30
+interpreter = "fex"
+"#;
+        assert_eq!(dump(&Blob::open(&blob).unwrap()).unwrap(), expected);
+    }
+
+    #[test]
     fn quoting() {
         assert_eq!(quote("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
-        assert_eq!(key("fex-i386_2"), "fex-i386_2");
-        assert_eq!(key("has space"), "\"has space\"");
-        assert_eq!(key(""), "\"\"");
+        assert_eq!(quote("'\u{7f}"), "\"'\\u007F\"");
     }
 
     /// A configuration that uses every key.

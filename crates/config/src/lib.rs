@@ -216,15 +216,18 @@ impl Config {
 }
 
 /// For build scripts: compiles the configuration the programs carry built
-/// in, `BINFMT_DISPATCHER_BAKE`'s file or `default` (the workspace's
-/// data/binfmt-dispatcher.toml), into `$OUT_DIR/baked.blob`, telling cargo
-/// when to do it again. The trampoline and binfmtctl both bake it, so
-/// binfmtctl's copy is exactly the trampoline's. Exits 1 with one line on
-/// a configuration error.
-pub fn bake_for_build_script(default: &std::path::Path) {
+/// in, `BINFMT_DISPATCHER_BAKE`'s file (a relative path is taken from the
+/// workspace `root`, where `cargo build` is run) or data/binfmt-dispatcher.toml,
+/// into `$OUT_DIR/baked.blob`, telling cargo when to do it again. The
+/// trampoline and binfmtctl both bake it, so binfmtctl's copy is exactly
+/// the trampoline's. Exits 1 with one line on a configuration error.
+pub fn bake_for_build_script(root: &std::path::Path) {
     const BAKE_VAR: &str = "BINFMT_DISPATCHER_BAKE";
     println!("cargo:rerun-if-env-changed={BAKE_VAR}");
-    let source = std::env::var_os(BAKE_VAR).map_or_else(|| default.to_path_buf(), Into::into);
+    let source = match std::env::var_os(BAKE_VAR) {
+        Some(path) => root.join(path),
+        None => root.join("data/binfmt-dispatcher.toml"),
+    };
     println!("cargo:rerun-if-changed={}", source.display());
     let fail = |message: String| -> ! {
         eprintln!("error: cannot bake the default configuration: {message}");

@@ -179,6 +179,34 @@ pub trait Strings {
     }
 }
 
+/// A borrowed list is the list.
+impl<T: Strings + ?Sized> Strings for &T {
+    fn count(&self) -> usize {
+        (**self).count()
+    }
+    fn ptr(&self, i: usize) -> *const u8 {
+        (**self).ptr(i)
+    }
+    fn bytes(&self, i: usize) -> &[u8] {
+        (**self).bytes(i)
+    }
+    fn with_nul(&self, i: usize) -> &[u8] {
+        (**self).with_nul(i)
+    }
+    fn c_str(&self, i: usize) -> &CStr {
+        (**self).c_str(i)
+    }
+    fn first_byte(&self, i: usize) -> u8 {
+        (**self).first_byte(i)
+    }
+    fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
+        (**self).starts_with(i, prefix)
+    }
+    fn has_key(&self, i: usize, key: &[u8]) -> bool {
+        (**self).has_key(i, key)
+    }
+}
+
 /// The guest program as the kernel described it.
 pub struct Guest<'a, A: Strings> {
     /// The path to hand the interpreter, NUL-terminated.

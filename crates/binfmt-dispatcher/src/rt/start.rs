@@ -6,26 +6,15 @@ use core::ffi::CStr;
 use linux_raw_sys::auxvec as aux;
 use linux_raw_sys::elf::Elf_Phdr;
 
+use binfmt_dispatcher_core::driver;
+
 use super::CStrList;
 
 /// What the kernel told the process at start.
 pub struct Process {
-    /// argv.
-    pub args: CStrList,
-    /// envp.
-    pub env: CStrList,
-    /// envp with its terminating NULL, as `execve` takes it.
-    pub envp: &'static [*const u8],
-    /// `AT_EXECFD`: binfmt_misc's descriptor on the binary (O flag).
-    pub execfd: Option<u32>,
-    /// `AT_FLAGS`: bit 0 set when binfmt_misc preserved argv[0] (P flag).
-    pub flags: usize,
-    /// `AT_SECURE`: the exec raised privileges (setuid, C flag).
-    pub secure: bool,
-    /// `AT_PAGESZ`.
-    pub page_size: usize,
-    /// `AT_EXECFN`: the path the exec was asked for.
-    pub execfn: Option<&'static CStr>,
+    /// argv, envp and the auxiliary vector's facts, as the exec path
+    /// takes them.
+    pub facts: driver::Process<'static, CStrList>,
     /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
     pub(super) phdrs: &'static [Elf_Phdr],
 }
@@ -44,18 +33,20 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
             envc += 1;
         }
         let mut p = Process {
-            args: CStrList {
-                ptrs: core::slice::from_raw_parts(argv, argc),
+            facts: driver::Process {
+                args: CStrList {
+                    ptrs: core::slice::from_raw_parts(argv, argc),
+                },
+                env: CStrList {
+                    ptrs: core::slice::from_raw_parts(envp, envc),
+                },
+                envp: core::slice::from_raw_parts(envp, envc + 1),
+                execfd: None,
+                flags: 0,
+                secure: false,
+                page_size: 4096,
+                execfn: None,
             },
-            env: CStrList {
-                ptrs: core::slice::from_raw_parts(envp, envc),
-            },
-            envp: core::slice::from_raw_parts(envp, envc + 1),
-            execfd: None,
-            flags: 0,
-            secure: false,
-            page_size: 4096,
-            execfn: None,
             phdrs: &[],
         };
         read_auxv(envp.add(envc + 1).cast::<usize>(), &mut p);
@@ -69,7 +60,8 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
 /// # Safety
 /// `aux` points at the process's auxv, as the kernel laid it out.
 #[inline(always)] // one caller: out of line, it grew the aarch64 and riscv64 builds
-unsafe fn read_auxv(mut aux: *const usize, p: &mut Process) {
+unsafe fn read_auxv(mut aux: *const usize, process: &mut Process) {
+    let p = &mut process.facts;
     let (mut phdr, mut phnum, mut phent) = (0, 0, 0);
     // SAFETY: the auxv is key/value pairs ending with AT_NULL; AT_EXECFN
     // points at a NUL-terminated path on the initial stack, AT_PHDR and
@@ -98,7 +90,7 @@ unsafe fn read_auxv(mut aux: *const usize, p: &mut Process) {
         // (link.ld maps them with FILEHDR PHDRS), AT_PHNUM counts them;
         // trusted only when the entry size is the one this build expects.
         if phdr != 0 && phent == core::mem::size_of::<Elf_Phdr>() {
-            p.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
+            process.phdrs = core::slice::from_raw_parts(phdr as *const Elf_Phdr, phnum);
         }
     }
 }

@@ -217,7 +217,7 @@ impl Host for Recorder {
             owner: st.st_uid,
             mode: st.st_mode,
             size: st.st_size as u64,
-            links: st.st_nlink,
+            links: st.st_nlink as u64,
         })
     }
 

@@ -116,6 +116,8 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
         CStr::from_bytes_with_nul(path).is_ok_and(|p| self.exec.host.exists(p))
     }
 
+    // Inlined into the walk: its own frame would take the stack deeper.
+    #[inline(always)]
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
         let style = candidate.interpreter.argv_style().ok();
         let e = &mut *self.exec;
@@ -138,7 +140,7 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
                 e.host,
                 candidate,
                 e.guest,
-                Some(e.p.env),
+                Some(&e.p.env),
                 None,
             )
         };
@@ -232,7 +234,9 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
         .map(|errno| Failure::NotExecutable(errno.raw_os_error()))
 }
 
-/// Executes the built argv with the built envp, or `process_envp`.
+/// Executes the built argv with the built envp, or `process_envp`. Out of
+/// line: one copy serves both sizes of [`build_and_exec`].
+#[inline(never)]
 fn exec<H: Host, S: Strings>(
     host: &mut H,
     candidate: &Candidate<'_>,

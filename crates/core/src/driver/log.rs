@@ -34,7 +34,9 @@ impl Log {
     }
 }
 
-/// A short description of an errno.
+/// A short description of an errno. Out of line: called from several
+/// places, each a failure's, it would be copied into each.
+#[inline(never)]
 pub(super) fn describe(e: Errno) -> &'static [u8] {
     match e {
         Errno::NOENT => b"not found",
@@ -89,6 +91,7 @@ pub(super) fn built_in_corrupt<H: Host>(host: &mut H, log: Log, secure: bool) ->
 }
 
 /// A short description of the binary's kind for messages.
+#[inline(never)]
 pub(super) fn kind(facts: &Facts<'_>) -> &'static [u8] {
     match facts.format {
         probe::Format::Elf => {}

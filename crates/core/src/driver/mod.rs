@@ -39,9 +39,9 @@ use log::{built_in_corrupt, describe, refuse, Log};
 pub struct Process<'p, S: Strings> {
     /// argv: the dispatcher, the binary, (argv[0] with the P flag), the
     /// guest's arguments.
-    pub args: &'p S,
+    pub args: S,
     /// envp.
-    pub env: &'p S,
+    pub env: S,
     /// envp with its terminating NULL, as `execve` takes it: passed as it
     /// is when the interpreter's environment is the process's.
     pub envp: &'p [*const u8],
@@ -128,7 +128,7 @@ pub fn run<H: Host, S: Strings>(host: &mut H, p: &Process<'_, S>, baked: &[u8]) 
     // The environment steers nothing when the exec raised privileges.
     let vars = match p.secure {
         true => Vars::default(),
-        false => Vars::read(p.env),
+        false => Vars::read(&p.env),
     };
     run_binary(host, p, filename, &vars, baked)
 }
@@ -158,7 +158,10 @@ fn by_hand_option<H: Host, S: Strings>(
     Some(0)
 }
 
-/// The exec path from the binary's header on.
+/// The exec path from the binary's header on. Inlined: a frame of its own
+/// would take the exec path's stack deeper, and every stack page it
+/// touches is a page fault.
+#[inline(always)]
 fn run_binary<H: Host, S: Strings>(
     host: &mut H,
     p: &Process<'_, S>,
@@ -229,7 +232,9 @@ struct Binary<'a> {
 
 /// The exec path with the configuration open: names the binary for the
 /// interpreter, decides and walks; on corruption found mid-lookup, again
-/// with the built-in configuration (unless secure).
+/// with the built-in configuration (unless secure). Inlined, as
+/// [`run_binary`] is.
+#[inline(always)]
 fn run_with_blob<H: Host, S: Strings>(
     host: &mut H,
     p: &Process<'_, S>,
@@ -282,7 +287,7 @@ fn run_with_blob<H: Host, S: Strings>(
 /// name no longer leads to it.
 fn guest_of<'a, H: Host, S: Strings>(
     host: &mut H,
-    p: &Process<'a, S>,
+    p: &'a Process<'_, S>,
     binary: &Binary<'a>,
     fd_link: &'a [u8],
 ) -> Guest<'a, S> {
@@ -295,7 +300,7 @@ fn guest_of<'a, H: Host, S: Strings>(
         argv0: p
             .args
             .with_nul(if p_flag && p.args.count() >= 3 { 2 } else { 1 }),
-        args: p.args,
+        args: &p.args,
         first_arg: if p_flag { 3 } else { 2 }.min(p.args.count()),
         execfd: Some(binary.fd),
         by_descriptor: via_fd,

@@ -168,7 +168,7 @@ pub(super) fn run_helper<H: Host, S: Strings>(
     for (slot, i) in argv[3..].iter_mut().zip(g.first_arg..g.args.count()) {
         *slot = g.args.ptr(i);
     }
-    let env = exec.p.env;
+    let env = &exec.p.env;
     let mut n = 0;
     for i in 0..env.count() {
         let ours = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
