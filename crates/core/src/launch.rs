@@ -421,52 +421,93 @@ pub fn build<A: Strings, E: Strings>(
         envc: 0,
         used: 0,
     };
-    let interpreter = candidate.path;
     if let Some(muvm) = candidate.muvm {
         w.arg(muvm.as_ptr());
         w.arg(MUVM_SEPARATOR.as_ptr().cast());
     }
-    let rest = guest.first_arg..guest.args.count();
     match style {
-        ArgvStyle::Custom => {
-            let mut fd_digits = [0u8; 10];
-            let fd = guest
-                .execfd
-                .map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
-            for token in candidate.interpreter.template().iter() {
-                let token = token?.with_nul();
-                if token == b"{args}\0" {
-                    rest.clone().for_each(|i| w.arg(guest.args.ptr(i)));
-                } else if !bare(token).contains(&b'{') {
-                    w.arg(token.as_ptr());
-                } else {
-                    let p = expand(&mut w, bare(token), interpreter, guest, fd)?;
-                    w.arg(p);
-                }
-            }
-        }
-        _ => {
-            w.arg(interpreter.as_ptr());
-            if style == ArgvStyle::Qemu {
-                w.arg(QEMU_ARGV0_OPTION.as_ptr().cast());
-                w.arg(guest.argv0.as_ptr());
-            }
-            match option_guard(guest.binary) {
-                b"" => w.arg(guest.binary.as_ptr()),
-                guard => {
-                    let p = w.compose(&[guard, bare(guest.binary)]);
-                    w.arg(p);
-                }
-            }
-            if style == ArgvStyle::Fex && guest.execfd.is_some() {
-                w.arg(guest.argv0.as_ptr());
-            }
-            rest.for_each(|i| w.arg(guest.args.ptr(i)));
-        }
+        ArgvStyle::Custom => write_template(&mut w, candidate, guest)?,
+        _ => write_convention(&mut w, style, candidate.path, guest),
     }
     w.arg(core::ptr::null());
+    write_environment(&mut w, style, candidate, guest, env)?;
+    w.env(core::ptr::null());
+    let sizes = Sizes {
+        argv: w.argc,
+        envp: w.envc,
+        arena: w.used,
+    };
+    if sizes.argv > w.out.argv.len()
+        || sizes.envp > w.out.envp.len()
+        || sizes.arena > w.out.arena.len()
+    {
+        return Err(BuildError::TooSmall(sizes));
+    }
+    Ok(sizes)
+}
 
-    // The environment: the process's, minus the keys the interpreter sets.
+/// The argv of a `custom` interpreter: its template, expanded.
+#[inline(always)]
+fn write_template<A: Strings>(
+    w: &mut Writer<'_, '_>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, A>,
+) -> Result<(), BuildError> {
+    let mut fd_digits = [0u8; 10];
+    let fd = guest
+        .execfd
+        .map_or(&b""[..], |fd| decimal(fd, &mut fd_digits));
+    for token in candidate.interpreter.template().iter() {
+        let token = token?.with_nul();
+        if token == b"{args}\0" {
+            let rest = guest.first_arg..guest.args.count();
+            rest.for_each(|i| w.arg(guest.args.ptr(i)));
+        } else if !bare(token).contains(&b'{') {
+            w.arg(token.as_ptr());
+        } else {
+            let p = expand(w, bare(token), candidate.path, guest, fd)?;
+            w.arg(p);
+        }
+    }
+    Ok(())
+}
+
+/// The argv of a `qemu`, `box64`, `box86`, `fex` or `plain` interpreter.
+#[inline(always)]
+fn write_convention<A: Strings>(
+    w: &mut Writer<'_, '_>,
+    style: ArgvStyle,
+    interpreter: &[u8],
+    guest: &Guest<'_, A>,
+) {
+    w.arg(interpreter.as_ptr());
+    if style == ArgvStyle::Qemu {
+        w.arg(QEMU_ARGV0_OPTION.as_ptr().cast());
+        w.arg(guest.argv0.as_ptr());
+    }
+    match option_guard(guest.binary) {
+        b"" => w.arg(guest.binary.as_ptr()),
+        guard => {
+            let p = w.compose(&[guard, bare(guest.binary)]);
+            w.arg(p);
+        }
+    }
+    if style == ArgvStyle::Fex && guest.execfd.is_some() {
+        w.arg(guest.argv0.as_ptr());
+    }
+    (guest.first_arg..guest.args.count()).for_each(|i| w.arg(guest.args.ptr(i)));
+}
+
+/// The envp: the process's (`env`), less the variables the interpreter
+/// sets or must not see, then the interpreter's own and its convention's.
+#[inline(always)]
+fn write_environment<A: Strings, E: Strings>(
+    w: &mut Writer<'_, '_>,
+    style: ArgvStyle,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, A>,
+    env: Option<&E>,
+) -> Result<(), BuildError> {
     let extra = candidate.interpreter.env();
     let mut fd_digits = [0u8; 10];
     let arg0_key = convention_var(style, guest.execfd);
@@ -505,20 +546,7 @@ pub fn build<A: Strings, E: Strings>(
         let p = w.compose(&[key, b"=", arg0_value]);
         w.env(p);
     }
-    w.env(core::ptr::null());
-
-    let sizes = Sizes {
-        argv: w.argc,
-        envp: w.envc,
-        arena: w.used,
-    };
-    if sizes.argv > w.out.argv.len()
-        || sizes.envp > w.out.envp.len()
-        || sizes.arena > w.out.arena.len()
-    {
-        return Err(BuildError::TooSmall(sizes));
-    }
-    Ok(sizes)
+    Ok(())
 }
 
 /// Expands the placeholders of one template token into the arena. A

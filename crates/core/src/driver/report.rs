@@ -168,17 +168,7 @@ pub(super) fn run_helper<H: Host, S: Strings>(
     for (slot, i) in argv[3..].iter_mut().zip(g.first_arg..g.args.count()) {
         *slot = g.args.ptr(i);
     }
-    let env = &exec.p.env;
-    let mut n = 0;
-    for i in 0..env.count() {
-        let ours = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
-            .iter()
-            .any(|k| env.has_key(i, &k[..k.len() - 1]));
-        if !ours {
-            envp[n] = env.ptr(i);
-            n += 1;
-        }
-    }
+    let n = helper_environment(&exec.p.env, envp);
     for (slot, start) in envp[n..n + 3].iter_mut().zip(starts) {
         *slot = arena[start..].as_ptr();
     }
@@ -193,18 +183,41 @@ pub(super) fn run_helper<H: Host, S: Strings>(
         binary: g.binary,
     };
     if let Err(errno) = exec.host.execve(&call) {
-        if errno != Errno::NOENT {
-            let shown = &helper[..helper.len() - 1];
-            let parts: [&[u8]; 4] = [
-                b"cannot run the missing-interpreter helper ",
-                shown,
-                b": ",
-                describe(errno),
-            ];
-            exec.say(LogLevel::Warn, &parts);
-        }
+        warn_helper_failed(exec, helper, errno);
     }
     Ok(())
+}
+
+/// The process's environment less the helper's own variables, into
+/// `envp`; how many.
+fn helper_environment<S: Strings>(env: &S, envp: &mut [*const u8]) -> usize {
+    let mut n = 0;
+    for i in 0..env.count() {
+        let ours = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
+            .iter()
+            .any(|k| env.has_key(i, &k[..k.len() - 1]));
+        if !ours {
+            envp[n] = env.ptr(i);
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Says that the helper exists but could not be executed (a missing one
+/// is the usual case, and silent).
+fn warn_helper_failed<H: Host, S: Strings>(exec: &mut Exec<'_, H, S>, helper: &[u8], errno: Errno) {
+    if errno == Errno::NOENT {
+        return;
+    }
+    let shown = &helper[..helper.len() - 1];
+    let parts: [&[u8]; 4] = [
+        b"cannot run the missing-interpreter helper ",
+        shown,
+        b": ",
+        describe(errno),
+    ];
+    exec.say(LogLevel::Warn, &parts);
 }
 
 /// Writes the helper's three variables into `arena`: the IDs of the
