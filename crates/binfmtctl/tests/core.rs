@@ -1356,8 +1356,9 @@ fn a_rule_that_contradicts_its_candidate_entry_is_decided_alike_with_or_without_
     let rules = Blob::open(&bytes).unwrap().rules().array();
     let conditions = rules.off as usize + blob::rule::CONDITIONS;
     let cond = u32::from_le_bytes(bytes[conditions..conditions + 4].try_into().unwrap());
-    assert_ne!(cond & decide::Cond::PATH, 0);
-    bytes[conditions..conditions + 4].copy_from_slice(&(cond & !decide::Cond::PATH).to_le_bytes());
+    let path = decide::Condition::Path.bit();
+    assert_ne!(cond & path, 0);
+    bytes[conditions..conditions + 4].copy_from_slice(&(cond & !path).to_le_bytes());
     blob::seal(&mut bytes);
     let blob = Blob::open(&bytes).unwrap();
     let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);
