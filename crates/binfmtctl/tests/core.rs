@@ -819,6 +819,12 @@ fn config_errors_name_file_line_and_column() {
             "test.toml:3:1: unknown key `surprise` in [interpreters.a]",
         ),
         (
+            "[[rules]]\nmachne = 62\ninterpreter = \"a\"\n",
+            "test.toml:2:1: unknown key `machne` in [[rules]] #1 (known: arch, format, \
+             machine, class, endian, osabi, flags, flags_mask, interp, path, pe_machine, \
+             dotnet, interpreter)",
+        ),
+        (
             "[defaults]\ninterpreter = \"ghost\"\n",
             "test.toml:2:15: [defaults] interpreter names interpreter `ghost`",
         ),
