@@ -819,6 +819,12 @@ fn config_errors_name_file_line_and_column() {
             "test.toml:3:1: unknown key `surprise` in [interpreters.a]",
         ),
         (
+            "[[rules]]\nmachne = 62\ninterpreter = \"a\"\n",
+            "test.toml:2:1: unknown key `machne` in [[rules]] #1 (known: arch, format, \
+             machine, class, endian, osabi, flags, flags_mask, interp, path, pe_machine, \
+             dotnet, interpreter)",
+        ),
+        (
             "[defaults]\ninterpreter = \"ghost\"\n",
             "test.toml:2:15: [defaults] interpreter names interpreter `ghost`",
         ),
@@ -1356,8 +1362,9 @@ fn a_rule_that_contradicts_its_candidate_entry_is_decided_alike_with_or_without_
     let rules = Blob::open(&bytes).unwrap().rules().array();
     let conditions = rules.off as usize + blob::rule::CONDITIONS;
     let cond = u32::from_le_bytes(bytes[conditions..conditions + 4].try_into().unwrap());
-    assert_ne!(cond & decide::Cond::PATH, 0);
-    bytes[conditions..conditions + 4].copy_from_slice(&(cond & !decide::Cond::PATH).to_le_bytes());
+    let path = decide::Condition::Path.bit();
+    assert_ne!(cond & path, 0);
+    bytes[conditions..conditions + 4].copy_from_slice(&(cond & !path).to_le_bytes());
     blob::seal(&mut bytes);
     let blob = Blob::open(&bytes).unwrap();
     let x86 = elf_facts(62, probe::ELFCLASS64, probe::ELFDATA2LSB);

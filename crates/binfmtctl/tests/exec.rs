@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use binfmt_dispatcher_core::blob::{header, interp, Blob};
+use binfmt_dispatcher_core::blob::{interp, Blob};
 use support::*;
 
 /// Every flag combination exercised for each convention.
@@ -1299,11 +1299,13 @@ fn a_cache_corrupt_mid_walk_reports_only_the_built_in_walk() {
     let mut bytes = fs::read(&case.cache).unwrap();
     let record = |id: &[u8]| {
         let blob = Blob::open(&bytes).unwrap();
-        let all = blob.header_array(header::INTERPRETERS);
-        (0..all.count)
-            .map(|i| blob.record(all, i, interp::LEN).unwrap())
-            .find(|&r| blob.str(r, interp::ID).unwrap() == id)
-            .unwrap() as usize
+        let all = blob.interpreters();
+        let i = all
+            .iter()
+            .map(Result::unwrap)
+            .find(|i| i.id().unwrap().as_bytes() == id)
+            .unwrap();
+        all.array().off as usize + i.index() as usize * interp::LEN
     };
     let (first, last) = (record(b"a-gone"), record(b"z-last"));
     assert!(last / 1024 != first / 1024, "the records share a chunk");

@@ -1,11 +1,13 @@
 //! A blob back to TOML that compiles to the same bytes (`binfmtctl dump`).
 //!
-//! Reads the blob only through [`Blob`]'s reader. What the blob does not
-//! keep is made up so that it compiles the same: `[binaries.*]` get IDs
-//! (`NN-NAME`) that sort in the order the compiler laid them out, rules are
-//! written with the conditions they compiled to (an `arch` shorthand where
-//! one fits), and each interpreter's `fallback` is its flattened chain,
-//! which compiles to the same chain unless fallbacks form a cycle.
+//! Reads the blob only through its typed views ([`Interpreter`], [`Rule`],
+//! [`Override`]) and the one table of rule conditions ([`Condition`]).
+//! What the blob does not keep is made up so that it compiles the same:
+//! `[binaries.*]` get IDs (`NN-NAME`) that sort in the order the compiler
+//! laid them out, rules are written with the conditions they compiled to
+//! (an `arch` shorthand where one fits), and each interpreter's `fallback`
+//! is its flattened chain, which compiles to the same chain unless
+//! fallbacks form a cycle.
 //!
 //! The text is a toml_edit document as toml_edit formats it: a blank line
 //! before every table but the first, strings in double quotes unless they
@@ -17,10 +19,12 @@ use std::format;
 use std::string::{String, ToString};
 use std::vec::Vec;
 
-use binfmt_dispatcher_core::blob::{header, interp, override_bucket, rule, Blob, BlobError, NONE};
-use binfmt_dispatcher_core::decide::{Cond, LogLevel};
+use binfmt_dispatcher_core::blob::{
+    self, Blob, BlobError, Interpreter, Override, Rule, Str, Table as BlobTable,
+};
+use binfmt_dispatcher_core::decide::{Condition, LogLevel};
 use binfmt_dispatcher_core::launch::ArgvStyle;
-use binfmt_dispatcher_core::probe::{self, Format};
+use binfmt_dispatcher_core::probe::{self, Arch, Format};
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 use toml_writer::{ToTomlValue as _, TomlStringBuilder};
 
@@ -62,8 +66,9 @@ pub fn quote(s: &str) -> String {
     TomlStringBuilder::new(s).as_basic().to_toml_value()
 }
 
-fn text(bytes: &[u8]) -> Res<&str> {
-    core::str::from_utf8(bytes).map_err(|_| DumpError::Invalid("a string is not UTF-8".to_string()))
+fn text(s: Str<'_>) -> Res<&str> {
+    core::str::from_utf8(s.as_bytes())
+        .map_err(|_| DumpError::Invalid("a string is not UTF-8".to_string()))
 }
 
 /// `n` in hexadecimal: flags and masks are bit patterns.
@@ -75,17 +80,13 @@ fn hex(n: u32) -> Item {
 }
 
 /// The strings of a `Str` array.
-fn strs(blob: &Blob<'_>, record: u32, field: usize) -> Res<Vec<String>> {
-    let a = blob.array(record, field)?;
-    (0..a.count)
-        .map(|i| Ok(text(blob.str(a.off + i * 8, 0)?)?.to_string()))
-        .collect()
+fn strs(all: BlobTable<'_, '_, Str<'_>>) -> Res<Vec<String>> {
+    all.iter().map(|s| Ok(text(s?)?.to_string())).collect()
 }
 
 /// The ID of interpreter `index`.
 fn id_of(blob: &Blob<'_>, index: u32) -> Res<String> {
-    let record = blob.record(blob.header_array(header::INTERPRETERS), index, interp::LEN)?;
-    Ok(text(blob.str(record, interp::ID)?)?.to_string())
+    Ok(text(blob.interpreter(index)?.id()?)?.to_string())
 }
 
 /// Writes `blob` as a TOML configuration that compiles to the same bytes:
@@ -94,7 +95,7 @@ fn id_of(blob: &Blob<'_>, index: u32) -> Res<String> {
 pub fn dump(blob: &Blob<'_>) -> Res<String> {
     let mut doc = DocumentMut::new();
     doc["defaults"] = Item::Table(defaults(blob)?);
-    let muvm = text(blob.str(0, header::MUVM)?)?;
+    let muvm = text(blob.muvm()?)?;
     if !muvm.is_empty() {
         let mut table = Table::new();
         table["path"] = value(muvm);
@@ -102,12 +103,11 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
     }
     doc["interpreters"] = Item::Table(interpreters(blob)?);
     doc["binaries"] = Item::Table(binaries(blob)?);
-    let rules = blob.header_array(header::RULES);
     let mut tables = ArrayOfTables::new();
-    for n in 0..rules.count {
-        let r = blob.record(rules, n, rule::LEN)?;
-        let mut table = rule_table(blob, r, n + 1)?;
-        table["interpreter"] = value(id_of(blob, blob.field(r, rule::INTERPRETER)?)?);
+    for rule in blob.rules().iter() {
+        let rule = rule?;
+        let mut table = rule_table(&rule)?;
+        table["interpreter"] = value(id_of(blob, rule.interpreter())?);
         tables.push(table);
     }
     doc["rules"] = Item::ArrayOfTables(tables);
@@ -116,16 +116,15 @@ pub fn dump(blob: &Blob<'_>) -> Res<String> {
 
 /// `[defaults]`.
 fn defaults(blob: &Blob<'_>) -> Res<Table> {
-    let level = blob.header(header::LOG_LEVEL);
+    let level = blob.log_level();
     let level = LogLevel::from_code(level)
         .ok_or_else(|| DumpError::Invalid(format!("unknown log level {level}")))?;
     let mut table = Table::new();
-    let default = blob.header(header::DEFAULT);
-    if default != NONE {
+    if let Some(default) = blob.default_interpreter() {
         table["interpreter"] = value(id_of(blob, default)?);
     }
     table["log_level"] = value(level.name());
-    let helper = text(blob.str(0, header::MISSING_HELPER)?)?;
+    let helper = text(blob.missing_helper()?)?;
     if !helper.is_empty() {
         table["missing_helper"] = value(helper);
     }
@@ -134,55 +133,61 @@ fn defaults(blob: &Blob<'_>) -> Res<Table> {
 
 /// `[interpreters.*]`, under an implicit `[interpreters]`.
 fn interpreters(blob: &Blob<'_>) -> Res<Table> {
-    let all = blob.header_array(header::INTERPRETERS);
     let mut tables = Table::new();
     tables.set_implicit(true);
-    for index in 0..all.count {
-        let r = blob.record(all, index, interp::LEN)?;
-        let id = text(blob.str(r, interp::ID)?)?;
+    for interpreter in blob.interpreters().iter() {
+        let i = interpreter?;
+        let id = text(i.id()?)?;
         let mut table = Table::new();
-        let name = text(blob.str(r, interp::NAME)?)?;
+        let name = text(i.name()?)?;
         if name != id {
             table["name"] = value(name);
         }
-        table["path"] = value(text(blob.str(r, interp::PATH)?)?);
-        let code = blob.field(r, interp::ARGV_STYLE)?;
+        table["path"] = value(text(i.path()?)?);
+        let code = i.argv_style_code();
         let style = ArgvStyle::from_code(code)
             .ok_or_else(|| DumpError::Invalid(format!("[interpreters.{id}]: argv style {code}")))?;
         table["argv"] = value(style.name());
-        let template = strs(blob, r, interp::TEMPLATE)?;
+        let template = strs(i.template())?;
         if !template.is_empty() || style == ArgvStyle::Custom {
             table["template"] = value(Array::from_iter(template));
         }
-        match blob.field(r, interp::USE_MUVM)? {
+        match i.use_muvm() {
             0 => {}
             1 => table["use_muvm"] = value(true),
             n => return invalid(format!("[interpreters.{id}]: use_muvm {n}")),
         }
-        lists_and_hint(blob, r, index, id, &mut table)?;
+        lists_and_hint(blob, &i, id, &mut table)?;
         tables[id] = Item::Table(table);
     }
     Ok(tables)
 }
 
-/// The rest of interpreter `index` (at `r`): `required_paths`,
+/// The rest of interpreter `i` (whose ID is `id`): `required_paths`,
 /// `fallback` (its chain after itself), `env` and `install_hint`.
-fn lists_and_hint(blob: &Blob<'_>, r: u32, index: u32, id: &str, table: &mut Table) -> Res<()> {
-    let required = strs(blob, r, interp::REQUIRED_PATHS)?;
+fn lists_and_hint(
+    blob: &Blob<'_>,
+    i: &Interpreter<'_, '_>,
+    id: &str,
+    table: &mut Table,
+) -> Res<()> {
+    let required = strs(i.required_paths())?;
     if !required.is_empty() {
         table["required_paths"] = value(Array::from_iter(required));
     }
-    let chain = blob.array(r, interp::CHAIN)?;
-    if chain.count > 0 && blob.u32(chain.off)? != index {
+    let chain = i.chain();
+    if !chain.is_empty() && chain.get(0)? != i.index() {
         return invalid(format!("[interpreters.{id}]: its chain starts elsewhere"));
     }
-    let fallback = (1..chain.count)
-        .map(|i| id_of(blob, blob.u32(chain.off + i * 4)?))
+    let fallback = chain
+        .iter()
+        .skip(1)
+        .map(|next| id_of(blob, next?))
         .collect::<Res<Array>>()?;
     if !fallback.is_empty() {
         table["fallback"] = value(fallback);
     }
-    let env = strs(blob, r, interp::ENV)?;
+    let env = strs(i.env())?;
     if !env.is_empty() {
         let mut pairs = InlineTable::new();
         for e in &env {
@@ -193,7 +198,7 @@ fn lists_and_hint(blob: &Blob<'_>, r: u32, index: u32, id: &str, table: &mut Tab
         }
         table["env"] = value(pairs);
     }
-    let hint = text(blob.str(r, interp::INSTALL_HINT)?)?;
+    let hint = text(i.install_hint()?)?;
     if !hint.is_empty() {
         table["install_hint"] = value(hint);
     }
@@ -203,78 +208,71 @@ fn lists_and_hint(blob: &Blob<'_>, r: u32, index: u32, id: &str, table: &mut Tab
 /// `[binaries.*]`, under an implicit `[binaries]`, in the order the
 /// compiler interned their paths, with made-up IDs that sort so.
 fn binaries(blob: &Blob<'_>) -> Res<Table> {
-    let table = blob.header_array(header::OVERRIDES);
-    let mut binaries = Vec::new();
-    for slot in 0..table.count {
-        let b = blob.record(table, slot, override_bucket::LEN)?;
-        if blob.field(b, override_bucket::HASH)? == 0 {
-            continue;
+    let table = blob.overrides();
+    let mut entries = Vec::new();
+    for bucket in table.iter() {
+        let bucket = bucket?;
+        if !bucket.is_empty() {
+            entries.push(bucket);
         }
-        let at = blob.array(b, override_bucket::PATH)?.off;
-        let path = text(blob.str(b, override_bucket::PATH)?)?;
-        let interpreter = id_of(blob, blob.field(b, override_bucket::INTERPRETER)?)?;
-        binaries.push((
-            at,
-            path,
-            interpreter,
-            slot,
-            blob.field(b, override_bucket::HASH)?,
-        ));
     }
-    let binaries = insertion_order(binaries, table.count);
-    let width = binaries.len().to_string().len();
+    let order = insertion_order(&entries, table.len());
+    let width = order.len().to_string().len();
     let mut tables = Table::new();
     tables.set_implicit(true);
-    for (n, (_, path, interpreter, _, _)) in binaries.into_iter().enumerate() {
-        let base: String = path
-            .rsplit('/')
-            .next()
-            .unwrap_or("")
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let mut entry = Table::new();
-        entry["path"] = value(path);
-        entry["interpreter"] = value(interpreter);
-        tables[&format!("{:0width$}-{base}", n + 1)] = Item::Table(entry);
+    for (n, entry) in order.into_iter().map(|i| &entries[i]).enumerate() {
+        let path = text(entry.path()?)?;
+        let mut binary = Table::new();
+        binary["path"] = value(path);
+        binary["interpreter"] = value(id_of(blob, entry.interpreter())?);
+        tables[&format!("{:0width$}-{}", n + 1, id_base(path))] = Item::Table(binary);
     }
     Ok(tables)
 }
 
-/// The override entries `(path offset, path, interpreter, slot, hash)` in
-/// an order the compiler could have inserted them in: each after the
-/// entries its linear probe passed over (so the table comes out the same),
-/// and otherwise by the offset of its path (so the paths are interned in
-/// the same order; a path shared with an earlier string has a smaller
-/// offset and can go anywhere the table allows).
-#[allow(clippy::type_complexity)]
-fn insertion_order<'b>(
-    entries: Vec<(u32, &'b str, String, u32, u32)>,
-    buckets: u32,
-) -> Vec<(u32, &'b str, String, u32, u32)> {
+/// The last component of `path`, with what an ID cannot hold unquoted
+/// made `_`.
+fn id_base(path: &str) -> String {
+    let base = path.rsplit('/').next().unwrap_or("");
+    base.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The indices of the override `entries` (of a table of `buckets`) in an
+/// order the compiler could have inserted them in: each after the entries
+/// its probe passed over (so the table comes out the same), and otherwise
+/// by the offset of its path (so the paths are interned in the same order;
+/// a path shared with an earlier string has a smaller offset and can go
+/// anywhere the table allows).
+fn insertion_order(entries: &[Override<'_, '_>], buckets: u32) -> Vec<usize> {
     use std::collections::{BTreeMap, BTreeSet};
-    let by_slot: BTreeMap<u32, usize> = entries.iter().enumerate().map(|(i, e)| (e.3, i)).collect();
+    let by_slot: BTreeMap<u32, usize> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.slot(), i))
+        .collect();
     let mut before: Vec<usize> = std::vec![0; entries.len()];
     let mut after: Vec<Vec<usize>> = std::vec![Vec::new(); entries.len()];
     for (i, e) in entries.iter().enumerate() {
-        let mut slot = e.4 & buckets.wrapping_sub(1);
-        while slot != e.3 {
+        let home = blob::override_home(e.hash(), buckets);
+        for slot in blob::probe(home, buckets).take_while(|&s| s != e.slot()) {
             if let Some(&j) = by_slot.get(&slot) {
                 before[i] += 1;
                 after[j].push(i);
             }
-            slot = (slot + 1) & buckets.wrapping_sub(1);
         }
     }
+    let key = |i: usize| (entries[i].path_offset(), i);
     let mut ready: BTreeSet<(u32, usize)> = (0..entries.len())
         .filter(|&i| before[i] == 0)
-        .map(|i| (entries[i].0, i))
+        .map(key)
         .collect();
     let mut order = Vec::with_capacity(entries.len());
     while let Some((_, i)) = ready.pop_first() {
@@ -282,25 +280,22 @@ fn insertion_order<'b>(
         for &k in &after[i] {
             before[k] -= 1;
             if before[k] == 0 {
-                ready.insert((entries[k].0, k));
+                ready.insert(key(k));
             }
         }
     }
     // A corrupt table can hold a cycle: the rest by offset.
     let mut rest: Vec<usize> = (0..entries.len()).filter(|i| !order.contains(i)).collect();
-    rest.sort_by_key(|&i| entries[i].0);
+    rest.sort_by_key(|&i| entries[i].path_offset());
     order.extend(rest);
-    let mut slots: Vec<Option<(u32, &'b str, String, u32, u32)>> =
-        entries.into_iter().map(Some).collect();
-    order.into_iter().filter_map(|i| slots[i].take()).collect()
+    order
 }
 
 /// The conditions of rule `number` (0-based) as TOML key-value pairs
 /// separated by commas, for messages (`binfmtctl explain`); strings as
 /// basic strings, which never span lines.
 pub fn describe_rule(blob: &Blob<'_>, number: u32) -> Res<String> {
-    let r = blob.record(blob.header_array(header::RULES), number, rule::LEN)?;
-    let table = rule_table(blob, r, number + 1)?;
+    let table = rule_table(&blob.rules().get(number)?)?;
     let pairs: Vec<String> = table
         .iter()
         .map(|(k, v)| match v.as_str() {
@@ -315,112 +310,112 @@ pub fn describe_rule(blob: &Blob<'_>, number: u32) -> Res<String> {
     })
 }
 
-/// The conditions of the rule at `r` (number `n`, 1-based).
-fn rule_table(blob: &Blob<'_>, r: u32, n: u32) -> Res<Table> {
-    let cond = blob.field(r, rule::CONDITIONS)?;
-    if cond & !Cond::ALL != 0 {
+/// The conditions of `rule`: an `arch` shorthand where one fits, then each
+/// condition by its key, in [`Condition::ALL`]'s order (the schema's),
+/// but those the `arch` stands for.
+fn rule_table(rule: &Rule<'_, '_>) -> Res<Table> {
+    let n = rule.number() + 1;
+    let cond = rule.conditions();
+    if cond & !Condition::ALL_BITS != 0 {
         return invalid(format!("[[rules]] #{n}: unknown condition bits {cond:#x}"));
     }
-    let has = |bit| cond & bit != 0;
-    let field = |f| blob.field(r, f);
     let mut table = Table::new();
-    let flags_done = header_conditions(blob, r, n, cond, &mut table)?;
-    if has(Cond::OSABI) {
-        table["osabi"] = value(i64::from(field(rule::OSABI)?));
+    let arch = arch_of(rule);
+    if let Some(a) = arch {
+        table["arch"] = value(a.name);
     }
-    if has(Cond::FLAGS) && !flags_done {
-        table["flags"] = hex(field(rule::FLAGS)?);
-        table["flags_mask"] = hex(field(rule::FLAGS_MASK)?);
-    }
-    if has(Cond::INTERP) {
-        table["interp"] = value(text(blob.str(r, rule::INTERP_GLOB)?)?);
-    }
-    if has(Cond::PATH) {
-        table["path"] = value(text(blob.str(r, rule::PATH_GLOB)?)?);
-    }
-    if has(Cond::PE_MACHINE) {
-        let m = field(rule::PE_MACHINE)?;
-        let m = u16::try_from(m)
-            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: PE machine {m}")))?;
-        table["pe_machine"] = match probe::pe_machine_name(m) {
-            Some(name) => value(name),
-            None => hex(u32::from(m)),
-        };
-    }
-    if has(Cond::DOTNET) {
-        match field(rule::DOTNET)? {
-            d @ (0 | 1) => table["dotnet"] = value(d == 1),
-            d => return invalid(format!("[[rules]] #{n}: dotnet {d}")),
+    for c in Condition::of(cond) {
+        if arch.is_some_and(|a| stands_for(a, c)) {
+            continue;
+        }
+        table[c.key()] = condition_value(rule, c, n)?;
+        if c == Condition::Flags {
+            table["flags_mask"] = hex(rule.flags_mask());
         }
     }
     Ok(table)
 }
 
-/// The rule's conditions on the ELF header (an `arch` shorthand where one
-/// fits, else `machine`, `class` and `endian`) and its `format`, into
-/// `table`. True when the `arch` written stands for the flags too.
-fn header_conditions(blob: &Blob<'_>, r: u32, n: u32, cond: u32, table: &mut Table) -> Res<bool> {
-    let has = |bit| cond & bit != 0;
-    let field = |f| blob.field(r, f);
-    let (machine, class, endian) = (
-        field(rule::MACHINE)?,
-        field(rule::CLASS)?,
-        field(rule::ENDIAN)?,
-    );
-    let (flags, mask) = (field(rule::FLAGS)?, field(rule::FLAGS_MASK)?);
-    let mut arch = None;
-    if has(Cond::MACHINE) && has(Cond::CLASS) && has(Cond::ENDIAN) {
-        let fits = |a: &&probe::Arch| {
-            u32::from(a.machine) == machine
-                && u32::from(a.class) == class
-                && u32::from(a.endian) == endian
-                && (a.flags_mask == 0
-                    || (has(Cond::FLAGS) && a.flags == flags && a.flags_mask == mask))
-        };
-        arch = probe::ARCHES.iter().find(fits);
+/// The QEMU target whose `arch` shorthand gives `rule`'s machine, class and
+/// endian, and its flags if the target has any.
+fn arch_of(rule: &Rule<'_, '_>) -> Option<&'static Arch> {
+    let header = [Condition::Machine, Condition::Class, Condition::Endian];
+    if !header.into_iter().all(|c| rule.has(c)) {
+        return None;
     }
-    if let Some(a) = arch {
-        table["arch"] = value(a.name);
-    }
-    if has(Cond::FORMAT) {
-        match Format::from_code(field(rule::FORMAT)?) {
-            Some(f) if f != Format::Unknown => table["format"] = value(f.name()),
-            _ => return invalid(format!("[[rules]] #{n}: unknown format")),
-        }
-    }
-    if arch.is_none() {
-        elf_conditions(n, cond, (machine, class, endian), table)?;
-    }
-    Ok(arch.is_some_and(|a| a.flags_mask != 0))
+    probe::ARCHES.iter().find(|a| {
+        u32::from(a.machine) == rule.machine()
+            && u32::from(a.class) == rule.class()
+            && u32::from(a.endian) == rule.endian()
+            && (a.flags_mask == 0
+                || (rule.has(Condition::Flags)
+                    && a.flags == rule.flags()
+                    && a.flags_mask == rule.flags_mask()))
+    })
 }
 
-/// `machine` (by name when the name means it), `class` and `endian`.
-fn elf_conditions(n: u32, cond: u32, header: (u32, u32, u32), table: &mut Table) -> Res<()> {
-    let (machine, class, endian) = header;
-    if cond & Cond::MACHINE != 0 {
-        let m = u16::try_from(machine)
-            .map_err(|_| DumpError::Invalid(format!("[[rules]] #{n}: machine {machine}")))?;
-        table["machine"] =
-            match probe::machine_name(m).filter(|&name| probe::machine_by_name(name) == Some(m)) {
-                Some(name) => value(name),
-                None => value(i64::from(m)),
-            };
+/// Whether `arch`, written, stands for condition `c`.
+fn stands_for(arch: &Arch, c: Condition) -> bool {
+    match c {
+        Condition::Machine | Condition::Class | Condition::Endian => true,
+        Condition::Flags => arch.flags_mask != 0,
+        _ => false,
     }
-    if cond & Cond::CLASS != 0 {
-        table["class"] = match u8::try_from(class) {
+}
+
+/// What condition `c` of `rule` (number `n`, 1-based) compares with, as
+/// its key's value (`flags` without its mask).
+fn condition_value(rule: &Rule<'_, '_>, c: Condition, n: u32) -> Res<Item> {
+    Ok(match c {
+        Condition::Format => match Format::from_code(rule.format()) {
+            Some(f) if f != Format::Unknown => value(f.name()),
+            _ => return invalid(format!("[[rules]] #{n}: unknown format")),
+        },
+        Condition::Machine => machine(rule.machine(), n)?,
+        Condition::Class => match u8::try_from(rule.class()) {
             Ok(probe::ELFCLASS32) => value(32),
             Ok(probe::ELFCLASS64) => value(64),
-            _ => return invalid(format!("[[rules]] #{n}: class {class}")),
-        };
-    }
-    if cond & Cond::ENDIAN != 0 {
-        table["endian"] = match u8::try_from(endian) {
+            _ => return invalid(format!("[[rules]] #{n}: class {}", rule.class())),
+        },
+        Condition::Endian => match u8::try_from(rule.endian()) {
             Ok(probe::ELFDATA2LSB) => value("little"),
             Ok(probe::ELFDATA2MSB) => value("big"),
-            _ => return invalid(format!("[[rules]] #{n}: endian {endian}")),
-        };
-    }
-    Ok(())
+            _ => return invalid(format!("[[rules]] #{n}: endian {}", rule.endian())),
+        },
+        Condition::Osabi => value(i64::from(rule.osabi())),
+        Condition::Flags => hex(rule.flags()),
+        Condition::Interp => value(text(rule.interp_glob()?)?),
+        Condition::Path => value(text(rule.path_glob()?)?),
+        Condition::PeMachine => pe_machine(rule.pe_machine(), n)?,
+        Condition::Dotnet => match rule.dotnet() {
+            d @ (0 | 1) => value(d == 1),
+            d => return invalid(format!("[[rules]] #{n}: dotnet {d}")),
+        },
+    })
+}
+
+/// ELF machine `m`: by name when the name means it, else its number.
+fn machine(m: u32, n: u32) -> Res<Item> {
+    let Ok(m) = u16::try_from(m) else {
+        return invalid(format!("[[rules]] #{n}: machine {m}"));
+    };
+    Ok(
+        match probe::machine_name(m).filter(|&name| probe::machine_by_name(name) == Some(m)) {
+            Some(name) => value(name),
+            None => value(i64::from(m)),
+        },
+    )
+}
+
+/// PE machine `m`: by name when it has one, else in hexadecimal.
+fn pe_machine(m: u32, n: u32) -> Res<Item> {
+    let Ok(m) = u16::try_from(m) else {
+        return invalid(format!("[[rules]] #{n}: PE machine {m}"));
+    };
+    Ok(match probe::pe_machine_name(m) {
+        Some(name) => value(name),
+        None => hex(u32::from(m)),
+    })
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::vec::Vec;
 use toml_edit::{Document, Item, Table, Value};
 
 use super::{Binary, Config, ConfigError, Interpreter, Loc, Rule, Spanned};
-use binfmt_dispatcher_core::decide::LogLevel;
+use binfmt_dispatcher_core::decide::{Condition, LogLevel};
 use binfmt_dispatcher_core::launch::{ArgvStyle, PLACEHOLDERS};
 use binfmt_dispatcher_core::probe::{self, Format};
 
@@ -358,27 +358,23 @@ fn check_placeholders(token: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The keys of a `[[rules]]` table: the `arch` shorthand, each condition's
+/// (`flags` with its `flags_mask`), and `interpreter`.
+fn rule_keys() -> Vec<&'static str> {
+    let mut keys = std::vec!["arch"];
+    for c in Condition::ALL {
+        keys.push(c.key());
+        if c == Condition::Flags {
+            keys.push("flags_mask");
+        }
+    }
+    keys.push("interpreter");
+    keys
+}
+
 fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
     let what = format!("[[rules]] #{number}");
-    l.known_keys(
-        t,
-        &what,
-        &[
-            "arch",
-            "format",
-            "machine",
-            "class",
-            "endian",
-            "osabi",
-            "flags",
-            "flags_mask",
-            "interp",
-            "path",
-            "pe_machine",
-            "dotnet",
-            "interpreter",
-        ],
-    )?;
+    l.known_keys(t, &what, &rule_keys())?;
     let key = |k: &str| format!("{what} {k}");
     let interpreter = match t.get("interpreter") {
         Some(v) => l.string(v, &key("interpreter"))?,

@@ -126,7 +126,7 @@ pub mod interp {
 pub mod rule {
     /// `u32`: interpreter index.
     pub const INTERPRETER: usize = 0;
-    /// `u32`: which conditions apply (`crate::decide::Cond` bits).
+    /// `u32`: which conditions apply (`crate::decide::Condition` bits).
     pub const CONDITIONS: usize = 4;
     /// `u32`: `crate::probe::Format` code.
     pub const FORMAT: usize = 8;
@@ -504,18 +504,9 @@ impl<'a> Blob<'a> {
         Ok(())
     }
 
-    /// The `u32` at `off`. Offset arithmetic: readers go through the
-    /// views; kept public for `config::dump` until it does too.
-    #[doc(hidden)]
-    pub fn u32(&self, off: u32) -> Result<u32> {
-        let b = self.bytes(off, 4)?;
-        Ok(le32(b, 0))
-    }
-
     /// Offset of record `index` of `array`, whose records are `stride`
-    /// bytes. Public only for `config::dump`, as [`Blob::u32`].
-    #[doc(hidden)]
-    pub fn record(&self, array: Array, index: u32, stride: usize) -> Result<u32> {
+    /// bytes.
+    fn record(&self, array: Array, index: u32, stride: usize) -> Result<u32> {
         if index >= array.count {
             return Err(BlobError::OutOfBounds);
         }
@@ -555,19 +546,15 @@ impl<'a> Blob<'a> {
         }
     }
 
-    /// A header field. Public only for `config::dump`, as [`Blob::u32`];
-    /// readers use [`Blob::flags`], [`Blob::interpreters`] and the like.
-    #[doc(hidden)]
+    /// A header field, for the getters below.
     #[inline]
-    pub fn header(&self, field: usize) -> u32 {
+    fn header(&self, field: usize) -> u32 {
         le32(self.bytes, field)
     }
 
-    /// A header `Array`. Public only for `config::dump`, as
-    /// [`Blob::header`].
-    #[doc(hidden)]
+    /// A header `Array`, for the getters below.
     #[inline]
-    pub fn header_array(&self, field: usize) -> Array {
+    fn header_array(&self, field: usize) -> Array {
         Array {
             off: self.header(field),
             count: self.header(field + 4),
@@ -694,33 +681,6 @@ impl<'a> Blob<'a> {
             }
         }
         Ok(None)
-    }
-
-    /// The `u32` field `field` of a record at `off`. Public only for
-    /// `config::dump`, as [`Blob::u32`].
-    #[doc(hidden)]
-    pub fn field(&self, off: u32, field: usize) -> Result<u32> {
-        self.u32(
-            off.checked_add(field as u32)
-                .ok_or(BlobError::OutOfBounds)?,
-        )
-    }
-
-    /// The `Array` field `field` of a record at `off`. Public only for
-    /// `config::dump`, as [`Blob::u32`].
-    #[doc(hidden)]
-    pub fn array(&self, off: u32, field: usize) -> Result<Array> {
-        Ok(Array {
-            off: self.field(off, field)?,
-            count: self.field(off, field + 4)?,
-        })
-    }
-
-    /// The string field `field` of a record at `off`, without its NUL.
-    /// Public only for `config::dump`, as [`Blob::u32`].
-    #[doc(hidden)]
-    pub fn str(&self, off: u32, field: usize) -> Result<&'a [u8]> {
-        Ok(self.string(self.array(off, field)?)?.as_bytes())
     }
 }
 

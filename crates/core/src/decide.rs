@@ -69,6 +69,9 @@ impl Condition {
         Condition::Interp,
     ];
 
+    /// Every condition's bit: a rule with bits outside it is corrupt.
+    pub const ALL_BITS: u32 = (1 << Condition::ALL.len()) - 1;
+
     /// Its bit in a rule's `conditions` field.
     #[inline]
     pub const fn bit(self) -> u32 {
@@ -141,33 +144,6 @@ impl Condition {
             Condition::Dotnet => rule.dotnet() == u32::from(f.dotnet),
         })
     }
-}
-
-/// [`Condition`]s' bits as constants, for code that tests masks.
-pub struct Cond;
-impl Cond {
-    /// [`Condition::Format`].
-    pub const FORMAT: u32 = Condition::Format.bit();
-    /// [`Condition::Machine`].
-    pub const MACHINE: u32 = Condition::Machine.bit();
-    /// [`Condition::Class`].
-    pub const CLASS: u32 = Condition::Class.bit();
-    /// [`Condition::Endian`].
-    pub const ENDIAN: u32 = Condition::Endian.bit();
-    /// [`Condition::Osabi`].
-    pub const OSABI: u32 = Condition::Osabi.bit();
-    /// [`Condition::Flags`].
-    pub const FLAGS: u32 = Condition::Flags.bit();
-    /// [`Condition::Interp`].
-    pub const INTERP: u32 = Condition::Interp.bit();
-    /// [`Condition::Path`].
-    pub const PATH: u32 = Condition::Path.bit();
-    /// [`Condition::PeMachine`].
-    pub const PE_MACHINE: u32 = Condition::PeMachine.bit();
-    /// [`Condition::Dotnet`].
-    pub const DOTNET: u32 = Condition::Dotnet.bit();
-    /// Every condition bit.
-    pub const ALL: u32 = (1 << Condition::ALL.len()) - 1;
 }
 
 /// How much the dispatcher says on stderr.
@@ -680,8 +656,8 @@ mod tests {
             let checked = Condition::FACTS_ORDER.iter().filter(|&&d| d == c).count();
             assert_eq!(checked, usize::from(c != Condition::Path), "{c:?}");
         }
-        assert_eq!(all, Cond::ALL);
-        let some = Cond::MACHINE | Cond::PATH | (1 << 20);
+        assert_eq!(all, Condition::ALL_BITS);
+        let some = Condition::Machine.bit() | Condition::Path.bit() | (1 << 20);
         let of: std::vec::Vec<Condition> = Condition::of(some).collect();
         assert_eq!(of, [Condition::Machine, Condition::Path]);
     }
