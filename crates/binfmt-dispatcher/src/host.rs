@@ -3,7 +3,7 @@
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-use binfmt_dispatcher_core::driver::{ExecBuffers, ExecCall, FileStat, Host};
+use binfmt_dispatcher_core::driver::{whole_link, ExecBuffers, ExecCall, FileStat, Host};
 use rustix::io::Errno;
 
 use crate::rt;
@@ -42,11 +42,7 @@ impl Host for Syscalls {
         link: &CStr,
         buf: &'b mut [MaybeUninit<u8>],
     ) -> Option<&'b [u8]> {
-        // A full buffer may hold a truncated path: then there is none.
-        rustix::fs::readlinkat_raw(rustix::fs::CWD, link, buf)
-            .ok()
-            .filter(|(_, rest)| !rest.is_empty())
-            .map(|(path, _)| &*path)
+        whole_link(rustix::fs::readlinkat_raw(rustix::fs::CWD, link, buf))
     }
 
     fn exists(&mut self, path: &CStr) -> bool {

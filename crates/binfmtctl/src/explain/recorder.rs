@@ -7,7 +7,9 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use binfmt_dispatcher_core::driver::{ConfigSource, Event, ExecBuffers, ExecCall, FileStat, Host};
+use binfmt_dispatcher_core::driver::{
+    whole_link, ConfigSource, Event, ExecBuffers, ExecCall, FileStat, Host,
+};
 use binfmt_dispatcher_core::launch;
 use binfmt_dispatcher_core::paths;
 use rustix::fd::{AsRawFd, OwnedFd};
@@ -243,10 +245,7 @@ impl Host for Recorder {
         buf: &'b mut [MaybeUninit<u8>],
     ) -> Option<&'b [u8]> {
         let real = format!("/proc/self/fd/{}", self.fd(fd).ok()?.as_raw_fd());
-        rustix::fs::readlinkat_raw(CWD, real.as_str(), buf)
-            .ok()
-            .filter(|(_, rest)| !rest.is_empty())
-            .map(|(path, _)| &*path)
+        whole_link(rustix::fs::readlinkat_raw(CWD, real.as_str(), buf))
     }
 
     fn exists(&mut self, path: &CStr) -> bool {

@@ -23,6 +23,16 @@ pub struct FileStat {
     pub links: u64,
 }
 
+/// The path `readlink` read into a buffer, if it fit: a full buffer may
+/// hold a truncated path, which is then no path at all.
+pub fn whole_link<'b>(
+    read: Result<(&'b mut [u8], &'b mut [MaybeUninit<u8>]), Errno>,
+) -> Option<&'b [u8]> {
+    read.ok()
+        .filter(|(_, rest)| !rest.is_empty())
+        .map(|(path, _)| &*path)
+}
+
 /// An argv, an envp and a byte arena that live until the process execs or
 /// exits.
 pub type ExecBuffers = (

@@ -23,7 +23,7 @@ mod report;
 use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
-pub use host::{ConfigSource, Event, ExecBuffers, ExecCall, FileStat, Host};
+pub use host::{whole_link, ConfigSource, Event, ExecBuffers, ExecCall, FileStat, Host};
 
 use crate::blob::Blob;
 use crate::decide::LogLevel;
