@@ -5,7 +5,8 @@
 
 mod support;
 
-use std::collections::BTreeMap;
+use serde_json::Value as Json;
+
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -227,13 +228,13 @@ fn the_original_dispatchers_config_compiles_and_behaves() {
         &[("BINFMT_DISPATCHER_CACHE", s(&cache))],
     );
     let j = parse_json(&stdout(&out));
-    assert_eq!(j.get("chosen").str(), "fex");
-    assert_eq!(j.get("reason").get("kind").str(), "default");
-    let tried = j.get("tried").arr();
+    assert_eq!(j.at("chosen").str(), "fex");
+    assert_eq!(j.at("reason").at("kind").str(), "default");
+    let tried = j.at("tried").arr();
     assert_eq!(tried.len(), 1, "{}", stdout(&out));
-    assert_eq!(tried[0].get("failure").str(), "required_path_missing");
-    assert_eq!(j.get("runs"), &Json::Null);
-    assert_eq!(j.get("status").num(), 127);
+    assert_eq!(tried[0].at("failure").str(), "required_path_missing");
+    assert_eq!(j.at("runs"), &Json::Null);
+    assert_eq!(j.at("status").num(), 127);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -271,18 +272,18 @@ fn use_muvm_wraps_on_hosts_without_4k_pages() {
         &env,
     )));
     let f = s(&foreign);
-    assert_eq!(j.get("exec").str(), s(reporter()));
+    assert_eq!(j.at("exec").str(), s(reporter()));
     assert_eq!(
-        j.get("argv").strs(),
+        j.at("argv").strs(),
         vec![s(reporter()), "--", s(&fex), f, f, "a"]
     );
-    assert_eq!(j.get("execfd").num(), 3);
+    assert_eq!(j.at("execfd").num(), 3);
     let j = parse_json(&ok(&ctl(
         &["explain", "--json", "--page-size", "4096", s(&foreign), "a"],
         &env,
     )));
-    assert_eq!(j.get("argv").strs(), vec![s(&fex), f, f, "a"]);
-    let env_list = j.get("env").strs();
+    assert_eq!(j.at("argv").strs(), vec![s(&fex), f, f, "a"]);
+    let env_list = j.at("env").strs();
     assert!(env_list.contains(&"FEX_EXECVEFD=3"), "{env_list:?}");
 }
 
@@ -622,22 +623,22 @@ fn explain_agrees_with_the_trampoline() {
             let (rep, j) = trampoline_and_explain(&dir, flags, &env, &["a", "b c", ""]);
             let what = format!("{style} with flags {flags:?}");
             assert!(!rep.argv.is_empty(), "{what}: the reporter did not run");
-            assert_eq!(j.get("argv").strs(), rep.argv, "{what}");
-            assert_eq!(j.get("env").strs(), rep.env, "{what}");
-            assert_eq!(j.get("exec").str(), r, "{what}");
-            assert_eq!(j.get("chosen").str(), "missing", "{what}");
-            assert_eq!(j.get("reason").get("kind").str(), "rule", "{what}");
-            assert_eq!(j.get("reason").get("number").num(), 1, "{what}");
+            assert_eq!(j.at("argv").strs(), rep.argv, "{what}");
+            assert_eq!(j.at("env").strs(), rep.env, "{what}");
+            assert_eq!(j.at("exec").str(), r, "{what}");
+            assert_eq!(j.at("chosen").str(), "missing", "{what}");
+            assert_eq!(j.at("reason").at("kind").str(), "rule", "{what}");
+            assert_eq!(j.at("reason").at("number").num(), 1, "{what}");
             assert_eq!(
-                j.get("tried").arr()[0].get("failure").str(),
+                j.at("tried").arr()[0].at("failure").str(),
                 "missing",
                 "{what}"
             );
-            assert_eq!(j.get("runs").get("interpreter").str(), "t", "{what}");
-            assert_eq!(j.get("cache").get("source").str(), "environment", "{what}");
-            assert_eq!(j.get("header").get("machine").num(), 183, "{what}");
+            assert_eq!(j.at("runs").at("interpreter").str(), "t", "{what}");
+            assert_eq!(j.at("cache").at("source").str(), "environment", "{what}");
+            assert_eq!(j.at("header").at("machine").num(), 183, "{what}");
             // The descriptor the interpreter gets is the one explain names.
-            match j.get("execfd") {
+            match j.at("execfd") {
                 Json::Null => assert_eq!(rep.fds, Vec::<u32>::new(), "{what}"),
                 fd => assert_eq!(rep.fds, vec![fd.num() as u32], "{what}"),
             }
@@ -662,8 +663,8 @@ fn explain_agrees_on_overrides_and_the_environment_override() {
     let cache_var = format!("BINFMT_DISPATCHER_CACHE={}", cache.display());
     let (rep, j) = trampoline_and_explain(&dir, "POCF", &[&cache_var], &[]);
     assert_eq!(rep.argv[1], "BINARY");
-    assert_eq!(j.get("argv").strs(), rep.argv);
-    assert_eq!(j.get("reason").get("kind").str(), "binary");
+    assert_eq!(j.at("argv").strs(), rep.argv);
+    assert_eq!(j.at("reason").at("kind").str(), "binary");
     let (rep, j) = trampoline_and_explain(
         &dir,
         "POCF",
@@ -671,8 +672,8 @@ fn explain_agrees_on_overrides_and_the_environment_override() {
         &[],
     );
     assert_eq!(rep.argv[1], "ENV");
-    assert_eq!(j.get("argv").strs(), rep.argv);
-    assert_eq!(j.get("reason").get("kind").str(), "environment");
+    assert_eq!(j.at("argv").strs(), rep.argv);
+    assert_eq!(j.at("reason").at("kind").str(), "environment");
 }
 
 #[test]
@@ -812,150 +813,40 @@ fn check_reports_caches_interpreters_and_registration() {
 }
 
 // ---------------------------------------------------------------------
-// A minimal JSON reader for explain's output.
+// Reading explain's JSON: a missing key or another type fails the test.
 
-#[derive(Debug, PartialEq)]
-enum Json {
-    Null,
-    Bool(bool),
-    Num(u64),
-    Str(String),
-    Arr(Vec<Json>),
-    Obj(BTreeMap<String, Json>),
+trait Expect {
+    fn at(&self, key: &str) -> &Json;
+    fn str(&self) -> &str;
+    fn num(&self) -> u64;
+    fn arr(&self) -> &[Json];
+    fn strs(&self) -> Vec<&str>;
 }
 
-impl Json {
-    fn get(&self, key: &str) -> &Json {
-        match self {
-            Json::Obj(m) => m
-                .get(key)
-                .unwrap_or_else(|| panic!("no key {key} in {self:?}")),
-            _ => panic!("not an object: {self:?}"),
-        }
+impl Expect for Json {
+    fn at(&self, key: &str) -> &Json {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no key {key} in {self}"))
     }
     fn str(&self) -> &str {
-        match self {
-            Json::Str(s) => s,
-            _ => panic!("not a string: {self:?}"),
-        }
+        self.as_str()
+            .unwrap_or_else(|| panic!("not a string: {self}"))
     }
     fn num(&self) -> u64 {
-        match self {
-            Json::Num(n) => *n,
-            _ => panic!("not a number: {self:?}"),
-        }
+        self.as_u64()
+            .unwrap_or_else(|| panic!("not a number: {self}"))
     }
     fn arr(&self) -> &[Json] {
-        match self {
-            Json::Arr(a) => a,
-            _ => panic!("not an array: {self:?}"),
-        }
+        self.as_array()
+            .unwrap_or_else(|| panic!("not an array: {self}"))
     }
     fn strs(&self) -> Vec<&str> {
-        self.arr().iter().map(Json::str).collect()
+        self.arr().iter().map(Expect::str).collect()
     }
 }
 
 fn parse_json(text: &str) -> Json {
-    let mut p = text.trim().chars().peekable();
-    let v = value(&mut p);
-    assert!(p.next().is_none(), "trailing text after JSON:\n{text}");
-    v
-}
-
-type Chars<'a> = std::iter::Peekable<std::str::Chars<'a>>;
-
-fn ws(p: &mut Chars<'_>) {
-    while p.peek().is_some_and(|c| c.is_whitespace()) {
-        p.next();
-    }
-}
-
-fn value(p: &mut Chars<'_>) -> Json {
-    ws(p);
-    let v = match p.peek().copied() {
-        Some('{') => {
-            p.next();
-            let mut m = BTreeMap::new();
-            loop {
-                ws(p);
-                match p.next() {
-                    Some('}') => break,
-                    Some(',') => continue,
-                    Some('"') => {
-                        let k = string(p);
-                        ws(p);
-                        assert_eq!(p.next(), Some(':'));
-                        m.insert(k, value(p));
-                    }
-                    c => panic!("bad object at {c:?}"),
-                }
-            }
-            Json::Obj(m)
-        }
-        Some('[') => {
-            p.next();
-            let mut a = Vec::new();
-            loop {
-                ws(p);
-                match p.peek() {
-                    Some(']') => {
-                        p.next();
-                        break;
-                    }
-                    Some(',') => {
-                        p.next();
-                    }
-                    _ => a.push(value(p)),
-                }
-            }
-            Json::Arr(a)
-        }
-        Some('"') => {
-            p.next();
-            Json::Str(string(p))
-        }
-        Some(c) if c.is_ascii_digit() => {
-            let mut n = 0u64;
-            while let Some(d) = p.peek().and_then(|c| c.to_digit(10)) {
-                n = n * 10 + u64::from(d);
-                p.next();
-            }
-            Json::Num(n)
-        }
-        _ => {
-            let word: String =
-                std::iter::from_fn(|| p.next_if(|c| c.is_ascii_alphabetic())).collect();
-            match word.as_str() {
-                "null" => Json::Null,
-                "true" => Json::Bool(true),
-                "false" => Json::Bool(false),
-                w => panic!("bad JSON word {w:?}"),
-            }
-        }
-    };
-    ws(p);
-    v
-}
-
-fn string(p: &mut Chars<'_>) -> String {
-    let mut s = String::new();
-    loop {
-        match p.next().expect("unterminated string") {
-            '"' => return s,
-            '\\' => match p.next().unwrap() {
-                'n' => s.push('\n'),
-                't' => s.push('\t'),
-                'r' => s.push('\r'),
-                'u' => {
-                    let hex: String = (0..4).map(|_| p.next().unwrap()).collect();
-                    s.push(char::from_u32(u32::from_str_radix(&hex, 16).unwrap()).unwrap());
-                }
-                c => s.push(c),
-            },
-            c => s.push(c),
-        }
-    }
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
 #[test]
