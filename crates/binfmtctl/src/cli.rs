@@ -157,11 +157,15 @@ pub enum Command {
     BinfmtD(register::BinfmtDArgs),
     /// Run a program with the dispatcher registered in a private binfmt_misc
     /// (a user namespace of its own, Linux 6.7 or later): no root, nothing
-    /// changes on the machine. Exits with the program's status.
+    /// changes on the machine. Exits with the program's status (128 + the
+    /// signal that killed it).
     ///
     /// The program runs as root of that namespace (itself outside), in a
     /// mount namespace of its own. binfmtctl says why when the kernel
-    /// refuses user namespaces.
+    /// refuses user namespaces. A program the kernel cannot execute (no
+    /// entry matches it) gets the kernel's answer in one line and exit
+    /// status 126, 127 when it does not exist; it is never run as a shell
+    /// script.
     Run(register::RunArgs),
     /// Measure the dispatch overhead on this kernel: time per exec through the
     /// dispatcher minus time per exec with the final interpreter registered

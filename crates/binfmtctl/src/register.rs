@@ -6,10 +6,10 @@
 //! the `--interpreter` given); nothing else is ever replaced or removed.
 
 use std::collections::BTreeSet;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
@@ -650,16 +650,31 @@ pub fn run(args: &RunArgs) -> Result<ExitCode, String> {
     let (chosen, _) = arches::select(FORMATS, &args.selection.arch, &host)?;
     let inst = private::enter().map_err(|e| format!("binfmtctl run: {e}"))?;
     register_live(&inst, &chosen, &interpreter, &args.flags, true)?;
-    let program = &args.command[0];
-    let err = Command::new(program).args(&args.command[1..]).exec();
-    let code = if err.kind() == io::ErrorKind::NotFound {
-        127
-    } else {
-        126
+    run_program(&args.command[0], &args.command[1..])
+}
+
+/// Runs `program` and ends as it ends: its exit status, or 128 + the
+/// signal that killed it. Spawned, not exec'd: glibc's `execvp` runs a
+/// file the kernel refuses (ENOEXEC) with `/bin/sh`, which would read a
+/// foreign binary no entry matches as a script; `posix_spawn` gives the
+/// kernel's answer, said in one line (126, or 127 when it is not there).
+fn run_program(program: &OsStr, args: &[OsString]) -> Result<ExitCode, String> {
+    let status = match Command::new(program).args(args).status() {
+        Ok(status) => status,
+        Err(err) => {
+            let code = if err.kind() == io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+            let shown = Path::new(program).display();
+            eprintln!("binfmtctl: cannot run {shown}: {err}");
+            return Ok(ExitCode::from(code));
+        }
     };
-    eprintln!(
-        "binfmtctl: cannot run {}: {err}",
-        Path::new(program).display()
-    );
-    Ok(ExitCode::from(code))
+    let code = status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(1);
+    Ok(ExitCode::from(code as u8))
 }

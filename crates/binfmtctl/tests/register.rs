@@ -702,6 +702,45 @@ fn run_dispatches_busybox_and_forwards_its_status() {
 }
 
 #[test]
+fn run_gives_the_kernels_answer_for_a_file_no_entry_matches() {
+    // Bytes no binfmt_misc entry and no kernel handler takes: the kernel
+    // says ENOEXEC. glibc's execvp would then run the file with /bin/sh,
+    // which prints syntax errors about its bytes and exits 2.
+    let dir = busybox_dir();
+    let junk = dir.join("junk");
+    fs::write(&junk, b"\x7fNOT( an ) executable\n(\n").unwrap();
+    fs::set_permissions(&junk, fs::Permissions::from_mode(0o755)).unwrap();
+    let out = run_cmd(&dir, &[])
+        .args(["run", "--interpreter", dispatcher(), "--"])
+        .arg(&junk)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert_eq!(
+        err,
+        format!(
+            "binfmtctl: cannot run {}: Exec format error (os error 8)\n",
+            junk.display()
+        )
+    );
+    // A program killed by a signal: 128 + the signal, as a shell says.
+    let out = run_cmd(&dir, &[])
+        .args([
+            "run",
+            "--interpreter",
+            dispatcher(),
+            "--",
+            "sh",
+            "-c",
+            "kill -TERM $$",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+}
+
+#[test]
 fn run_works_unprivileged() {
     require_qemu();
     if !rustix_is_root() {
