@@ -329,3 +329,97 @@ fn riscv64_trampoline_is_static_and_runs_busybox() {
     assert!(out.status.success(), "{:?}\n{}", out.status, stderr(&out));
     assert_eq!(stdout(&out), "a b\n", "stderr:\n{}", stderr(&out));
 }
+
+/// Runs the aarch64 trampoline by hand under `qemu-aarch64-static
+/// qemu_args`, with the built-in configuration, in a mount namespace whose
+/// /usr/bin holds only qemu and the reporter as each of `stand_ins`, and
+/// whose /usr/share holds FEX's RootFS when `rootfs`: an arm64 machine
+/// with FEX, box64 or muvm installed, as the original's users have it.
+fn run_installed(qemu_args: &[&str], stand_ins: &[&str], rootfs: bool, args: &[&str]) -> Output {
+    let stage = temp_dir("installed");
+    let bin = stage.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(QEMU_AARCH64, bin.join("qemu-aarch64-static")).unwrap();
+    for name in stand_ins {
+        std::fs::copy(reporter(), bin.join(name)).unwrap();
+    }
+    let share = stage.join("share");
+    std::fs::create_dir_all(share.join("fex-emu/RootFS")).unwrap();
+    if rootfs {
+        std::fs::write(share.join("fex-emu/RootFS/default.erofs"), b"").unwrap();
+    }
+    std::fs::copy(aarch64_trampoline(), stage.join("dispatcher")).unwrap();
+    // /usr/bin replaced last: after it, only what the stage put there runs.
+    let script = format!(
+        "set -e\n\
+         if [ -d /var/cache/binfmt-dispatcher ]; then mount -t tmpfs none /var/cache/binfmt-dispatcher; fi\n\
+         mount --bind {share} /usr/share\n\
+         mount --bind {bin} /usr/bin\n\
+         exec /usr/bin/qemu-aarch64-static \"$@\"",
+        share = sh_quote(share.to_str().unwrap()),
+        bin = sh_quote(bin.to_str().unwrap()),
+    );
+    Command::new("unshare")
+        .args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            &script,
+            "sh",
+        ])
+        .args(qemu_args)
+        .arg(stage.join("dispatcher"))
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin")
+        .env("HOME", "")
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run unshare")
+}
+
+/// An x86-64 ELF header: foreign to the emulated arm64 host.
+fn x86_64_binary() -> PathBuf {
+    let dir = temp_dir("x86_64-binary");
+    let mut header =
+        b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00".to_vec();
+    header.resize(64, 0);
+    let path = dir.join("game.x86_64");
+    std::fs::write(&path, header).unwrap();
+    path
+}
+
+#[test]
+fn x86_programs_go_to_fex_in_muvm_off_4k_pages_with_no_configuration() {
+    let game = x86_64_binary();
+    let game = game.to_str().unwrap();
+    let everything = ["FEX", "FEXInterpreter", "box64", "muvm"];
+    for (pages, want) in [
+        ("4096", vec!["/usr/bin/FEX"]),
+        ("16384", vec!["/usr/bin/muvm", "--", "/usr/bin/FEX"]),
+        ("65536", vec!["/usr/bin/muvm", "--", "/usr/bin/FEX"]),
+    ] {
+        let out = run_installed(&["-p", pages], &everything, true, &[game, "--fullscreen"]);
+        let argv = report_of(&out).argv;
+        assert_eq!(argv[..want.len()], want, "pages {pages}: {argv:?}");
+        assert_eq!(argv.last().map(String::as_str), Some("--fullscreen"));
+    }
+    // The older name, when only it is installed.
+    let out = run_installed(&["-p", "16384"], &["FEXInterpreter", "muvm"], true, &[game]);
+    let argv = report_of(&out).argv;
+    assert_eq!(
+        argv[..3],
+        ["/usr/bin/muvm", "--", "/usr/bin/FEXInterpreter"]
+    );
+    // No RootFS: FEX cannot run anything, box64 does (in muvm).
+    let out = run_installed(&["-p", "16384"], &everything, false, &[game]);
+    let argv = report_of(&out).argv;
+    assert_eq!(argv[..3], ["/usr/bin/muvm", "--", "/usr/bin/box64"]);
+    // muvm needed but missing: said, and exit 127.
+    let out = run_installed(&["-p", "16384"], &["FEX"], true, &[game]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(127), "{err}");
+    assert!(err.contains("fex (/usr/bin/FEX): muvm not found"), "{err}");
+}

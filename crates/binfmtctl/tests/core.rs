@@ -917,7 +917,12 @@ fn the_default_config_compiles_and_covers_every_qemu_target() {
             arch.name
         );
         if matches!(arch.name, "x86_64" | "i386" | "i486") {
-            assert_eq!(tried[0], "/usr/bin/FEXInterpreter", "{}", arch.name);
+            assert_eq!(
+                tried[..2],
+                ["/usr/bin/FEX", "/usr/bin/FEXInterpreter"],
+                "{}",
+                arch.name
+            );
         }
     }
 }
@@ -1152,7 +1157,7 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
     assert_eq!(tried, ["/usr/libexec/binfmt-dispatcher/no-mach-o-runtime"]);
     // ELF x86-64 still goes to FEX first: the new rules come last.
     let (_, tried) = route(&blob, elf_facts(62, c64, probe::ELFDATA2LSB), &[]);
-    assert_eq!(tried[0], "/usr/bin/FEXInterpreter");
+    assert_eq!(tried[0], "/usr/bin/FEX");
     // The Java launcher's argv: java -cp DIR CLASS ARGS.
     let plan = decide::decide(
         &blob,

@@ -566,6 +566,16 @@ pub fn walk<S: System>(
                 continue 'candidates;
             }
         }
+        // Under muvm the interpreter runs in a microVM that shares this
+        // root: one missing here is missing there, and the next may exist.
+        if muvm.is_some() && !sys.exists(candidate.path) {
+            let alone = Candidate {
+                muvm: None,
+                ..candidate
+            };
+            sys.failed(&alone, Failure::Missing);
+            continue;
+        }
         match sys.run(&candidate) {
             Ok(()) => return Ok(Ok(())),
             Err(failure) => {
