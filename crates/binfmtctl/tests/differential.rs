@@ -24,48 +24,6 @@ const INSTALLED: &str = "/usr/bin/java /usr/bin/wine /usr/bin/wine64 /usr/bin/mo
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// A row of data/binfmt-arches.tsv: name, magic and mask as binfmt_misc
-/// takes them, and the magic's bytes.
-struct Arch {
-    name: String,
-    magic: String,
-    mask: String,
-    bytes: Vec<u8>,
-}
-
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rest = s.as_bytes();
-    while let Some((&b, tail)) = rest.split_first() {
-        if b == b'\\' && tail.first() == Some(&b'x') {
-            let hex = std::str::from_utf8(&tail[1..3]).unwrap();
-            out.push(u8::from_str_radix(hex, 16).unwrap());
-            rest = &tail[3..];
-        } else {
-            out.push(b);
-            rest = tail;
-        }
-    }
-    out
-}
-
-/// The ELF architectures this host does not run natively.
-fn foreign_arches() -> Vec<Arch> {
-    let text = fs::read_to_string(Path::new(ROOT).join("data/binfmt-arches.tsv")).unwrap();
-    let host = std::env::consts::ARCH;
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|c| c[1] == "elf" && !c[4].split(',').any(|n| n == host))
-        .map(|c| Arch {
-            name: c[0].to_string(),
-            magic: c[2].to_string(),
-            mask: c[3].to_string(),
-            bytes: unescape(c[2]),
-        })
-        .collect()
-}
-
 /// An aarch64 ELF header whose PT_INTERP names `interp`, with the program
 /// headers and the string at `at` (past the first KiB when `at` is).
 fn aarch64_with_interp(at: usize, interp: &str) -> Vec<u8> {
@@ -107,10 +65,10 @@ impl Case {
 }
 
 /// The corpus, written into `dir`.
-fn corpus(dir: &Path, arches: &[Arch]) -> Vec<Case> {
+fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
     let mut cases = Vec::new();
     for a in arches {
-        let mut header = a.bytes.clone();
+        let mut header = a.magic.clone();
         header.resize(header.len().max(64), 0);
         write_exec(&dir.join(&a.name), &header);
         cases.push(Case::named(
@@ -340,7 +298,8 @@ fn corrupt(cache: &Path, at: usize) -> PathBuf {
 fn run_corpus(flags: &str) {
     require_qemu();
     let dir = temp_dir(&format!("differential-{flags}"));
-    let arches = foreign_arches();
+    // The ELF architectures this host does not run natively.
+    let arches = registered_here();
     assert!(arches.len() >= 25, "the table lost its architectures");
     let cases = corpus(&dir, &arches);
     let rich = compile_cache(&dir, "rich", &rich_config(&dir));
@@ -368,7 +327,7 @@ fn run_corpus(flags: &str) {
     ];
     let entries: Vec<(String, String, String)> = arches
         .iter()
-        .map(|a| (a.name.clone(), a.magic.clone(), a.mask.clone()))
+        .map(|a| (a.name.clone(), escaped(&a.magic), escaped(&a.mask)))
         .chain([
             ("pe".into(), "MZ".into(), String::new()),
             ("java".into(), r"\xca\xfe\xba\xbe".into(), String::new()),

@@ -18,76 +18,6 @@ use support::*;
 
 const MANIFEST_DIR: &str = ROOT;
 
-/// One row of data/binfmt-arches.tsv, parsed here independently of binfmtctl.
-#[derive(Debug)]
-struct Row {
-    name: String,
-    kind: String,
-    magic: Vec<u8>,
-    mask: Vec<u8>,
-    native: String,
-    source: String,
-}
-
-fn unescape(s: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' {
-            assert_eq!(b[i + 1], b'x', "only \\x escapes in {s}");
-            out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
-}
-
-fn table() -> Vec<Row> {
-    let text = fs::read_to_string(Path::new(MANIFEST_DIR).join("data/binfmt-arches.tsv")).unwrap();
-    text.lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|l| {
-            let c: Vec<&str> = l.split('\t').collect();
-            assert_eq!(c.len(), 6, "{l}");
-            Row {
-                name: c[0].into(),
-                kind: c[1].into(),
-                magic: unescape(c[2]),
-                mask: if c[3] == "-" {
-                    Vec::new()
-                } else {
-                    unescape(c[3])
-                },
-                native: c[4].into(),
-                source: c[5].into(),
-            }
-        })
-        .collect()
-}
-
-fn elf_rows() -> Vec<Row> {
-    table().into_iter().filter(|r| r.kind == "elf").collect()
-}
-
-/// The ELF rows `register --arch all` registers on this x86_64 or aarch64
-/// host (no AArch32 check here: the test hosts are x86_64).
-fn registered_here() -> Vec<Row> {
-    let machine = rustix_uname();
-    elf_rows()
-        .into_iter()
-        .filter(|r| !r.native.split(',').any(|n| n == machine))
-        .collect()
-}
-
-fn rustix_uname() -> String {
-    let out = Command::new("uname").arg("-m").output().unwrap();
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 /// QEMU's scripts/qemu-binfmt-conf.sh values for the targets Debian's
 /// qemu-user-static does not register on an x86_64 build host (x86) or
 /// ships no entry for.
@@ -149,12 +79,12 @@ fn table_is_debians_qemu_user_static() {
         assert_eq!(row.source, "debian", "{name}");
         assert_eq!(
             row.magic,
-            unescape(&field("magic").unwrap()),
+            unescape_hex(&field("magic").unwrap()),
             "magic of {name}"
         );
         assert_eq!(
             row.mask,
-            unescape(&field("mask").unwrap()),
+            unescape_hex(&field("mask").unwrap()),
             "mask of {name}"
         );
         seen += 1;
@@ -175,8 +105,8 @@ fn table_is_qemus_where_debian_has_nothing() {
             .iter()
             .find(|(n, _, _)| *n == row.name)
             .unwrap_or_else(|| panic!("{}: no qemu-binfmt-conf.sh value in this test", row.name));
-        assert_eq!(row.magic, unescape(magic), "magic of {}", row.name);
-        assert_eq!(row.mask, unescape(mask), "mask of {}", row.name);
+        assert_eq!(row.magic, unescape_hex(magic), "magic of {}", row.name);
+        assert_eq!(row.mask, unescape_hex(mask), "mask of {}", row.name);
     }
 }
 

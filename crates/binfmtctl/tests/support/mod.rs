@@ -486,3 +486,79 @@ pub fn run_mapped(dir: &Path, entry: Entry<'_>, script: &str) -> Output {
     );
     out
 }
+
+/// One row of data/binfmt-arches.tsv, parsed here independently of binfmtctl.
+#[derive(Debug)]
+pub struct Row {
+    pub name: String,
+    pub kind: String,
+    pub magic: Vec<u8>,
+    pub mask: Vec<u8>,
+    pub native: String,
+    pub source: String,
+}
+
+pub fn table() -> Vec<Row> {
+    let text = fs::read_to_string(Path::new(ROOT).join("data/binfmt-arches.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            assert_eq!(c.len(), 6, "{l}");
+            Row {
+                name: c[0].into(),
+                kind: c[1].into(),
+                magic: unescape_hex(c[2]),
+                mask: if c[3] == "-" {
+                    Vec::new()
+                } else {
+                    unescape_hex(c[3])
+                },
+                native: c[4].into(),
+                source: c[5].into(),
+            }
+        })
+        .collect()
+}
+
+pub fn elf_rows() -> Vec<Row> {
+    table().into_iter().filter(|r| r.kind == "elf").collect()
+}
+
+/// The ELF rows `register --arch all` registers on this x86_64 or aarch64
+/// host (no AArch32 check here: the test hosts are x86_64).
+pub fn registered_here() -> Vec<Row> {
+    let machine = rustix_uname();
+    elf_rows()
+        .into_iter()
+        .filter(|r| !r.native.split(',').any(|n| n == machine))
+        .collect()
+}
+
+pub fn rustix_uname() -> String {
+    let out = Command::new("uname").arg("-m").output().unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// binfmt_misc's `\xHH` escapes of a magic or mask, as bytes.
+pub fn unescape_hex(s: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' {
+            assert_eq!(b[i + 1], b'x', "only \\x escapes in {s}");
+            out.push(u8::from_str_radix(&s[i + 2..i + 4], 16).unwrap());
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Bytes as binfmt_misc's `register` takes them: every byte `\xHH`.
+pub fn escaped(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
+}
