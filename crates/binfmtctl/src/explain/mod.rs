@@ -174,7 +174,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         Some(_) => Some(recorder::open_binary(&filename).map_err(|e| format!("{shown}: {e}"))?),
         None => None,
     };
-    let embedded_in = dispatcher.as_ref().map(|p| p.display().to_string());
+    let embedded_in = dispatcher.clone();
     let binary = (args.execfd, binary);
     let mut host = Recorder::new(binary, loc.system_cache(), dispatcher, [argv, env], baked);
     let process = Process {

@@ -1,7 +1,10 @@
 //! What the recorder saw, as `explain` prints it: text for a person, JSON
 //! for a program.
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use binfmt_dispatcher_config as config;
 use binfmt_dispatcher_core::blob::{self, Blob};
@@ -11,6 +14,7 @@ use binfmt_dispatcher_core::paths;
 use serde_json::{json, Value};
 
 use super::recorder::{Recorded, Seen};
+use crate::locations::Source;
 
 /// The decision: the interpreter chosen and why.
 pub struct Decision {
@@ -152,7 +156,7 @@ pub struct Report<'r> {
     pub secure: bool,
     /// The trampoline whose configuration is the built-in one, when not
     /// binfmtctl's copy.
-    pub embedded_in: Option<String>,
+    pub embedded_in: Option<PathBuf>,
     pub env_before: Vec<Vec<u8>>,
 }
 
@@ -167,33 +171,18 @@ impl Report<'_> {
         self.ran().filter(|_| self.status == 0)
     }
 
-    fn source(&self) -> (&'static str, Option<String>) {
+    /// Where the configuration in use came from.
+    fn source(&self) -> Source {
         let Some((source, path)) = self.seen.configurations.last() else {
-            return ("built-in", None);
+            return Source::BuiltIn;
         };
-        let kind = match (source, &self.embedded_in) {
-            (ConfigSource::Environment, _) => "environment",
-            (ConfigSource::User, _) => "user",
-            (ConfigSource::System, _) => "system",
-            (ConfigSource::BuiltIn, None) => "built-in",
-            (ConfigSource::BuiltIn, Some(_)) => "embedded",
-        };
-        let path = match source {
-            ConfigSource::BuiltIn => self.embedded_in.clone(),
-            _ => Some(lossy(path)),
-        };
-        (kind, path)
-    }
-
-    fn describe_source(&self) -> String {
-        let (kind, path) = self.source();
-        let path = path.unwrap_or_default();
-        match kind {
-            "environment" => format!("{path} (from {})", paths::ENV_CACHE),
-            "user" => format!("{path} (the user's cache)"),
-            "system" => format!("{path} (the system cache)"),
-            "embedded" => format!("the configuration embedded in {path} (compile --embed)"),
-            _ => "the built-in configuration".to_string(),
+        let path = PathBuf::from(OsStr::from_bytes(path));
+        match (source, &self.embedded_in) {
+            (ConfigSource::Environment, _) => Source::Environment(path),
+            (ConfigSource::User, _) => Source::User(path),
+            (ConfigSource::System, _) => Source::System(path),
+            (ConfigSource::BuiltIn, None) => Source::BuiltIn,
+            (ConfigSource::BuiltIn, Some(dispatcher)) => Source::Embedded(dispatcher.clone()),
         }
     }
 }
@@ -218,13 +207,14 @@ pub fn json(r: &Report<'_>) -> String {
     let runs = ran
         .and(seen.running.as_ref())
         .map(|i| json!({"interpreter": i.id, "name": i.name, "path": i.path, "muvm": i.muvm}));
-    let (kind, path) = r.source();
+    let source = r.source();
+    let path = source.path().map(|p| lossy(p.as_os_str().as_bytes()));
     let helper = decision.filter(|d| !d.helper.is_empty() && r.status == 127);
     let doc = json!({
         "binary": lossy(r.binary),
         "header": seen.facts.as_ref().map(|f| &f.0),
         "paths": strings(&seen.paths),
-        "cache": {"source": kind, "path": path},
+        "cache": {"source": source.kind(), "path": path},
         "chosen": decision.map(|d| &d.id),
         "reason": decision.map(|d| &d.reason),
         "tried": tried,
@@ -256,7 +246,7 @@ pub fn text(r: &Report<'_>) -> String {
     for p in &seen.paths {
         let _ = writeln!(o, "  matched as: {}", lossy(p));
     }
-    let _ = writeln!(o, "configuration: {}", r.describe_source());
+    let _ = writeln!(o, "configuration: {}", r.source().describe());
     if r.secure {
         let _ = writeln!(
             o,
