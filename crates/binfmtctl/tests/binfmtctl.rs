@@ -449,8 +449,8 @@ fn a_reader_of_the_old_cache_keeps_reading_it_whole() {
 #[test]
 fn dump_round_trips_the_default_and_every_key() {
     let dir = temp_dir("dump");
-    let every = dir.join("every.toml");
-    fs::write(&every, EVERY_KEY).unwrap();
+    // The configuration that uses every key, as the config crate's tests have it.
+    let every = Path::new(ROOT).join("crates/config/tests/v1/every-key.toml");
     let default = Path::new(ROOT).join("data/binfmt-dispatcher.toml");
     for source in [default.as_path(), every.as_path()] {
         let first = dir.join("first.cache");
@@ -486,55 +486,6 @@ fn dump_round_trips_the_default_and_every_key() {
 fn body(dump: &str) -> &str {
     dump.split_once('\n').unwrap().1
 }
-
-/// The every-key configuration of src/config/dump.rs's tests.
-const EVERY_KEY: &str = r#"
-[defaults]
-interpreter = "fex"
-log_level = "debug"
-[muvm]
-path = "/usr/bin/muvm"
-[interpreters.fex]
-name = "FEX"
-path = "/usr/bin/FEXInterpreter"
-required_paths = ["/usr/share/fex-emu/RootFS/default.erofs"]
-use_muvm = true
-fallback = ["box64", "qemu-x86_64"]
-argv = "fex"
-env = { FEX_TSOENABLED = "1", "ODD KEY" = "a=b" }
-install_hint = "Install FEX-Emu:\n\tdnf install fex-emu"
-[interpreters.box64]
-path = "/usr/bin/box64"
-fallback = ["qemu-x86_64"]
-[interpreters.qemu-x86_64]
-name = "QEMU"
-path = "/usr/bin/qemu-x86_64-static"
-[interpreters."my emu"]
-path = "/opt/emu/bin/emu"
-argv = "custom"
-template = ["{interpreter}", "--fd={execfd}", "--name", "{argv0}", "{binary}", "{args}"]
-[binaries.steam]
-path = "/usr/bin/steam"
-interpreter = "fex"
-[binaries.game]
-path = "/home/ann/Games/game.x86_64"
-interpreter = "box64"
-[[rules]]
-arch = "mipsn32el"
-path = "/opt/mips/**"
-interpreter = "my emu"
-[[rules]]
-format = "elf"
-machine = "x86_64"
-class = 64
-endian = "little"
-osabi = 3
-flags = 0x20
-flags_mask = 0x30
-interp = "/lib*/ld-linux-x86-64.so.*"
-path = "/home/*/Games/**"
-interpreter = "fex"
-"#;
 
 #[test]
 fn completions_for_each_shell() {
