@@ -40,11 +40,6 @@ fn aarch64_with_interp(at: usize, interp: &str) -> Vec<u8> {
     f
 }
 
-fn write_exec(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
 /// One exec: a file run through the shell, or by the launcher through a
 /// descriptor (`/dev/fd/3`), deleted first or not.
 struct Case {

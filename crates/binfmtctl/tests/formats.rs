@@ -7,16 +7,10 @@
 mod support;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Output;
 
 use support::*;
-
-fn write_exec(path: &Path, bytes: &[u8]) {
-    fs::write(path, bytes).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
-}
 
 /// The dispatcher registered for `MZ` and `CAFEBABE`, as `binfmtctl
 /// register --arch pe,java` does.

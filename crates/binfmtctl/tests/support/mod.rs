@@ -257,10 +257,15 @@ pub fn aarch64_elf() -> Vec<u8> {
     f
 }
 
+/// Writes `bytes` at `path`, mode 0755.
+pub fn write_exec(path: &Path, bytes: &[u8]) {
+    fs::write(path, bytes).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 /// Writes the aarch64 binary at `path`, mode 0755.
 pub fn write_foreign(path: &Path) {
-    fs::write(path, aarch64_elf()).unwrap();
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).unwrap();
+    write_exec(path, &aarch64_elf());
 }
 
 /// `s` quoted for sh.
