@@ -501,26 +501,35 @@ pub struct Row {
     pub mask: Vec<u8>,
     pub native: String,
     pub source: String,
+    /// The binfmt_misc entry binfmtctl registers.
+    pub entry: String,
+    /// That entry's mask (the source's `mask` unless the table gives another).
+    pub entry_mask: Vec<u8>,
 }
 
 pub fn table() -> Vec<Row> {
     let text = fs::read_to_string(Path::new(ROOT).join("data/binfmt-arches.tsv")).unwrap();
+    let mask = |s: &str| {
+        if s == "-" {
+            Vec::new()
+        } else {
+            unescape_hex(s)
+        }
+    };
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            assert_eq!(c.len(), 6, "{l}");
+            assert_eq!(c.len(), 8, "{l}");
             Row {
                 name: c[0].into(),
                 kind: c[1].into(),
                 magic: unescape_hex(c[2]),
-                mask: if c[3] == "-" {
-                    Vec::new()
-                } else {
-                    unescape_hex(c[3])
-                },
+                mask: mask(c[3]),
                 native: c[4].into(),
                 source: c[5].into(),
+                entry: c[6].into(),
+                entry_mask: if c[7] == "=" { mask(c[3]) } else { mask(c[7]) },
             }
         })
         .collect()
