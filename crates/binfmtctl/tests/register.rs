@@ -898,23 +898,10 @@ fn make_install_into_destdir() {
         .output()
         .expect("cannot run make");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let mut files = Vec::new();
-    fn walk(base: &Path, dir: &Path, files: &mut Vec<String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            if p.is_dir() {
-                if fs::read_dir(&p).unwrap().next().is_none() {
-                    files.push(format!("{rel}/"));
-                }
-                walk(base, &p, files);
-            } else {
-                files.push(rel);
-            }
-        }
-    }
-    walk(&dest, &dest, &mut files);
-    files.sort();
+    let files: Vec<String> = installed_tree(&dest)
+        .into_iter()
+        .filter(|p| !p.ends_with('/') || is_empty_dir(&dest.join(p)))
+        .collect();
     let mut expected: Vec<String> = [
         "usr/local/bin/binfmt-dispatcher",
         "usr/local/bin/binfmtctl",
@@ -929,6 +916,7 @@ fn make_install_into_destdir() {
         "usr/local/share/fish/vendor_completions.d/binfmtctl.fish",
         "usr/local/share/man/man5/binfmt-dispatcher.toml.5",
         "usr/local/share/zsh/site-functions/_binfmtctl",
+        "usr/lib/binfmt-dispatcher.d/",
         "var/cache/binfmt-dispatcher/",
     ]
     .iter()
@@ -969,8 +957,7 @@ fn make_install_into_destdir() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut left = Vec::new();
-    walk(&dest, &dest, &mut left);
+    let left = installed_tree(&dest);
     assert!(
         left.iter().all(|f| f.ends_with('/')),
         "left after uninstall: {left:?}"

@@ -576,3 +576,28 @@ pub fn unescape_hex(s: &str) -> Vec<u8> {
 pub fn escaped(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
 }
+
+/// Every path below `root`, relative to it and sorted; directories end in `/`.
+pub fn installed_tree(root: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, paths: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if p.is_dir() && !p.is_symlink() {
+                paths.push(format!("{rel}/"));
+                walk(base, &p, paths);
+            } else {
+                paths.push(rel);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(root, root, &mut paths);
+    paths.sort();
+    paths
+}
+
+/// Whether `dir` is a directory with nothing in it.
+pub fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
