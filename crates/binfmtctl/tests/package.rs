@@ -296,11 +296,7 @@ fn systemd_binfmt_registers_the_staged_install() {
     let text = stdout(&out);
     let err = stderr(&out);
     assert!(out.status.success(), "{text}\n{err}");
-    let section = |name: &str| {
-        let start = text.find(&format!(">>> {name}\n")).unwrap() + name.len() + 5;
-        let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
-        &text[start..end]
-    };
+    let section = |name: &str| labelled(&text, name);
     // Every staged file's entry, and qemu's.
     let entries: Vec<&str> = section("entries").lines().collect();
     for file in &ours {

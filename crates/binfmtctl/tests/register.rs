@@ -336,11 +336,7 @@ fn register_all_matches_the_table_and_status_decodes_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    let section = |name: &str| -> &str {
-        let start = text.find(&format!(">>> {name}\n")).unwrap() + name.len() + 5;
-        let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
-        &text[start..end]
-    };
+    let section = |name: &str| labelled(&text, name);
     let entries = parse_dump(section("dump"));
     let expected = registered_here();
     assert_eq!(entries.len(), expected.len() + 1, "{entries:#?}");
@@ -601,21 +597,25 @@ fn registers_pe_and_java_only_when_named() {
 #[test]
 fn persist_writes_binfmt_d_files_below_root() {
     let root = temp_dir("persist");
-    // An earlier release's file for i386, and another package's file of
-    // the name this release's i486 file has.
+    // An earlier release's file for i386.
     let etc = root.join("etc/binfmt.d");
     fs::create_dir_all(&etc).unwrap();
     let former = ":binfmt-dispatcher-i386:M::\\x7fELF:\\xff\\xff\\xff\\xff:/usr/bin/binfmt-dispatcher:POCF\n";
     fs::write(etc.join("zz-binfmt-dispatcher-i386.conf"), former).unwrap();
     // With --root nothing is registered; run it in a private instance anyway.
-    let out = private(
-        &[],
-        &format!(
-            "\"$CTL\" --root {} register --persist --host none --interpreter /usr/bin/binfmt-dispatcher || exit 9\n{DUMP}",
-            sh_quote(root.to_str().unwrap())
-        ),
+    let in_root = |args: &str, then: &str| {
+        let root = sh_quote(root.to_str().unwrap());
+        let out = private(
+            &[],
+            &format!("\"$CTL\" --root {root} {args} || exit 9\n{then}"),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let out = in_root(
+        "register --persist --host none --interpreter /usr/bin/binfmt-dispatcher",
+        DUMP,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         parse_dump(&stdout(&out)).is_empty(),
         "--root registered entries"
@@ -632,27 +632,13 @@ fn persist_writes_binfmt_d_files_below_root() {
     // The earlier release's file would have registered a second entry.
     assert!(!etc.join("zz-binfmt-dispatcher-i386.conf").exists());
     assert!(stdout(&out).contains("removed "), "{}", stdout(&out));
-    let out = private(
-        &[],
-        &format!(
-            "\"$CTL\" --root {} unregister --persist --arch sparc || exit 9",
-            sh_quote(root.to_str().unwrap())
-        ),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    in_root("unregister --persist --arch sparc", "");
     assert!(!written.join("zz-binfmt-dispatcher-sparc.conf").exists());
     assert!(written.join("zz-binfmt-dispatcher-aarch64.conf").exists());
     // unregister --persist takes an earlier release's file too, and the
     // x86 file of the original's name.
     fs::write(etc.join("zz-binfmt-dispatcher-i386.conf"), former).unwrap();
-    let out = private(
-        &[],
-        &format!(
-            "\"$CTL\" --root {} unregister --persist --arch i386,x86_64 || exit 9",
-            sh_quote(root.to_str().unwrap())
-        ),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    in_root("unregister --persist --arch i386,x86_64", "");
     for gone in ["i386", "x86", "x86_64"] {
         let file = format!("zz-binfmt-dispatcher-{gone}.conf");
         assert!(!etc.join(&file).exists(), "{file}");
@@ -711,11 +697,7 @@ fn the_originals_entries_and_earlier_names_are_ours() {
     let out = private(&[], &script);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    let section = |name: &str| {
-        let start = text.find(&format!(">>> {name}\n")).unwrap() + name.len() + 5;
-        let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
-        &text[start..end]
-    };
+    let section = |name: &str| labelled(&text, name);
     let status = section("status");
     assert!(
         status.contains("4 entries, 3 of them binfmt-dispatcher's"),

@@ -601,3 +601,15 @@ pub fn installed_tree(root: &Path) -> Vec<String> {
 pub fn is_empty_dir(dir: &Path) -> bool {
     fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
 }
+
+/// The part of a script's output after the line `>>> NAME` and before
+/// the next `>>> ` line.
+pub fn labelled<'a>(text: &'a str, name: &str) -> &'a str {
+    let label = format!(">>> {name}\n");
+    let start = text
+        .find(&label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
+    &text[start..end]
+}
