@@ -22,6 +22,9 @@ BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CACHEDIR ?= /var/cache/binfmt-dispatcher
+# Where packages drop configuration fragments (binfmtctl reads this one,
+# whatever PREFIX is).
+VENDORDIR ?= /usr/lib/binfmt-dispatcher.d
 HOST_ARCH ?= $(shell uname -m)
 
 CARGO ?= cargo
@@ -76,6 +79,7 @@ install-data: $(BINFMTCTL)
 	install -Dpm0644 data/completions/_binfmtctl $(DESTDIR)$(ZSHCOMPDIR)/_binfmtctl
 	install -Dpm0644 data/completions/binfmtctl.fish $(DESTDIR)$(FISHCOMPDIR)/binfmtctl.fish
 	install -dm0755 $(DESTDIR)$(CACHEDIR)
+	install -dm0755 $(DESTDIR)$(VENDORDIR)
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/binfmt-dispatcher $(DESTDIR)$(BINDIR)/binfmtctl
@@ -92,5 +96,6 @@ uninstall:
 	rm -f $(DESTDIR)$(BASHCOMPDIR)/binfmtctl $(DESTDIR)$(ZSHCOMPDIR)/_binfmtctl $(DESTDIR)$(FISHCOMPDIR)/binfmtctl.fish
 	rm -f $(DESTDIR)$(CACHEDIR)/binfmt-dispatcher.cache
 	-rmdir $(DESTDIR)$(CACHEDIR)
+	-rmdir $(DESTDIR)$(VENDORDIR)
 
 .PHONY: all build check clean install install-bin install-data uninstall

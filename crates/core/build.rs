@@ -44,6 +44,10 @@ struct Row<'a> {
     /// As long as the magic, or empty (all ones).
     mask: Vec<u8>,
     native: Vec<&'a str>,
+    entry: &'a str,
+    /// The entry's mask as written (the mask's for `=`), and its bytes.
+    entry_mask_text: &'a str,
+    entry_mask: Vec<u8>,
 }
 
 /// The table's rows; errors start with the line number.
@@ -55,14 +59,28 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
         }
         let at = |what: &str| format!("{}: {what}", n + 1);
         let cols: Vec<&str> = line.split('\t').collect();
-        let [name, kind, magic_text, mask_text, native, _source] = cols[..] else {
-            return Err(at("expected 6 tab-separated columns"));
+        let [name, kind, magic_text, mask_text, native, _source, entry, entry_mask_text] = cols[..]
+        else {
+            return Err(at("expected 8 tab-separated columns"));
         };
         let mask_text = if mask_text == "-" { "" } else { mask_text };
+        let entry_mask_text = match entry_mask_text {
+            "=" => mask_text,
+            "-" => "",
+            text => text,
+        };
         let magic = unescape(magic_text).map_err(|e| at(&e))?;
         let mask = unescape(mask_text).map_err(|e| at(&e))?;
-        if !mask.is_empty() && mask.len() != magic.len() {
-            return Err(at("mask and magic differ in length"));
+        let entry_mask = unescape(entry_mask_text).map_err(|e| at(&e))?;
+        if [&mask, &entry_mask]
+            .iter()
+            .any(|m| !m.is_empty() && m.len() != magic.len())
+        {
+            return Err(at("a mask and the magic differ in length"));
+        }
+        check_entry_name(entry).map_err(|e| at(&e))?;
+        if rows.iter().any(|r| r.entry == entry) {
+            return Err(at(&format!("entry {entry} twice")));
         }
         if !matches!(kind, "elf" | "pe" | "java") {
             return Err(at(&format!("kind {kind:?} is none of elf, pe, java")));
@@ -79,9 +97,28 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
             magic,
             mask,
             native: native.split(',').filter(|p| *p != "-").collect(),
+            entry,
+            entry_mask_text,
+            entry_mask,
         });
     }
     Ok(rows)
+}
+
+/// An entry name binfmt_misc takes and a binfmt.d file can be named
+/// after: a file name in binfmt_misc's directory, without the register
+/// line's `:` separator or a shell's special characters.
+fn check_entry_name(entry: &str) -> Result<(), String> {
+    let fine = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if entry.is_empty() || !entry.chars().all(fine) || entry.starts_with('.') {
+        return Err(format!(
+            "entry {entry:?}: letters, digits, - _ . only, not starting with ."
+        ));
+    }
+    if matches!(entry, "register" | "status") {
+        return Err(format!("entry {entry:?} is a binfmt_misc control file"));
+    }
+    Ok(())
 }
 
 /// Decodes binfmt_misc's `\xNN` escapes (and `\\`).
@@ -196,14 +233,17 @@ fn rows_code(rows: &[Row<'_>]) -> String {
         let _ = writeln!(
             code,
             "    Row {{ name: {:?}, elf: {}, magic_text: {:?}, mask_text: {:?}, magic: {}, \
-             mask: {}, native: &{:?} }},",
+             mask: {}, native: &{:?}, entry: {:?}, entry_mask_text: {:?}, entry_mask: {} }},",
             row.name,
             row.elf,
             row.magic_text,
             row.mask_text,
             byte_string(&row.magic),
             byte_string(&row.mask),
-            row.native
+            row.native,
+            row.entry,
+            row.entry_mask_text,
+            byte_string(&row.entry_mask)
         );
     }
     code.push_str("]\n");

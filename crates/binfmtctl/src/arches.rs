@@ -11,8 +11,9 @@ pub use binfmt_dispatcher_core::arches::Row as Format;
 /// Every row, in the table's order.
 pub use binfmt_dispatcher_core::arches::ROWS as FORMATS;
 
-/// Prefix of the binfmt_misc entries `binfmtctl register` makes.
-pub const ENTRY_PREFIX: &str = "binfmt-dispatcher-";
+/// Prefix of the binfmt_misc entry names of earlier releases, which named
+/// every format's entry `binfmt-dispatcher-NAME`.
+const FORMER_ENTRY_PREFIX: &str = "binfmt-dispatcher-";
 
 /// Name of the dispatcher's executable, and the default one.
 pub const DISPATCHER_NAME: &str = "binfmt-dispatcher";
@@ -23,45 +24,69 @@ pub const DEFAULT_FLAGS: &str = "POCF";
 
 /// A row as a binfmt_misc entry.
 pub trait Registration {
-    /// The binfmt_misc entry name `register` gives it.
-    fn entry_name(&self) -> String;
+    /// The binfmt_misc entry name `register` gives it (the table's `entry`).
+    fn entry_name(&self) -> &'static str;
+    /// The name earlier releases gave its entry, when it was another.
+    fn former_entry_name(&self) -> Option<String>;
+    /// Whether `name` is its entry's, now or formerly.
+    fn names_entry(&self, name: &str) -> bool;
     /// The line written to binfmt_misc's `register` file.
     fn register_line(&self, interpreter: &str, flags: &str) -> String;
+    /// Whether an entry with this magic and mask recognises exactly the
+    /// files the entry `register` makes for this format does.
+    fn registered_as(&self, magic: &[u8], mask: &[u8]) -> bool;
     /// Whether a file whose first bytes are `magic` under `mask` (as a
-    /// binfmt_misc entry has them) is recognised exactly as this format is.
+    /// binfmt_misc entry has them) is recognised exactly as this format is:
+    /// with the entry's mask or with the source's (QEMU's, Debian's).
     fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool;
-    /// Whether some file matches both this format and an entry with this
-    /// magic and mask (at offset 0): the entry competes with ours.
+    /// Whether some file matches both this format's entry and an entry
+    /// with this magic and mask (at offset 0): the entry competes with ours.
     fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool;
 }
 
 impl Registration for Format {
-    fn entry_name(&self) -> String {
-        format!("{ENTRY_PREFIX}{}", self.name)
+    fn entry_name(&self) -> &'static str {
+        self.entry
+    }
+
+    fn former_entry_name(&self) -> Option<String> {
+        let former = format!("{FORMER_ENTRY_PREFIX}{}", self.name);
+        (former != self.entry).then_some(former)
+    }
+
+    fn names_entry(&self, name: &str) -> bool {
+        name == self.entry || self.former_entry_name().is_some_and(|f| f == name)
     }
 
     fn register_line(&self, interpreter: &str, flags: &str) -> String {
         format!(
             ":{}:M::{}:{}:{interpreter}:{flags}",
-            self.entry_name(),
-            self.magic_text,
-            self.mask_text
+            self.entry, self.magic_text, self.entry_mask_text
         )
     }
 
+    fn registered_as(&self, magic: &[u8], mask: &[u8]) -> bool {
+        same_bits(self.magic, self.entry_mask, magic, mask)
+    }
+
     fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool {
-        masked(self.magic, self.mask) == masked(magic, mask)
-            && ones(self.mask, self.magic.len()) == ones(mask, magic.len())
+        self.registered_as(magic, mask) || same_bits(self.magic, self.mask, magic, mask)
     }
 
     fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool {
         let n = magic.len().min(self.magic.len());
         (0..n).all(|i| {
-            let m =
-                mask.get(i).copied().unwrap_or(0xff) & self.mask.get(i).copied().unwrap_or(0xff);
+            let ours = self.entry_mask.get(i).copied().unwrap_or(0xff);
+            let m = mask.get(i).copied().unwrap_or(0xff) & ours;
             magic[i] & m == self.magic[i] & m
         })
     }
+}
+
+/// Whether two magics under their masks recognise the same files.
+fn same_bits(magic: &[u8], mask: &[u8], other_magic: &[u8], other_mask: &[u8]) -> bool {
+    masked(magic, mask) == masked(other_magic, other_mask)
+        && ones(mask, magic.len()) == ones(other_mask, other_magic.len())
 }
 
 fn ones(mask: &[u8], len: usize) -> Vec<u8> {
@@ -211,6 +236,11 @@ pub fn identify<'a>(formats: &'a [Format], magic: &[u8], mask: &[u8]) -> Option<
     formats.iter().find(|f| f.same_as(magic, mask))
 }
 
+/// The format whose entry is named `name`, now or in an earlier release.
+pub fn format_of_entry(name: &str) -> Option<&'static Format> {
+    FORMATS.iter().find(|f| f.names_entry(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +252,30 @@ mod tests {
             assert!(f.same_as(f.magic, f.mask), "{}", f.name);
             assert_eq!(identify(FORMATS, f.magic, f.mask).unwrap().name, f.name);
         }
+    }
+
+    #[test]
+    fn entry_names_now_and_before() {
+        let name_of = |entry: &str| format_of_entry(entry).map(|f| f.name);
+        assert_eq!(name_of("binfmt-dispatcher-x86"), Some("i386"));
+        assert_eq!(name_of("binfmt-dispatcher-i386"), Some("i386"));
+        assert_eq!(name_of("binfmt-dispatcher-x86_64"), Some("x86_64"));
+        assert_eq!(name_of("binfmt-dispatcher-aarch64"), Some("aarch64"));
+        assert_eq!(name_of("FEX-x86"), None);
+        let i386 = format_of_entry("binfmt-dispatcher-x86").unwrap();
+        assert_eq!(
+            i386.former_entry_name().as_deref(),
+            Some("binfmt-dispatcher-i386")
+        );
+        let aarch64 = format_of_entry("binfmt-dispatcher-aarch64").unwrap();
+        assert_eq!(aarch64.former_entry_name(), None);
+        // The original's x86 mask is the entry's, QEMU's still recognised.
+        assert!(i386.registered_as(i386.magic, i386.entry_mask));
+        assert!(!i386.registered_as(i386.magic, i386.mask));
+        assert!(i386.same_as(i386.magic, i386.mask));
+        assert!(i386
+            .register_line("/d", "POCF")
+            .starts_with(":binfmt-dispatcher-x86:M::"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 
-use crate::arches::{self, ENTRY_PREFIX};
+use crate::arches;
 
 /// Where the machine's binfmt_misc is mounted.
 pub const DEFAULT_DIR: &str = "/proc/sys/fs/binfmt_misc";
@@ -74,9 +74,11 @@ impl Entry {
                 .is_some_and(|n| n.to_string_lossy().starts_with(arches::DISPATCHER_NAME))
     }
 
-    /// Whether `binfmtctl register` made it: our name, our interpreter.
+    /// Whether `binfmtctl register` (or the original binfmt-dispatcher's
+    /// package, whose x86 names the table took) made it: an entry name of
+    /// the table, now or in an earlier release, and our interpreter.
     pub fn is_ours(&self, interpreter: Option<&str>) -> bool {
-        self.name.starts_with(ENTRY_PREFIX) && self.runs_dispatcher(interpreter)
+        arches::format_of_entry(&self.name).is_some() && self.runs_dispatcher(interpreter)
     }
 
     /// The line that registers this entry again as it is (but enabled).

@@ -130,7 +130,9 @@ pub enum Command {
     /// Register the dispatcher in binfmt_misc for foreign architectures.
     ///
     /// One entry per architecture, binfmt-dispatcher-ARCH, with the magic and
-    /// mask of QEMU's and Debian's qemu-user entries; never for the host's own
+    /// mask of QEMU's and Debian's qemu-user entries; x86 and x86-64 as the
+    /// original binfmt-dispatcher registers them (binfmt-dispatcher-x86 and
+    /// binfmt-dispatcher-x86_64, FEX's mask); never for the host's own
     /// architectures (binfmt_misc is consulted before the kernel's ELF loader).
     /// Entries of that name that are someone else's are never replaced; the
     /// most recently registered of several entries for the same binaries wins.
@@ -152,7 +154,8 @@ pub enum Command {
     /// for the same binaries, of which the one registered last is used.
     Status(register::StatusArgs),
     /// Print or write the binfmt.d files that register the dispatcher at boot
-    /// (systemd-binfmt), one zz-binfmt-dispatcher-ARCH.conf per architecture.
+    /// (systemd-binfmt), one zz-ENTRY.conf per architecture (zz-binfmt-dispatcher-ARCH.conf;
+    /// x86: zz-binfmt-dispatcher-x86.conf).
     #[command(name = "binfmt-d")]
     BinfmtD(register::BinfmtDArgs),
     /// Run a program with the dispatcher registered in a private binfmt_misc

@@ -1,9 +1,11 @@
 //! `binfmtctl register`, `unregister`, `status`, `binfmt-d` and `run`:
 //! binfmt_misc entries for the dispatcher, made from data/binfmt-arches.tsv.
 //!
-//! Entries are named `binfmt-dispatcher-ARCH`. An entry is ours when it has
-//! that name and its interpreter is a binfmt-dispatcher (by file name, or
-//! the `--interpreter` given); nothing else is ever replaced or removed.
+//! Entries have the table's names (`binfmt-dispatcher-ARCH`; x86:
+//! `binfmt-dispatcher-x86`, the original binfmt-dispatcher's). An entry is
+//! ours when it has such a name, or the one an earlier release gave it, and
+//! its interpreter is a binfmt-dispatcher (by file name, or the
+//! `--interpreter` given); nothing else is ever replaced or removed.
 
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -31,6 +33,40 @@ pub const ETC_BINFMT_D: &str = "etc/binfmt.d";
 /// tries the most recently registered entry first.
 pub fn conf_name(format: &Format) -> String {
     format!("zz-{}.conf", format.entry_name())
+}
+
+/// The binfmt.d files of one format, this release's name first, then the
+/// one earlier releases wrote, if another, with the entry name each holds.
+fn conf_files(format: &Format) -> Vec<(String, String)> {
+    let now = (conf_name(format), format.entry_name().to_string());
+    let former = format
+        .former_entry_name()
+        .map(|name| (format!("zz-{name}.conf"), name));
+    std::iter::once(now).chain(former).collect()
+}
+
+/// Removes the binfmt.d files of `format` in `dir` that hold our entries
+/// (`which`: this release's name, earlier releases' or both); a file of
+/// such a name with other contents is someone else's, named in `kept`.
+fn remove_conf_files(
+    dir: &Path,
+    format: &Format,
+    which: impl Fn(usize) -> bool,
+    kept: &mut Vec<String>,
+) -> Result<(), String> {
+    let files = conf_files(format);
+    for (i, (file, entry)) in files.iter().enumerate().filter(|(i, _)| which(*i)) {
+        let path = dir.join(file);
+        match fs::read_to_string(&path) {
+            Ok(text) if text.contains(&format!(":{entry}:")) => {
+                fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                println!("removed {}", path.display());
+            }
+            Ok(_) if i == 0 => kept.push(format!("{}: not ours, left alone", path.display())),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// The text of one binfmt.d file.
@@ -117,8 +153,9 @@ pub struct RegisterArgs {
     /// binfmt_misc flags.
     #[arg(long, default_value = DEFAULT_FLAGS)]
     flags: String,
-    /// Also write /etc/binfmt.d/zz-binfmt-dispatcher-ARCH.conf, so that systemd-binfmt
-    /// registers them at boot. With --root DIR: write below DIR only, and register nothing.
+    /// Also write /etc/binfmt.d/zz-ENTRY.conf (zz-binfmt-dispatcher-ARCH.conf), so that
+    /// systemd-binfmt registers them at boot. With --root DIR: write below DIR only, and
+    /// register nothing.
     #[arg(long)]
     persist: bool,
     /// With --persist --root: the target's `uname -m` (none: every format).
@@ -172,8 +209,8 @@ pub struct BinfmtDArgs {
     /// [default: this machine's].
     #[arg(long, value_name = "MACHINE")]
     host: Option<String>,
-    /// Write one zz-binfmt-dispatcher-ARCH.conf per format into DIR (and remove
-    /// other zz-binfmt-dispatcher-*.conf there), instead of printing the lines.
+    /// Write one zz-ENTRY.conf per format into DIR (and remove other
+    /// zz-binfmt-dispatcher-*.conf there), instead of printing the lines.
     #[arg(long, short, value_name = "DIR")]
     output: Option<PathBuf>,
 }
@@ -226,6 +263,8 @@ fn write_conf_files(
     }
     let mut written = Vec::new();
     for f in formats {
+        // An earlier release's file for it would register a second entry.
+        remove_conf_files(dir, f, |i| i > 0, &mut Vec::new())?;
         let path = dir.join(conf_name(f));
         crate::files::write_atomically(&path, conf_text(f, interpreter, flags).as_bytes())
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -270,7 +309,8 @@ fn register_live(
             Some(e) => {
                 let same = e.interpreter == interpreter
                     && flag_set(&e.flags) == flag_set(flags)
-                    && e.magic_at_zero().is_some_and(|(m, k)| f.same_as(m, k));
+                    && e.magic_at_zero()
+                        .is_some_and(|(m, k)| f.registered_as(m, k));
                 if same {
                     Step::Already
                 } else {
@@ -293,17 +333,18 @@ fn register_live(
                 }
                 continue;
             }
-            Step::Replace => inst.remove(&name)?,
+            Step::Replace => inst.remove(name)?,
             Step::Add => {}
         }
         inst.register(&line)?;
         if !quiet {
             println!("registered: {name} -> {interpreter} ({flags})");
         }
+        remove_former_entry(inst, &entries, f, interpreter, quiet)?;
         // Others matching the same binaries: the newest registration wins.
         for other in entries
             .iter()
-            .filter(|e| !e.name.starts_with(arches::ENTRY_PREFIX))
+            .filter(|e| arches::format_of_entry(&e.name).is_none())
         {
             let Some((m, k)) = other.magic_at_zero() else {
                 continue;
@@ -322,6 +363,32 @@ fn register_live(
                     other.name
                 );
             }
+        }
+    }
+    Ok(())
+}
+
+/// Removes our entry of an earlier release's name for `format`, now
+/// registered under its new name: two entries of ours for the same
+/// binaries would survive every `unregister --arch` of one of them.
+fn remove_former_entry(
+    inst: &Instance,
+    entries: &[Entry],
+    format: &Format,
+    interpreter: &str,
+    quiet: bool,
+) -> Result<(), String> {
+    let Some(former) = format.former_entry_name() else {
+        return Ok(());
+    };
+    let ours = |e: &&Entry| e.name == former && e.is_ours(Some(interpreter));
+    if entries.iter().any(|e| ours(&e)) {
+        inst.remove(&former)?;
+        if !quiet {
+            println!(
+                "unregistered: {former} (an earlier name of {})",
+                format.entry_name()
+            );
         }
     }
     Ok(())
@@ -381,36 +448,35 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
         .as_deref()
         .map(interpreter_text)
         .transpose()?;
-    let wanted: Option<BTreeSet<String>> = if args.arch == "all" {
+    let wanted: Option<Vec<&Format>> = if args.arch == "all" {
         None
     } else {
-        let mut names = BTreeSet::new();
+        let mut chosen = Vec::new();
         for n in args
             .arch
             .split(',')
             .map(str::trim)
             .filter(|n| !n.is_empty())
         {
-            if !FORMATS.iter().any(|f| f.name == n) {
-                return Err(format!("unknown architecture {n:?}"));
-            }
-            names.insert(format!("{}{n}", arches::ENTRY_PREFIX));
+            let f = FORMATS
+                .iter()
+                .find(|f| f.name == n)
+                .ok_or_else(|| format!("unknown architecture {n:?}"))?;
+            chosen.push(f);
         }
-        Some(names)
+        Some(chosen)
+    };
+    // The formats an entry of this name is ours for.
+    let selects = |name: &str| match &wanted {
+        Some(formats) => formats.iter().any(|f| f.names_entry(name)),
+        None => arches::format_of_entry(name).is_some(),
     };
     let mut errors = Vec::new();
     if root.is_none() {
         let inst = Instance::open(&args.binfmt_misc)?;
         let entries = inst.entries()?;
         let mut removed = 0;
-        for e in &entries {
-            let selected = match &wanted {
-                Some(names) => names.contains(&e.name),
-                None => e.name.starts_with(arches::ENTRY_PREFIX),
-            };
-            if !selected {
-                continue;
-            }
+        for e in entries.iter().filter(|e| selects(&e.name)) {
             let ours =
                 e.is_ours(only.as_deref()) && only.as_deref().is_none_or(|p| p == e.interpreter);
             if !ours {
@@ -432,10 +498,10 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
             removed += 1;
             println!("unregistered: {} ({})", e.name, e.interpreter);
         }
-        if let Some(names) = &wanted {
-            for n in names {
-                if !entries.iter().any(|e| &e.name == n) {
-                    println!("not registered: {n}");
+        if let Some(formats) = &wanted {
+            for f in formats {
+                if !entries.iter().any(|e| f.names_entry(&e.name)) {
+                    println!("not registered: {}", f.entry_name());
                 }
             }
         }
@@ -445,22 +511,8 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
     }
     if args.persist {
         let dir = root.unwrap_or(Path::new("/")).join(ETC_BINFMT_D);
-        for f in FORMATS {
-            if wanted
-                .as_ref()
-                .is_some_and(|w| !w.contains(&f.entry_name()))
-            {
-                continue;
-            }
-            let path = dir.join(conf_name(f));
-            match fs::read_to_string(&path) {
-                Ok(text) if text.contains(&format!(":{}:", f.entry_name())) => {
-                    fs::remove_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                    println!("removed {}", path.display());
-                }
-                Ok(_) => errors.push(format!("{}: not ours, left alone", path.display())),
-                Err(_) => {}
-            }
+        for f in FORMATS.iter().filter(|f| selects(f.entry_name())) {
+            remove_conf_files(&dir, f, |_| true, &mut errors)?;
         }
     }
     if errors.is_empty() {

@@ -209,11 +209,63 @@ fn shipped_binfmt_d_files_are_up_to_date() {
     );
     assert_eq!(shipped.len(), elf_rows().len());
     for row in elf_rows() {
-        let text = &shipped[&format!("zz-binfmt-dispatcher-{}.conf", row.name)];
-        assert!(text.contains(&format!(":binfmt-dispatcher-{}:M::", row.name)));
-        assert!(text
-            .trim_end()
-            .ends_with(":/usr/bin/binfmt-dispatcher:POCF"));
+        let text = &shipped[&format!("zz-{}.conf", row.entry)];
+        let line = format!(
+            ":{}:M::{}:{}:/usr/bin/binfmt-dispatcher:POCF\n",
+            row.entry,
+            escaped(&row.magic),
+            escaped(&row.entry_mask)
+        );
+        assert_eq!(
+            unescape_hex(text.lines().last().unwrap()),
+            unescape_hex(line.trim_end()),
+            "{text}"
+        );
+    }
+}
+
+/// The original binfmt-dispatcher's binfmt.d lines (its data/*.conf, which
+/// Fedora's package installs as /usr/lib/binfmt.d/zz-binfmt-dispatcher-x86.conf
+/// and zz-binfmt-dispatcher-x86_64.conf).
+const ORIGINALS: [(&str, &str); 2] = [
+    (
+        "zz-binfmt-dispatcher-x86.conf",
+        r":binfmt-dispatcher-x86:M:0:\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x03\x00:\xff\xff\xff\xff\xff\xfe\xfe\x00\x00\x00\x00\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/binfmt-dispatcher:POCF",
+    ),
+    (
+        "zz-binfmt-dispatcher-x86_64.conf",
+        r":binfmt-dispatcher-x86_64:M:0:\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xfe\xfe\x00\x00\x00\x00\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/binfmt-dispatcher:POCF",
+    ),
+];
+
+/// A binfmt.d line's fields, the magic and mask decoded and an empty
+/// offset read as the kernel reads it (0).
+fn fields(line: &str) -> Vec<Vec<u8>> {
+    let mut f: Vec<Vec<u8>> = line.split(':').skip(1).map(unescape_hex).collect();
+    if f[2].is_empty() {
+        f[2] = b"0".to_vec();
+    }
+    f
+}
+
+#[test]
+fn x86_files_are_the_original_packages() {
+    let shipped = Path::new(MANIFEST_DIR).join("data/binfmt.d");
+    for (file, original) in ORIGINALS {
+        let text = fs::read_to_string(shipped.join(file)).unwrap();
+        let ours = text.lines().find(|l| l.starts_with(':')).unwrap();
+        assert_eq!(fields(ours), fields(original), "{file}");
+    }
+    // The x86 rows keep QEMU's mask for the comparison with QEMU's values;
+    // only the entry's differs, in EI_ABIVERSION and EI_PAD's first bytes.
+    for row in elf_rows()
+        .iter()
+        .filter(|r| r.name == "i386" || r.name == "x86_64")
+    {
+        let differ: Vec<usize> = (0..row.mask.len())
+            .filter(|&i| row.mask[i] != row.entry_mask[i])
+            .collect();
+        assert_eq!(differ, [8, 9, 10], "{}", row.name);
     }
 }
 
@@ -284,28 +336,24 @@ fn register_all_matches_the_table_and_status_decodes_it() {
     );
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
-    let section = |name: &str| -> &str {
-        let start = text.find(&format!(">>> {name}\n")).unwrap() + name.len() + 5;
-        let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
-        &text[start..end]
-    };
+    let section = |name: &str| labelled(&text, name);
     let entries = parse_dump(section("dump"));
     let expected = registered_here();
     assert_eq!(entries.len(), expected.len() + 1, "{entries:#?}");
     for row in &expected {
-        let name = format!("binfmt-dispatcher-{}", row.name);
+        let name = &row.entry;
         let e = entries
-            .get(&name)
+            .get(name)
             .unwrap_or_else(|| panic!("{name} not registered"));
         assert_eq!(e.lines().next(), Some("enabled"), "{name}");
         assert_eq!(field(e, "interpreter "), Some(dispatcher()), "{name}");
         assert_eq!(field(e, "flags: "), Some("POCF"), "{name}");
         assert_eq!(field(e, "offset "), Some("0"), "{name}");
         let mask = hex(field(e, "mask ").unwrap());
-        assert_eq!(mask, row.mask, "mask of {name}");
+        assert_eq!(mask, row.entry_mask, "mask of {name}");
         assert_eq!(
             and(&hex(field(e, "magic ").unwrap()), &mask),
-            and(&row.magic, &row.mask),
+            and(&row.magic, &row.entry_mask),
             "magic of {name}"
         );
     }
@@ -334,7 +382,7 @@ fn register_all_matches_the_table_and_status_decodes_it() {
     for row in &expected {
         let line = status
             .lines()
-            .find(|l| l.starts_with(&format!("binfmt-dispatcher-{} ", row.name)))
+            .find(|l| l.starts_with(&format!("{} ", row.entry)))
             .unwrap_or_else(|| panic!("no status line for {}:\n{status}", row.name));
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(
@@ -549,15 +597,25 @@ fn registers_pe_and_java_only_when_named() {
 #[test]
 fn persist_writes_binfmt_d_files_below_root() {
     let root = temp_dir("persist");
+    // An earlier release's file for i386.
+    let etc = root.join("etc/binfmt.d");
+    fs::create_dir_all(&etc).unwrap();
+    let former = ":binfmt-dispatcher-i386:M::\\x7fELF:\\xff\\xff\\xff\\xff:/usr/bin/binfmt-dispatcher:POCF\n";
+    fs::write(etc.join("zz-binfmt-dispatcher-i386.conf"), former).unwrap();
     // With --root nothing is registered; run it in a private instance anyway.
-    let out = private(
-        &[],
-        &format!(
-            "\"$CTL\" --root {} register --persist --host none --interpreter /usr/bin/binfmt-dispatcher || exit 9\n{DUMP}",
-            sh_quote(root.to_str().unwrap())
-        ),
+    let in_root = |args: &str, then: &str| {
+        let root = sh_quote(root.to_str().unwrap());
+        let out = private(
+            &[],
+            &format!("\"$CTL\" --root {root} {args} || exit 9\n{then}"),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        out
+    };
+    let out = in_root(
+        "register --persist --host none --interpreter /usr/bin/binfmt-dispatcher",
+        DUMP,
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         parse_dump(&stdout(&out)).is_empty(),
         "--root registered entries"
@@ -565,22 +623,128 @@ fn persist_writes_binfmt_d_files_below_root() {
     let shipped = Path::new(MANIFEST_DIR).join("data/binfmt.d");
     let written = root.join("etc/binfmt.d");
     for row in elf_rows() {
-        let name = format!("zz-binfmt-dispatcher-{}.conf", row.name);
+        let name = format!("zz-{}.conf", row.entry);
         assert_eq!(
             fs::read_to_string(written.join(&name)).unwrap(),
             fs::read_to_string(shipped.join(&name)).unwrap()
         );
     }
-    let out = private(
-        &[],
-        &format!(
-            "\"$CTL\" --root {} unregister --persist --arch sparc || exit 9",
-            sh_quote(root.to_str().unwrap())
-        ),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    // The earlier release's file would have registered a second entry.
+    assert!(!etc.join("zz-binfmt-dispatcher-i386.conf").exists());
+    assert!(stdout(&out).contains("removed "), "{}", stdout(&out));
+    in_root("unregister --persist --arch sparc", "");
     assert!(!written.join("zz-binfmt-dispatcher-sparc.conf").exists());
     assert!(written.join("zz-binfmt-dispatcher-aarch64.conf").exists());
+    // unregister --persist takes an earlier release's file too, and the
+    // x86 file of the original's name.
+    fs::write(etc.join("zz-binfmt-dispatcher-i386.conf"), former).unwrap();
+    in_root("unregister --persist --arch i386,x86_64", "");
+    for gone in ["i386", "x86", "x86_64"] {
+        let file = format!("zz-binfmt-dispatcher-{gone}.conf");
+        assert!(!etc.join(&file).exists(), "{file}");
+    }
+    assert!(etc.join("zz-binfmt-dispatcher-i486.conf").exists());
+}
+
+/// A register line for the private instance: name, magic and mask as the
+/// original's x86 lines have them, the dispatcher under test.
+fn original_entry(name: &str) -> String {
+    let (_, line) = ORIGINALS
+        .iter()
+        .find(|(_, l)| l.starts_with(&format!(":{name}:")))
+        .unwrap();
+    line.replace("/usr/bin/binfmt-dispatcher", dispatcher())
+}
+
+#[test]
+fn the_originals_entries_and_earlier_names_are_ours() {
+    // The original's x86 entry (i386 binaries: none run here), its x86-64
+    // entry disabled at once (with shell builtins only: this host's own
+    // programs would go to it), an earlier release's i386 entry, and FEX's.
+    let former_i386 = format!(
+        ":binfmt-dispatcher-i386:M::{}:{}:{}:POCF",
+        escaped(&table()[0].magic),
+        escaped(&table()[0].mask),
+        dispatcher()
+    );
+    let fex = ORIGINALS[0]
+        .1
+        .replace(":binfmt-dispatcher-x86:", ":FEX-x86:")
+        .replace(
+            "/usr/bin/binfmt-dispatcher:POCF",
+            "/usr/bin/FEXInterpreter:POC",
+        );
+    let register = |line: &str| {
+        format!(
+            "printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register || exit 8\n",
+            sh_quote(line)
+        )
+    };
+    let script = [
+        register(&original_entry("binfmt-dispatcher-x86_64")),
+        "echo 0 > /proc/sys/fs/binfmt_misc/binfmt-dispatcher-x86_64 || exit 7\n".into(),
+        register(&original_entry("binfmt-dispatcher-x86")),
+        register(&former_i386),
+        register(&fex),
+        format!(
+            "echo '>>> status'\n\"$CTL\" status\n\
+             echo '>>> i386'\n\"$CTL\" unregister --arch i386 || exit 9\n\
+             echo '>>> all'\n\"$CTL\" unregister || exit 10\n\
+             echo '>>> left'\n{DUMP}\n"
+        ),
+    ]
+    .concat();
+    let out = private(&[], &script);
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}\n{}", stderr(&out));
+    let section = |name: &str| labelled(&text, name);
+    let status = section("status");
+    assert!(
+        status.contains("4 entries, 3 of them binfmt-dispatcher's"),
+        "{status}"
+    );
+    let columns = |name: &str| -> Vec<String> {
+        let line = status
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {status}"));
+        line.split_whitespace()
+            .skip(1)
+            .take(4)
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        columns("binfmt-dispatcher-x86"),
+        ["i386", "enabled", "POCF", "yes"]
+    );
+    assert_eq!(
+        columns("binfmt-dispatcher-x86_64"),
+        ["x86_64", "disabled", "POCF", "yes"]
+    );
+    assert_eq!(
+        columns("binfmt-dispatcher-i386"),
+        ["i386", "enabled", "POCF", "yes"]
+    );
+    assert_eq!(columns("FEX-x86"), ["i386", "enabled", "POC", "no"]);
+    let i386 = section("i386");
+    assert!(
+        i386.contains("unregistered: binfmt-dispatcher-x86 ("),
+        "{i386}"
+    );
+    assert!(
+        i386.contains("unregistered: binfmt-dispatcher-i386 ("),
+        "{i386}"
+    );
+    let all = section("all");
+    assert!(
+        all.contains("unregistered: binfmt-dispatcher-x86_64 ("),
+        "{all}"
+    );
+    assert_eq!(
+        parse_dump(section("left")).keys().collect::<Vec<_>>(),
+        ["FEX-x86"]
+    );
 }
 
 /// A directory anyone can read, holding the arm64 busybox.
@@ -716,23 +880,10 @@ fn make_install_into_destdir() {
         .output()
         .expect("cannot run make");
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let mut files = Vec::new();
-    fn walk(base: &Path, dir: &Path, files: &mut Vec<String>) {
-        for e in fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            if p.is_dir() {
-                if fs::read_dir(&p).unwrap().next().is_none() {
-                    files.push(format!("{rel}/"));
-                }
-                walk(base, &p, files);
-            } else {
-                files.push(rel);
-            }
-        }
-    }
-    walk(&dest, &dest, &mut files);
-    files.sort();
+    let files: Vec<String> = installed_tree(&dest)
+        .into_iter()
+        .filter(|p| !p.ends_with('/') || is_empty_dir(&dest.join(p)))
+        .collect();
     let mut expected: Vec<String> = [
         "usr/local/bin/binfmt-dispatcher",
         "usr/local/bin/binfmtctl",
@@ -747,6 +898,7 @@ fn make_install_into_destdir() {
         "usr/local/share/fish/vendor_completions.d/binfmtctl.fish",
         "usr/local/share/man/man5/binfmt-dispatcher.toml.5",
         "usr/local/share/zsh/site-functions/_binfmtctl",
+        "usr/lib/binfmt-dispatcher.d/",
         "var/cache/binfmt-dispatcher/",
     ]
     .iter()
@@ -757,10 +909,7 @@ fn make_install_into_destdir() {
     }
     for row in elf_rows() {
         if !["x86_64", "i386", "i486"].contains(&row.name.as_str()) {
-            expected.push(format!(
-                "usr/local/lib/binfmt.d/zz-binfmt-dispatcher-{}.conf",
-                row.name
-            ));
+            expected.push(format!("usr/local/lib/binfmt.d/zz-{}.conf", row.entry));
         }
     }
     expected.sort();
@@ -790,8 +939,7 @@ fn make_install_into_destdir() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut left = Vec::new();
-    walk(&dest, &dest, &mut left);
+    let left = installed_tree(&dest);
     assert!(
         left.iter().all(|f| f.ends_with('/')),
         "left after uninstall: {left:?}"

@@ -25,6 +25,13 @@ pub struct Row {
     /// characters; `HOST+aarch32` means HOST when its kernel runs AArch32
     /// programs.
     pub native: &'static [&'static str],
+    /// The binfmt_misc entry binfmtctl registers for it.
+    pub entry: &'static str,
+    /// The mask that entry is registered with, as the table writes it
+    /// (the source's, `mask_text`, unless the table gives another).
+    pub entry_mask_text: &'static str,
+    /// Its bytes, as many as the magic's; empty: all ones.
+    pub entry_mask: &'static [u8],
 }
 
 /// Every row, in the table's order.

@@ -501,26 +501,35 @@ pub struct Row {
     pub mask: Vec<u8>,
     pub native: String,
     pub source: String,
+    /// The binfmt_misc entry binfmtctl registers.
+    pub entry: String,
+    /// That entry's mask (the source's `mask` unless the table gives another).
+    pub entry_mask: Vec<u8>,
 }
 
 pub fn table() -> Vec<Row> {
     let text = fs::read_to_string(Path::new(ROOT).join("data/binfmt-arches.tsv")).unwrap();
+    let mask = |s: &str| {
+        if s == "-" {
+            Vec::new()
+        } else {
+            unescape_hex(s)
+        }
+    };
     text.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(|l| {
             let c: Vec<&str> = l.split('\t').collect();
-            assert_eq!(c.len(), 6, "{l}");
+            assert_eq!(c.len(), 8, "{l}");
             Row {
                 name: c[0].into(),
                 kind: c[1].into(),
                 magic: unescape_hex(c[2]),
-                mask: if c[3] == "-" {
-                    Vec::new()
-                } else {
-                    unescape_hex(c[3])
-                },
+                mask: mask(c[3]),
                 native: c[4].into(),
                 source: c[5].into(),
+                entry: c[6].into(),
+                entry_mask: if c[7] == "=" { mask(c[3]) } else { mask(c[7]) },
             }
         })
         .collect()
@@ -566,4 +575,41 @@ pub fn unescape_hex(s: &str) -> Vec<u8> {
 /// Bytes as binfmt_misc's `register` takes them: every byte `\xHH`.
 pub fn escaped(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
+}
+
+/// Every path below `root`, relative to it and sorted; directories end in `/`.
+pub fn installed_tree(root: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, paths: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            if p.is_dir() && !p.is_symlink() {
+                paths.push(format!("{rel}/"));
+                walk(base, &p, paths);
+            } else {
+                paths.push(rel);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(root, root, &mut paths);
+    paths.sort();
+    paths
+}
+
+/// Whether `dir` is a directory with nothing in it.
+pub fn is_empty_dir(dir: &Path) -> bool {
+    fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none())
+}
+
+/// The part of a script's output after the line `>>> NAME` and before
+/// the next `>>> ` line.
+pub fn labelled<'a>(text: &'a str, name: &str) -> &'a str {
+    let label = format!(">>> {name}\n");
+    let start = text
+        .find(&label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"))
+        + label.len();
+    let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
+    &text[start..end]
 }
