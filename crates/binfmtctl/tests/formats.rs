@@ -266,7 +266,7 @@ fn the_helper_asks_through_zenity_without_a_terminal() {
     let zenity = fs::read_to_string(dir.join("zenity.log")).unwrap();
     assert!(
         zenity.starts_with(
-            "--question --title binfmt-dispatcher --text prog.exe is a Windows program (PE)"
+            "--question --no-markup --title binfmt-dispatcher --text prog.exe is a Windows program (PE)"
         ),
         "{zenity}"
     );
@@ -300,16 +300,6 @@ fn the_helper_asks_through_zenity_without_a_terminal() {
 
 #[test]
 fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
-    let tools: Vec<std::path::PathBuf> = ["sed", "head", "id", "mkdir", "cp"]
-        .iter()
-        .map(|t| {
-            ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(t))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("{t} is not installed"))
-        })
-        .collect();
     for (pm, logged) in [
         ("dnf", "install -y wine-core"),
         ("apt-get", "install -y wine64"),
@@ -318,11 +308,7 @@ fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
     ] {
         let (dir, cache) = helper_case(&format!("helper-{pm}"), 0);
         // Only this package manager, kdialog, and the tools the helper uses.
-        let only = dir.join("only");
-        fs::create_dir_all(&only).unwrap();
-        for tool in &tools {
-            std::os::unix::fs::symlink(tool, only.join(tool.file_name().unwrap())).unwrap();
-        }
+        let only = only_tools(&dir, &["sed", "head", "id", "mkdir", "cp"]);
         fake_package_manager(&only.join(pm), &dir, "pm.log");
         fake_dialog(&only.join("kdialog"), &dir.join("kdialog.log"), 0);
         let out = run(
