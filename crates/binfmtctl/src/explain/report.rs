@@ -241,6 +241,7 @@ pub fn json(r: &Report<'_>) -> String {
         "stderr": seen.stderr,
         "missing_helper": helper.map(|d| &d.helper),
         "helper_exec": helper_exec.map(|e| strings(&e.argv)),
+        "helper_env": helper_exec.map(|e| strings(&e.envp)),
     });
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
