@@ -68,9 +68,7 @@ fn setup(tag: &str) -> (PathBuf, PathBuf, Vec<Case>) {
     write_exec(&dir.join("prog.exe"), &pe(0x80, 0x14c, false, false));
     write_exec(&dir.join("win64.exe"), &pe(0x80, 0x8664, true, false));
     write_exec(&dir.join("net.exe"), &pe(0x80, 0x14c, false, true));
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    write_exec(&dir.join("Hello.class"), &class);
+    write_exec(&dir.join("Hello.class"), &java_class());
     let toml = format!(
         r#"[defaults]
 missing_helper = "{d}/helper"

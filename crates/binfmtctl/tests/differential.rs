@@ -85,9 +85,7 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
     write_exec(&dir.join("prog.exe"), &pe(0x80, 0x14c, false, false));
     write_exec(&dir.join("-dash.exe"), &pe(0x80, 0x8664, true, false));
     write_exec(&dir.join("tool.dll"), &pe(0x80, 0x14c, false, true));
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    write_exec(&dir.join("Hello.class"), &class);
+    write_exec(&dir.join("Hello.class"), &java_class());
     let mut macho = b"\xcf\xfa\xed\xfe\x07\x00\x00\x01".to_vec();
     macho.resize(64, 0);
     write_exec(&dir.join("mac"), &macho);

@@ -110,9 +110,7 @@ fn windows_dotnet_and_java_go_to_their_interpreters() {
     write_exec(&dir.join("net.exe"), &pe(0x80, 0x14c, false, true));
     // A long DOS stub: the PE header lies past the first KiB read.
     write_exec(&dir.join("long-stub.exe"), &pe(0x600, 0x14c, false, true));
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    write_exec(&dir.join("Hello.class"), &class);
+    write_exec(&dir.join("Hello.class"), &java_class());
     for (file, route, argv) in [
         ("win64.exe", "wine64", vec!["./win64.exe", "a b"]),
         ("win32.exe", "wine", vec!["./win32.exe", "a b"]),

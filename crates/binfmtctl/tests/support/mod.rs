@@ -454,6 +454,13 @@ pub fn pe(at: usize, machine: u16, wide: bool, dotnet: bool) -> Vec<u8> {
     v
 }
 
+/// A Java class file's first bytes (major version 52, Java 8), padded.
+pub fn java_class() -> Vec<u8> {
+    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
+    class.resize(64, 0);
+    class
+}
+
 /// Runs `script` with sh in a new user namespace mapping ids 0..65535 to
 /// themselves and a new mount namespace with its own binfmt_misc holding
 /// `entry` and a tmpfs on /var/cache, in `dir`.
