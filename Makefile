@@ -21,6 +21,7 @@ UNITDIR ?= $(LIBDIR)/systemd/system
 BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
 ZSHCOMPDIR ?= $(DATADIR)/zsh/site-functions
 FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
+POLKITACTIONSDIR ?= $(DATADIR)/polkit-1/actions
 CACHEDIR ?= /var/cache/binfmt-dispatcher
 # Where packages drop configuration fragments (binfmtctl reads this one,
 # whatever PREFIX is).
@@ -71,6 +72,7 @@ install-data: $(BINFMTCTL)
 	install -Dpm0644 data/binfmt-dispatcher.toml $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-dispatcher.toml
 	install -Dpm0644 data/binfmt-arches.tsv $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-arches.tsv
 	install -Dpm0755 data/missing-interpreter $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher/missing-interpreter
+	install -Dpm0644 -t $(DESTDIR)$(POLKITACTIONSDIR)/ data/org.AsahiLinux.binfmt_dispatcher.policy
 	install -Dpm0644 docs/binfmt-dispatcher.toml.example $(DESTDIR)$(DOCDIR)/binfmt-dispatcher.toml.example
 	install -Dpm0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 	install -Dpm0644 -t $(DESTDIR)$(MANDIR)/man1/ $(MAN1)
@@ -86,6 +88,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINFMTDIR)/zz-binfmt-dispatcher-*.conf
 	rm -f $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher/missing-interpreter
 	-rmdir $(DESTDIR)$(LIBEXECDIR)/binfmt-dispatcher
+	rm -f $(DESTDIR)$(POLKITACTIONSDIR)/org.AsahiLinux.binfmt_dispatcher.policy
 	rm -f $(DESTDIR)$(UNITDIR)/binfmt-dispatcher-compile.path $(DESTDIR)$(UNITDIR)/binfmt-dispatcher-compile.service
 	rm -f $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-dispatcher.toml $(DESTDIR)$(DATADIR)/binfmt-dispatcher/binfmt-arches.tsv
 	-rmdir $(DESTDIR)$(DATADIR)/binfmt-dispatcher

@@ -74,6 +74,10 @@ impl Host for Syscalls {
         rt::write_stdout(bytes)
     }
 
+    fn stdin_is_terminal(&mut self) -> bool {
+        rt::stdin_is_terminal()
+    }
+
     fn dispatcher_is_set_id(&mut self) -> bool {
         rt::is_set_id(c"/proc/self/exe")
     }

@@ -85,9 +85,7 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
     write_exec(&dir.join("prog.exe"), &pe(0x80, 0x14c, false, false));
     write_exec(&dir.join("-dash.exe"), &pe(0x80, 0x8664, true, false));
     write_exec(&dir.join("tool.dll"), &pe(0x80, 0x14c, false, true));
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    write_exec(&dir.join("Hello.class"), &class);
+    write_exec(&dir.join("Hello.class"), &java_class());
     let mut macho = b"\xcf\xfa\xed\xfe\x07\x00\x00\x01".to_vec();
     macho.resize(64, 0);
     write_exec(&dir.join("mac"), &macho);
@@ -184,6 +182,32 @@ interpreter = "plain"
     )
 }
 
+/// Nothing runs: x86 and every other ELF find no interpreter (127), PE
+/// one they cannot execute (a directory, 126); the helper is the reporter,
+/// executed for the first always and, with a display and no terminal, for
+/// the second.
+fn desktop_config(dir: &Path) -> String {
+    format!(
+        r#"[defaults]
+interpreter = "gone"
+missing_helper = "{r}"
+
+[interpreters.gone]
+path = "/nonexistent/emulator"
+install_hint = "Install it."
+
+[interpreters.dir]
+path = "{d}"
+
+[[rules]]
+format = "pe"
+interpreter = "dir"
+"#,
+        r = reporter().display(),
+        d = dir.display()
+    )
+}
+
 /// The shell commands that run `case` for real and through explain,
 /// leaving their outputs in files numbered `i`.
 fn commands(i: usize, case: &Case, env: &str, p_flag: bool, o_flag: bool) -> String {
@@ -251,6 +275,22 @@ fn check(what: &str, case: &Case, json: &Value, status: i32, out: &[u8], stderr:
     let lines: Vec<&str> = stderr.lines().collect();
     let said = strings(&json["stderr"]);
     let at = format!("{what}: {} {:?}", case.file, case.args);
+    if !json["helper_exec"].is_null() {
+        // The helper, the reporter here, ran after the dispatcher's line.
+        assert_eq!(
+            status, 0,
+            "{at}: the helper ran; stderr: {stderr}\n{json:#}"
+        );
+        let report = parse_report(out);
+        let helper = (strings(&json["helper_exec"]), strings(&json["helper_env"]));
+        assert_eq!(
+            (report.argv, report.env),
+            helper,
+            "{at}: the helper's argv and envp"
+        );
+        assert_eq!(lines, said, "{at}: the dispatcher's message");
+        return;
+    }
     if predicted != 0 {
         assert_eq!(
             status, predicted,
@@ -298,6 +338,7 @@ fn run_corpus(flags: &str) {
     assert!(arches.len() >= 25, "the table lost its architectures");
     let cases = corpus(&dir, &arches);
     let rich = compile_cache(&dir, "rich", &rich_config(&dir));
+    let desktop = compile_cache(&dir, "desktop", &desktop_config(&dir));
     let configs: Vec<(String, String)> = vec![
         ("built-in".into(), String::new()),
         (
@@ -311,6 +352,14 @@ fn run_corpus(flags: &str) {
         (
             "corrupt data".into(),
             format!("BINFMT_DISPATCHER_CACHE={}", corrupt(&rich, 4000).display()),
+        ),
+        (
+            "desktop, a display".into(),
+            format!("BINFMT_DISPATCHER_CACHE={} DISPLAY=:0", desktop.display()),
+        ),
+        (
+            "desktop, no display".into(),
+            format!("BINFMT_DISPATCHER_CACHE={}", desktop.display()),
         ),
         (
             "rich, logging".into(),

@@ -110,9 +110,7 @@ fn windows_dotnet_and_java_go_to_their_interpreters() {
     write_exec(&dir.join("net.exe"), &pe(0x80, 0x14c, false, true));
     // A long DOS stub: the PE header lies past the first KiB read.
     write_exec(&dir.join("long-stub.exe"), &pe(0x600, 0x14c, false, true));
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    write_exec(&dir.join("Hello.class"), &class);
+    write_exec(&dir.join("Hello.class"), &java_class());
     for (file, route, argv) in [
         ("win64.exe", "wine64", vec!["./win64.exe", "a b"]),
         ("win32.exe", "wine", vec!["./win32.exe", "a b"]),
@@ -266,7 +264,7 @@ fn the_helper_asks_through_zenity_without_a_terminal() {
     let zenity = fs::read_to_string(dir.join("zenity.log")).unwrap();
     assert!(
         zenity.starts_with(
-            "--question --title binfmt-dispatcher --text prog.exe is a Windows program (PE)"
+            "--question --no-markup --title binfmt-dispatcher --text prog.exe is a Windows program (PE)"
         ),
         "{zenity}"
     );
@@ -300,16 +298,6 @@ fn the_helper_asks_through_zenity_without_a_terminal() {
 
 #[test]
 fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
-    let tools: Vec<std::path::PathBuf> = ["sed", "head", "id", "mkdir", "cp"]
-        .iter()
-        .map(|t| {
-            ["/usr/bin", "/bin"]
-                .iter()
-                .map(|d| Path::new(d).join(t))
-                .find(|p| p.exists())
-                .unwrap_or_else(|| panic!("{t} is not installed"))
-        })
-        .collect();
     for (pm, logged) in [
         ("dnf", "install -y wine-core"),
         ("apt-get", "install -y wine64"),
@@ -318,11 +306,7 @@ fn the_helper_knows_dnf_apt_zypper_and_pacman_and_asks_through_kdialog() {
     ] {
         let (dir, cache) = helper_case(&format!("helper-{pm}"), 0);
         // Only this package manager, kdialog, and the tools the helper uses.
-        let only = dir.join("only");
-        fs::create_dir_all(&only).unwrap();
-        for tool in &tools {
-            std::os::unix::fs::symlink(tool, only.join(tool.file_name().unwrap())).unwrap();
-        }
+        let only = only_tools(&dir, &["sed", "head", "id", "mkdir", "cp"]);
         fake_package_manager(&only.join(pm), &dir, "pm.log");
         fake_dialog(&only.join("kdialog"), &dir.join("kdialog.log"), 0);
         let out = run(

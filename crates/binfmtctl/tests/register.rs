@@ -897,6 +897,7 @@ fn make_install_into_destdir() {
         "usr/local/share/doc/binfmt-dispatcher/binfmt-dispatcher.toml.example",
         "usr/local/share/fish/vendor_completions.d/binfmtctl.fish",
         "usr/local/share/man/man5/binfmt-dispatcher.toml.5",
+        "usr/local/share/polkit-1/actions/org.AsahiLinux.binfmt_dispatcher.policy",
         "usr/local/share/zsh/site-functions/_binfmtctl",
         "usr/lib/binfmt-dispatcher.d/",
         "var/cache/binfmt-dispatcher/",

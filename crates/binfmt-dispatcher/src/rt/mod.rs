@@ -239,6 +239,15 @@ pub fn exists(path: &CStr) -> bool {
     rustix::fs::stat(path).is_ok()
 }
 
+/// Whether stdin is a terminal: rustix's `isatty`, one `ioctl`
+/// (`TIOCGWINSZ`), which fails on anything but a terminal.
+pub fn stdin_is_terminal() -> bool {
+    // SAFETY: descriptor 0 is only asked about, never closed; when the
+    // caller left it closed the ioctl fails with EBADF: not a terminal.
+    let stdin = unsafe { BorrowedFd::borrow_raw(0) };
+    rustix::termios::isatty(stdin)
+}
+
 /// Whether the file at `path` is set-user-id or set-group-id.
 pub fn is_set_id(path: &CStr) -> bool {
     rustix::fs::stat(path).is_ok_and(|st| st.st_mode & 0o6000 != 0)

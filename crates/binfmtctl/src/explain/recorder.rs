@@ -299,6 +299,12 @@ impl Host for Recorder {
         self.seen.stdout.extend_from_slice(bytes);
     }
 
+    /// explain's own stdin stands for the program's: run as the program
+    /// would be, explain sees what the dispatcher would.
+    fn stdin_is_terminal(&mut self) -> bool {
+        std::io::IsTerminal::is_terminal(&std::io::stdin())
+    }
+
     fn dispatcher_is_set_id(&mut self) -> bool {
         use std::os::unix::fs::PermissionsExt;
         let mode = |p: &PathBuf| std::fs::metadata(p).map_or(0, |m| m.permissions().mode());

@@ -171,6 +171,16 @@ impl Report<'_> {
         self.ran().filter(|_| self.status == 0)
     }
 
+    /// The helper's exec, when the dispatcher makes one after its line:
+    /// the last exec of a run that failed, unless it is an interpreter's.
+    fn helper(&self) -> Option<&Recorded> {
+        let last = self.seen.execs.last().filter(|_| self.status != 0)?;
+        match &self.seen.decision {
+            Some(d) => (lossy(&last.path) == d.helper).then_some(last),
+            None => Some(last),
+        }
+    }
+
     /// Where the configuration in use came from.
     fn source(&self) -> Source {
         let Some((source, path)) = self.seen.configurations.last() else {
@@ -209,7 +219,9 @@ pub fn json(r: &Report<'_>) -> String {
         .map(|i| json!({"interpreter": i.id, "name": i.name, "path": i.path, "muvm": i.muvm}));
     let source = r.source();
     let path = source.path().map(|p| lossy(p.as_os_str().as_bytes()));
-    let helper = decision.filter(|d| !d.helper.is_empty() && r.status == 127);
+    let helper_exec = r.helper().filter(|e| e.error.is_none());
+    let helper =
+        decision.filter(|d| !d.helper.is_empty() && (r.status == 127 || helper_exec.is_some()));
     let doc = json!({
         "binary": lossy(r.binary),
         "header": seen.facts.as_ref().map(|f| &f.0),
@@ -228,7 +240,8 @@ pub fn json(r: &Report<'_>) -> String {
         "status": r.status,
         "stderr": seen.stderr,
         "missing_helper": helper.map(|d| &d.helper),
-        "helper_exec": r.ran().filter(|_| r.status != 0).map(|e| strings(&e.argv)),
+        "helper_exec": helper_exec.map(|e| strings(&e.argv)),
+        "helper_env": helper_exec.map(|e| strings(&e.envp)),
     });
     let mut out = serde_json::to_string_pretty(&doc).unwrap_or_default();
     out.push('\n');
@@ -264,6 +277,7 @@ fn decision_text(o: &mut String, r: &Report<'_>) {
     let seen = r.seen;
     let Some(decision) = &seen.decision else {
         let _ = writeln!(o, "nothing would run: the dispatcher exits {}", r.status);
+        helper_text(o, r);
         return;
     };
     let _ = writeln!(o, "decision: {}, by {}", decision.id, decision.reason_text);
@@ -276,22 +290,30 @@ fn decision_text(o: &mut String, r: &Report<'_>) {
             "nothing would run: the dispatcher exits {} with one line on stderr",
             r.status
         );
-        if let Some(helper) = r.ran().or(seen.execs.last()) {
-            let _ = writeln!(
-                o,
-                "  then executes the missing-interpreter helper {} BINARY ARGV0 ARGS... \
-                 (never for set-id binaries), which may install one and rerun{}",
-                lossy(&helper.path),
-                if helper.error.is_some() {
-                    " (it is not there)"
-                } else {
-                    ""
-                }
-            );
-        }
+        helper_text(o, r);
         return;
     };
     exec_text(o, r, ran);
+}
+
+/// The helper the dispatcher executes after its line, if it does: to
+/// offer an install (127), or to show the failure in a dialog (stdin not a
+/// terminal, a display).
+fn helper_text(o: &mut String, r: &Report<'_>) {
+    let Some(helper) = r.helper() else {
+        return;
+    };
+    let _ = writeln!(
+        o,
+        "  then executes the helper {} BINARY ARGV0 ARGS... (never for set-id binaries), \
+         which may install an interpreter and rerun, or show the failure in a dialog{}",
+        lossy(&helper.path),
+        if helper.error.is_some() {
+            " (it is not there)"
+        } else {
+            ""
+        }
+    );
 }
 
 fn exec_text(o: &mut String, r: &Report<'_>, ran: &Recorded) {

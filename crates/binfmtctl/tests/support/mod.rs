@@ -400,6 +400,22 @@ pub fn busybox_arm64() -> &'static Path {
     })
 }
 
+/// `dir/only`, a directory for a PATH that holds only `tools` (symbolic
+/// links to the system's), for stand-ins to be added to.
+pub fn only_tools(dir: &Path, tools: &[&str]) -> PathBuf {
+    let only = dir.join("only");
+    fs::create_dir_all(&only).unwrap();
+    for tool in tools {
+        let found = ["/usr/bin", "/bin"]
+            .iter()
+            .map(|d| Path::new(d).join(tool))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| panic!("{tool} is not installed"));
+        symlink(found, only.join(tool)).unwrap();
+    }
+    only
+}
+
 /// Symlinks each of `applets` in `dir` to `target`.
 pub fn link_applets(dir: &Path, target: &Path, applets: &[&str]) {
     for a in applets {
@@ -436,6 +452,13 @@ pub fn pe(at: usize, machine: u16, wide: bool, dotnet: bool) -> Vec<u8> {
     v.extend_from_slice(&opt);
     v.resize(v.len().max(4096), 0);
     v
+}
+
+/// A Java class file's first bytes (major version 52, Java 8), padded.
+pub fn java_class() -> Vec<u8> {
+    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
+    class.resize(64, 0);
+    class
 }
 
 /// Runs `script` with sh in a new user namespace mapping ids 0..65535 to

@@ -4,11 +4,11 @@ use core::ffi::CStr;
 use core::mem::MaybeUninit;
 
 use super::exec::{Exec, ExecSystem};
-use super::log::{kind, refuse};
+use super::log::refuse;
 use super::report;
 use super::{Event, Host};
 use crate::blob::{self, Blob, Flags};
-use crate::decide::{self, LogLevel, Partial, Plan, Subject};
+use crate::decide::{self, Partial, Plan, Subject};
 use crate::launch::Strings;
 use crate::probe::{self, Facts, HEADER_LEN_MAX};
 
@@ -195,13 +195,7 @@ fn walk_plan<H: Host, S: Strings>(
     exec: &mut Exec<'_, H, S>,
 ) -> Outcome {
     let Some(plan) = plan else {
-        let parts: [&[u8]; 4] = [
-            inputs.name,
-            b": no interpreter is configured for this kind of binary (",
-            kind(&inputs.facts),
-            b")",
-        ];
-        exec.say(LogLevel::Error, &parts);
+        report::fail(exec, blob, inputs.name, None, &inputs.facts, 127)?;
         return Ok(Err(127));
     };
     exec.host.note(Event::Decided(blob, &plan));
@@ -210,11 +204,9 @@ fn walk_plan<H: Host, S: Strings>(
     match decide::walk(blob, &plan, page_size, &mut system)? {
         Ok(()) => Ok(Ok(())),
         Err(nothing) => {
-            report::report(exec, blob, inputs.name, &plan)?;
-            if nothing == decide::NothingRan::NotFound {
-                report::run_helper(exec, blob, &plan, &inputs.facts)?;
-            }
-            Ok(Err(nothing.exit_code()))
+            let status = nothing.exit_code();
+            report::fail(exec, blob, inputs.name, Some(&plan), &inputs.facts, status)?;
+            Ok(Err(status))
         }
     }
 }

@@ -134,6 +134,10 @@ pub trait Host {
     fn write_stderr(&mut self, bytes: &[u8]);
     /// Writes to stdout (`--help`, `--version`).
     fn write_stdout(&mut self, bytes: &[u8]);
+    /// Whether stdin is a terminal: asked only once an exec has failed,
+    /// to show the failure in a dialog to a person who started the program
+    /// from a desktop.
+    fn stdin_is_terminal(&mut self) -> bool;
     /// Whether the dispatcher's own file is set-user-id or set-group-id.
     fn dispatcher_is_set_id(&mut self) -> bool;
     /// Whether `path` leads to the dispatcher's own file.

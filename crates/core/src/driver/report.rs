@@ -1,6 +1,6 @@
 //! When the chain's interpreters run or fail: the info line naming the one
-//! executed, the single error line saying why none ran, and the
-//! missing-interpreter helper.
+//! executed, the single error line saying why none ran, and the helper
+//! that offers an install or shows the failure in a dialog.
 
 use rustix::io::Errno;
 
@@ -16,11 +16,17 @@ use crate::probe::Facts;
 /// was passed over (`Failure::NoSafeName`).
 pub(super) const NO_SAFE_NAME: &[u8] = b"cannot be given the binary's name safely";
 
-/// Environment variables the missing-interpreter helper is told the
-/// details in.
-const HELPER_MISSING: &[u8] = b"BINFMT_DISPATCHER_MISSING=";
-const HELPER_HINT: &[u8] = b"BINFMT_DISPATCHER_HINT=";
-const HELPER_KIND: &[u8] = b"BINFMT_DISPATCHER_KIND=";
+/// Environment variables the helper is told the details in: the
+/// interpreters tried (by ID, space-separated), the chosen one's install
+/// hint, the binary's kind, the failure line and the exit status. The
+/// first's value is composed; the others are copied.
+const HELPER_VARIABLES: [&[u8]; 5] = [
+    b"BINFMT_DISPATCHER_MISSING=",
+    b"BINFMT_DISPATCHER_HINT=",
+    b"BINFMT_DISPATCHER_KIND=",
+    b"BINFMT_DISPATCHER_FAILURE=",
+    b"BINFMT_DISPATCHER_STATUS=",
+];
 
 /// The identifier of interpreter `index`.
 fn id<'b>(blob: &Blob<'b>, index: u32) -> blob::Result<&'b [u8]> {
@@ -74,81 +80,159 @@ pub(super) fn log_running<H: Host, S: Strings>(
     exec.say(LogLevel::Info, &parts);
 }
 
-/// The single line that says why nothing ran.
+/// Ends an exec in which nothing ran: says the single line why, then
+/// executes the helper when it has something to do (see [`run_helper`]).
+/// `plan` is `None` when no interpreter is configured for the binary.
+#[cold]
 #[inline(never)]
-pub(super) fn report<H: Host, S: Strings>(
+pub(super) fn fail<H: Host, S: Strings>(
     exec: &mut Exec<'_, H, S>,
     blob: &Blob<'_>,
     name: &[u8],
-    plan: &Plan<'_>,
+    plan: Option<&Plan<'_>>,
+    facts: &Facts<'_>,
+    status: i32,
 ) -> blob::Result<()> {
     let mut line = [0u8; 2048];
-    let mut at = 0;
-    let mut put = |part: &[u8]| {
-        let n = part.len().min(line.len() - at);
-        line[at..at + n].copy_from_slice(&part[..n]);
-        at += n;
+    let len = match plan {
+        Some(plan) => failure_line(exec, blob, name, plan, &mut line)?,
+        None => unconfigured_line(name, facts, &mut line),
     };
-    put(name);
-    put(b": cannot run it:");
-    for (i, &(index, failure, muvm)) in exec.failed().enumerate() {
-        put(if i == 0 { b" " } else { b"; " });
-        let interpreter = blob.interpreter(index)?;
-        put(interpreter.id()?.as_bytes());
-        put(b" (");
-        put(interpreter.path()?.as_bytes());
-        put(b"): ");
-        if muvm {
-            put(b"muvm ");
-        }
-        match failure {
-            Failure::Missing => put(b"not found"),
-            Failure::RequiredPathMissing(_) => put(b"a required path is missing"),
-            Failure::NotExecutable(errno) => {
-                put(b"cannot execute: ");
-                put(describe(Errno::from_raw_os_error(errno)));
-            }
-            Failure::NoSafeName => put(NO_SAFE_NAME),
-        }
-    }
-    let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
-    if !hint.is_empty() {
-        put(b". ");
-        put(hint.as_bytes());
-    }
-    exec.say(LogLevel::Error, &[&line[..at]]);
-    Ok(())
-}
-
-/// Executes the missing-interpreter helper (`[defaults] missing_helper`)
-/// when no interpreter of the chain exists: `HELPER BINARY ARGV0 ARGS...`,
-/// with `BINFMT_DISPATCHER_MISSING` (the interpreters tried, by ID,
-/// space-separated), `BINFMT_DISPATCHER_HINT` (the chosen interpreter's
-/// install hint) and `BINFMT_DISPATCHER_KIND` in the environment. Returns
-/// when there is none or it cannot be executed. Never in secure mode: the
-/// helper would run with the privileges of the set-id binary.
-#[inline(never)]
-pub(super) fn run_helper<H: Host, S: Strings>(
-    exec: &mut Exec<'_, H, S>,
-    blob: &Blob<'_>,
-    plan: &Plan<'_>,
-    facts: &Facts<'_>,
-) -> blob::Result<()> {
+    let line = &line[..len];
+    exec.say(LogLevel::Error, &[line]);
     let helper = blob.missing_helper()?;
+    // The helper offers an install when the chain's interpreters are
+    // missing; any failure it shows in a dialog to a person at a display
+    // who started the program without a terminal. Asked only here, on the
+    // failure path: the exec path pays nothing for it.
+    let offers_install = plan.is_some() && status == 127;
     if helper.is_empty() || exec.p.secure {
         return Ok(());
     }
-    let helper = helper.with_nul();
-    let hint = blob
-        .interpreter(plan.interpreter)?
-        .install_hint()?
-        .as_bytes();
+    if offers_install || (has_display(&exec.p.env) && !exec.host.stdin_is_terminal()) {
+        let failure = Report {
+            plan,
+            facts,
+            line,
+            status,
+        };
+        run_helper(exec, blob, helper.with_nul(), &failure)?;
+    }
+    Ok(())
+}
+
+/// Whether the environment names a display (X11 or Wayland): a
+/// non-empty `DISPLAY` or `WAYLAND_DISPLAY`.
+fn has_display<S: Strings>(env: &S) -> bool {
+    (0..env.count()).any(|i| {
+        [&b"DISPLAY="[..], b"WAYLAND_DISPLAY="]
+            .iter()
+            .any(|key| env.starts_with(i, key) && env.with_nul(i).len() > key.len() + 1)
+    })
+}
+
+/// Appends `parts` to `line` from `at` on, cut at its end; the new end.
+fn put(line: &mut [u8], mut at: usize, parts: &[&[u8]]) -> usize {
+    for part in parts {
+        let n = part.len().min(line.len() - at);
+        line[at..at + n].copy_from_slice(&part[..n]);
+        at += n;
+    }
+    at
+}
+
+/// The line for a binary no interpreter is configured for, into `line`;
+/// its length.
+fn unconfigured_line(name: &[u8], facts: &Facts<'_>, line: &mut [u8]) -> usize {
+    let parts: [&[u8]; 4] = [
+        name,
+        b": no interpreter is configured for this kind of binary (",
+        kind(facts),
+        b")",
+    ];
+    put(line, 0, &parts)
+}
+
+/// The line that names each interpreter tried and why it did not run,
+/// then the install hint, into `line`; its length.
+#[inline(never)]
+fn failure_line<H: Host, S: Strings>(
+    exec: &Exec<'_, H, S>,
+    blob: &Blob<'_>,
+    name: &[u8],
+    plan: &Plan<'_>,
+    line: &mut [u8],
+) -> blob::Result<usize> {
+    let mut at = put(line, 0, &[name, b": cannot run it:"]);
+    for (i, &(index, failure, muvm)) in exec.failed().enumerate() {
+        let interpreter = blob.interpreter(index)?;
+        let separator: &[u8] = if i == 0 { b" " } else { b"; " };
+        let parts: [&[u8]; 6] = [
+            separator,
+            interpreter.id()?.as_bytes(),
+            b" (",
+            interpreter.path()?.as_bytes(),
+            b"): ",
+            if muvm { b"muvm " } else { b"" },
+        ];
+        at = put(line, at, &parts);
+        let why: [&[u8]; 2] = match failure {
+            Failure::Missing => [b"not found", b""],
+            Failure::RequiredPathMissing(_) => [b"a required path is missing", b""],
+            Failure::NotExecutable(errno) => [
+                b"cannot execute: ",
+                describe(Errno::from_raw_os_error(errno)),
+            ],
+            Failure::NoSafeName => [NO_SAFE_NAME, b""],
+        };
+        at = put(line, at, &why);
+    }
+    let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
+    if !hint.is_empty() {
+        at = put(line, at, &[b". ", hint.as_bytes()]);
+    }
+    Ok(at)
+}
+
+/// What the helper is told of a failure.
+struct Report<'f> {
+    plan: Option<&'f Plan<'f>>,
+    facts: &'f Facts<'f>,
+    /// The line said on stderr, without the program's name before it.
+    line: &'f [u8],
+    /// The dispatcher's exit status: 127 or 126.
+    status: i32,
+}
+
+/// Executes the helper (`[defaults] missing_helper`): `HELPER BINARY ARGV0
+/// ARGS...`, with the [`HELPER_VARIABLES`] in the environment. It offers
+/// to install a missing interpreter and reruns the program, or shows the
+/// failure in a dialog, and exits with `BINFMT_DISPATCHER_STATUS`; the
+/// trampoline thus needs no fork to show one. Returns when it cannot be
+/// executed. Never in secure mode: it would run with the privileges of the
+/// set-id binary.
+#[inline(never)]
+fn run_helper<H: Host, S: Strings>(
+    exec: &mut Exec<'_, H, S>,
+    blob: &Blob<'_>,
+    helper: &[u8],
+    report: &Report<'_>,
+) -> blob::Result<()> {
+    let hint = match report.plan {
+        Some(plan) => blob
+            .interpreter(plan.interpreter)?
+            .install_hint()?
+            .as_bytes(),
+        None => b"",
+    };
+    let mut digits = [0u8; 10];
+    let status = launch::decimal(report.status.unsigned_abs(), &mut digits);
+    let values = [b"", hint, kind(report.facts), report.line, status];
     let mut ids_len = 0;
     for &(index, _, _) in exec.failed() {
         ids_len += id(blob, index)?.len() + 1;
     }
-    let values = [&b""[..], hint, kind(facts)];
-    let arena_len = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
+    let arena_len = HELPER_VARIABLES
         .iter()
         .zip(values)
         .map(|(k, v)| k.len() + v.len() + 1)
@@ -156,7 +240,7 @@ pub(super) fn run_helper<H: Host, S: Strings>(
         + ids_len;
     let g = exec.guest;
     let argc = 3 + g.args.count().saturating_sub(g.first_arg) + 1;
-    let envc = exec.p.env.count() + 3 + 1;
+    let envc = exec.p.env.count() + HELPER_VARIABLES.len() + 1;
     let Ok((argv, envp, arena)) = exec.host.alloc_exec_buffers(argc, envc, arena_len) else {
         return Ok(());
     };
@@ -169,7 +253,8 @@ pub(super) fn run_helper<H: Host, S: Strings>(
         *slot = g.args.ptr(i);
     }
     let n = helper_environment(&exec.p.env, envp);
-    for (slot, start) in envp[n..n + 3].iter_mut().zip(starts) {
+    let ours = HELPER_VARIABLES.len();
+    for (slot, start) in envp[n..n + ours].iter_mut().zip(starts) {
         *slot = arena[start..].as_ptr();
     }
     // The helper is handed the binary by path: the descriptor stays open
@@ -178,7 +263,7 @@ pub(super) fn run_helper<H: Host, S: Strings>(
     let call = ExecCall {
         path: helper,
         argv: &argv[..argc],
-        envp: &envp[..n + 4],
+        envp: &envp[..n + ours + 1],
         arena,
         binary: g.binary,
     };
@@ -193,7 +278,7 @@ pub(super) fn run_helper<H: Host, S: Strings>(
 fn helper_environment<S: Strings>(env: &S, envp: &mut [*const u8]) -> usize {
     let mut n = 0;
     for i in 0..env.count() {
-        let ours = [HELPER_MISSING, HELPER_HINT, HELPER_KIND]
+        let ours = HELPER_VARIABLES
             .iter()
             .any(|k| env.has_key(i, &k[..k.len() - 1]));
         if !ours {
@@ -220,34 +305,24 @@ fn warn_helper_failed<H: Host, S: Strings>(exec: &mut Exec<'_, H, S>, helper: &[
     exec.say(LogLevel::Warn, &parts);
 }
 
-/// Writes the helper's three variables into `arena`: the IDs of the
-/// interpreters tried, then `values[1]` and `values[2]`; returns where each
-/// starts.
+/// Writes the [`HELPER_VARIABLES`] into `arena`: the IDs of the
+/// interpreters tried, then `values[1..]`; returns where each starts.
 fn helper_variables<H: Host, S: Strings>(
     exec: &Exec<'_, H, S>,
     blob: &Blob<'_>,
     arena: &mut [u8],
-    values: [&[u8]; 3],
-) -> blob::Result<[usize; 3]> {
-    let mut at = 0;
-    let mut put = |at: &mut usize, bytes: &[u8]| {
-        arena[*at..*at + bytes.len()].copy_from_slice(bytes);
-        *at += bytes.len();
-    };
-    put(&mut at, HELPER_MISSING);
+    values: [&[u8]; 5],
+) -> blob::Result<[usize; 5]> {
+    let mut at = put(arena, 0, &[HELPER_VARIABLES[0]]);
     for (i, &(index, _, _)) in exec.failed().enumerate() {
-        if i > 0 {
-            put(&mut at, b" ");
-        }
-        put(&mut at, id(blob, index)?);
+        let separator: &[u8] = if i > 0 { b" " } else { b"" };
+        at = put(arena, at, &[separator, id(blob, index)?]);
     }
-    put(&mut at, b"\0");
-    let hint_at = at;
-    for (key, value) in [(HELPER_HINT, values[1]), (HELPER_KIND, values[2])] {
-        put(&mut at, key);
-        put(&mut at, value);
-        put(&mut at, b"\0");
+    at = put(arena, at, &[b"\0"]);
+    let mut starts = [0; 5];
+    for i in 1..starts.len() {
+        starts[i] = at;
+        at = put(arena, at, &[HELPER_VARIABLES[i], values[i], b"\0"]);
     }
-    let kind_at = hint_at + HELPER_HINT.len() + values[1].len() + 1;
-    Ok([0, hint_at, kind_at])
+    Ok(starts)
 }
