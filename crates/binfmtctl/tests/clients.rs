@@ -186,6 +186,49 @@ fn same_as_direct(dir: &Path, client: &Client<'_>) -> Vec<Case> {
     cases
 }
 
+/// The program executed by a bare file name that begins with `-` (the
+/// kernel's filename is `-NAME`, as from `execve("-NAME", ...)` in DIR),
+/// a copy of the client's: through the dispatcher and direct.
+fn dash_name(dir: &Path, client: &Client<'_>, dashed: &str) -> (Output, Output) {
+    fs::copy(dir.join(DIR).join(client.prog), dir.join(DIR).join(dashed)).unwrap();
+    let mut launch = format!(
+        "cd {} && {}",
+        sh_quote(DIR),
+        sh_quote(launcher().to_str().unwrap())
+    );
+    let mut env = vec![
+        "PATH=/usr/bin:/bin".to_string(),
+        format!("HOME={}", dir.display()),
+    ];
+    env.extend(
+        client
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={value}")),
+    );
+    for entry in env {
+        launch += &format!(" -e {}", sh_quote(&entry));
+    }
+    let name = sh_quote(dashed);
+    let script = format!(
+        "{launch} {name} {name} 'a b' '' </dev/null\necho \"status=$?\"\n{}",
+        client.cleanup
+    );
+    run_both(dir, client, &script)
+}
+
+/// The dispatcher ran the dash-named program with its arguments.
+fn dash_name_ran(via: &Output, dashed: &str) {
+    let out = stdout(via);
+    assert!(
+        out.ends_with("status=0\n"),
+        "{dashed}: {out}\n{}",
+        stderr(via)
+    );
+    let case = &parse_cases(&format!("== {dashed}\n{out}"))[0];
+    assert_eq!(case.argv[1..], [b"a b".to_vec(), Vec::new()], "{dashed}");
+}
+
 /// What every client must show, whoever runs it: the arguments as given,
 /// stdin as fed, the status as chosen, and one path to itself throughout.
 fn check_cases(cases: &[Case]) {
@@ -214,19 +257,31 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// qemu-user-static's own aarch64 registration, as systemd-binfmt makes
+/// it from /usr/lib/binfmt.d/qemu-aarch64.conf (Debian: the
+/// `aarch64-binfmt-P` link to qemu-aarch64-static, flags OPF).
+fn debian_qemu_aarch64() -> String {
+    require_qemu();
+    fs::read_to_string("/usr/lib/binfmt.d/qemu-aarch64.conf")
+        .expect("qemu-user-static's /usr/lib/binfmt.d/qemu-aarch64.conf")
+}
+
+/// The fields of a `:name:M::magic:mask:interpreter:flags` line.
+fn magic_entry(line: &str) -> Entry<'_> {
+    let fields: Vec<&str> = line.trim_end().split(':').collect();
+    let [_, name, "M", "", magic, mask, interpreter, flags] = fields[..] else {
+        panic!("not a magic entry: {line}");
+    };
+    (name, magic, mask, interpreter, flags)
+}
+
 #[test]
 fn qemu_runs_an_aarch64_program_as_its_own_registration_does() {
-    require_qemu();
-    let conf = fs::read_to_string("/usr/lib/binfmt.d/qemu-aarch64.conf")
-        .expect("qemu-user-static's /usr/lib/binfmt.d/qemu-aarch64.conf");
-    let fields: Vec<&str> = conf.trim_end().split(':').collect();
-    let [_, name, "M", "", magic, mask, interpreter, flags] = fields[..] else {
-        panic!("not a magic entry: {conf}");
-    };
+    let conf = debian_qemu_aarch64();
     let client = Client {
         prog: "client",
         arch: "aarch64",
-        direct: (name, magic, mask, interpreter, flags),
+        direct: magic_entry(&conf),
         env: &[],
         cleanup: "",
     };
@@ -251,6 +306,58 @@ fn qemu_runs_an_aarch64_program_as_its_own_registration_does() {
         ]
     );
     assert_eq!(text(&cases[0].self_path), format!("{base}/{DIR}/client"));
+    // qemu in Debian's binfmt-P mode parses no options: a name that
+    // begins with `-` runs both ways.
+    let (via, direct) = dash_name(&dir, &client, "-x");
+    dash_name_ran(&via, "-x");
+    assert_eq!(stdout(&via), stdout(&direct), "{}", stderr(&direct));
+}
+
+#[test]
+fn qemu_runs_busybox_as_its_own_registration_does() {
+    let conf = debian_qemu_aarch64();
+    let client = Client {
+        prog: "busybox",
+        arch: "aarch64",
+        direct: magic_entry(&conf),
+        env: &[],
+        cleanup: "",
+    };
+    let dir = client_dir("clients-busybox", busybox_arm64(), client.prog);
+    link_applets(
+        &dir.join(DIR),
+        Path::new("busybox"),
+        &["sh", "cat", "env", "false"],
+    );
+    let args: Vec<String> = ARGS.iter().map(|a| sh_quote(a)).collect();
+    let args = args.join(" ");
+    let bin = format!("./{}", sh_quote(DIR));
+    // Each applet is chosen by argv[0]; `exec -a` sets it (P both ways);
+    // busybox's env execs another arm64 program, through binfmt_misc again.
+    let script = format!(
+        r#"run() {{ echo "== $1"; shift; "$@"; echo "status=$?"; }}
+run sh {bin}/sh -c 'for a in "$0" "$@"; do printf "[%s]" "$a"; done; echo; exit 7' zero {args}
+printf 'one
+two
+' | run cat {bin}/cat
+run false {bin}/false
+(cd {dir} && run argv0 bash -c 'exec -a echo ./sh "a  b" ""')
+run nested {bin}/env -i 'FOO=a b' {bin}/env
+"#,
+        dir = sh_quote(DIR)
+    );
+    let (via, direct) = run_both(&dir, &client, &script);
+    let bracketed: String = ARGS.iter().map(|a| format!("[{a}]")).collect();
+    let expected = format!(
+        "== sh\n[zero]{bracketed}\nstatus=7\n\
+         == cat\none\ntwo\nstatus=0\n\
+         == false\nstatus=1\n\
+         == argv0\na  b \nstatus=0\n\
+         == nested\nFOO=a b\nstatus=0\n"
+    );
+    assert_eq!(stdout(&via), expected, "{}", stderr(&via));
+    assert_eq!(stdout(&direct), expected, "{}", stderr(&direct));
+    assert_eq!(stderr(&via), stderr(&direct));
 }
 
 #[test]
@@ -291,6 +398,17 @@ fn mono_runs_a_dotnet_assembly_as_its_own_registration_does() {
             case.label
         );
     }
+    // The one difference: `mono -x.exe` is an option to Mono, so its own
+    // registration cannot run a program whose name begins with `-`; the
+    // dispatcher names it `./-x.exe`.
+    let (via, direct) = dash_name(&dir, &client, "-x.exe");
+    dash_name_ran(&via, "-x.exe");
+    assert_eq!(stdout(&direct), "status=1\n");
+    assert!(
+        stderr(&direct).contains("Unknown command line option: '-x.exe'"),
+        "{}",
+        stderr(&direct)
+    );
 }
 
 /// A Wine prefix of its own for one test, made with `wineboot -i`; the
@@ -377,5 +495,9 @@ fn wine_runs_a_windows_program_as_its_own_registration_does() {
     for case in &cases {
         assert_eq!(text(&case.argv[0]), dos, "{}", case.label);
     }
+    // Wine takes no option but --help and --version: `-x.exe` runs both ways.
+    let (via, direct) = dash_name(&dir, &client, "-x.exe");
+    dash_name_ran(&via, "-x.exe");
+    assert_eq!(stdout(&via), stdout(&direct), "{}", stderr(&direct));
     drop(prefix);
 }
