@@ -266,25 +266,26 @@ fn debian_qemu_aarch64() -> String {
         .expect("qemu-user-static's /usr/lib/binfmt.d/qemu-aarch64.conf")
 }
 
-/// The fields of a `:name:M::magic:mask:interpreter:flags` line.
-fn magic_entry(line: &str) -> Entry<'_> {
-    let fields: Vec<&str> = line.trim_end().split(':').collect();
+/// `prog`, an aarch64 program, against `conf`'s registration (a
+/// `:name:M::magic:mask:interpreter:flags` line).
+fn qemu_client<'a>(prog: &'a str, conf: &'a str) -> Client<'a> {
+    let fields: Vec<&str> = conf.trim_end().split(':').collect();
     let [_, name, "M", "", magic, mask, interpreter, flags] = fields[..] else {
-        panic!("not a magic entry: {line}");
+        panic!("not a magic entry: {conf}");
     };
-    (name, magic, mask, interpreter, flags)
+    Client {
+        prog,
+        arch: "aarch64",
+        direct: (name, magic, mask, interpreter, flags),
+        env: &[],
+        cleanup: "",
+    }
 }
 
 #[test]
 fn qemu_runs_an_aarch64_program_as_its_own_registration_does() {
     let conf = debian_qemu_aarch64();
-    let client = Client {
-        prog: "client",
-        arch: "aarch64",
-        direct: magic_entry(&conf),
-        env: &[],
-        cleanup: "",
-    };
+    let client = qemu_client("client", &conf);
     let dir = client_dir("clients-qemu", &client_aarch64(), client.prog);
     let cases = same_as_direct(&dir, &client);
     check_cases(&cases);
@@ -316,13 +317,7 @@ fn qemu_runs_an_aarch64_program_as_its_own_registration_does() {
 #[test]
 fn qemu_runs_busybox_as_its_own_registration_does() {
     let conf = debian_qemu_aarch64();
-    let client = Client {
-        prog: "busybox",
-        arch: "aarch64",
-        direct: magic_entry(&conf),
-        env: &[],
-        cleanup: "",
-    };
+    let client = qemu_client("busybox", &conf);
     let dir = client_dir("clients-busybox", busybox_arm64(), client.prog);
     link_applets(
         &dir.join(DIR),
