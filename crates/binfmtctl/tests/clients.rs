@@ -1,5 +1,5 @@
 //! Real clients: Mono, Wine and QEMU each run a program that prints its
-//! argv, its own path and stdin and exits with a chosen status
+//! argv, its own path, environment, descriptors and stdin and exits with a chosen status
 //! (tests/support/client.c built with mingw-w64 and the aarch64 cross gcc,
 //! tests/support/Client.cs built with mcs), once through the dispatcher as
 //! `binfmtctl register` registers it, with the built-in configuration
@@ -68,6 +68,8 @@ struct Case {
     label: String,
     argv: Vec<Vec<u8>>,
     self_path: Vec<u8>,
+    env: Vec<Vec<u8>>,
+    fds: Vec<u32>,
     stdin: Vec<u8>,
     status: Option<i32>,
 }
@@ -92,6 +94,8 @@ fn parse_cases(text: &str) -> Vec<Case> {
         match key {
             "argc" => assert!(case.argv.is_empty(), "two reports in {}", case.label),
             "self" => case.self_path = from_hex(value),
+            "env" => case.env.push(from_hex(value)),
+            "fd" => case.fds.push(value.parse().unwrap()),
             "stdin" => case.stdin = from_hex(value),
             "status" => case.status = Some(value.parse().unwrap()),
             _ if key.starts_with("argv[") => case.argv.push(from_hex(value)),
@@ -128,7 +132,8 @@ fn client_dir(tag: &str, program: &Path, prog: &str) -> PathBuf {
 /// direct registration: both outputs.
 fn run_both(dir: &Path, client: &Client<'_>, script: &str) -> (Output, Output) {
     let register = format!(
-        "\"$CTL\" register --arch {} --interpreter \"$DISP\" >/dev/null || exit 90\n",
+        "\"$CTL\" register --arch {} --interpreter \"$DISP\" >/dev/null || exit 90\n\
+         unset CTL DISP\n",
         client.arch
     );
     let mut env = vec![("CTL", BINFMTCTL), ("DISP", dispatcher())];

@@ -2,7 +2,7 @@
 // compiled with mcs and run by Mono: the same output as client.c. argv[0]
 // is Environment.GetCommandLineArgs()[0], the assembly as the runtime was
 // given it; the rest are Main's arguments; self is the entry assembly's
-// location.
+// location; env the environment as the runtime lists it.
 using System;
 using System.IO;
 using System.Text;
@@ -30,6 +30,8 @@ static class Client
             PutHex(output, "argv[" + (i + 1) + "]=", Encoding.UTF8.GetBytes(args[i]));
         var self = System.Reflection.Assembly.GetEntryAssembly().Location;
         PutHex(output, "self=", Encoding.UTF8.GetBytes(self));
+        foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            PutHex(output, "env=", Encoding.UTF8.GetBytes(entry.Key + "=" + entry.Value));
         var input = new MemoryStream();
         Console.OpenStandardInput().CopyTo(input);
         PutHex(output, "stdin=", input.ToArray());

@@ -7,6 +7,8 @@
  *   argv[I]=HEX      for each argv entry
  *   self=HEX         the program's own path, as it finds it (Linux: the
  *                    link /proc/self/exe; Windows: GetModuleFileNameW)
+ *   env=HEX          each environment entry, in the program's order
+ *   fd=N             each open descriptor from 3 to 63 (Linux)
  *   stdin=HEX        everything read from stdin
  *
  * and exits with the value of CLIENT_EXIT (0 when unset). */
@@ -35,6 +37,7 @@ static int exit_status(void) {
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
+#include <wchar.h>
 #include <windows.h>
 
 /* wmain: the arguments as Windows parsed them from the command line, in
@@ -55,11 +58,21 @@ int wmain(int argc, wchar_t **argv) {
     char utf8[4 * MAX_PATH];
     int n = WideCharToMultiByte(CP_UTF8, 0, self, (int)len, utf8, sizeof utf8, NULL, NULL);
     put_hex("self=", (const unsigned char *)utf8, n > 0 ? (size_t)n : 0);
+    wchar_t *env = GetEnvironmentStringsW();
+    for (wchar_t *entry = env; *entry; entry += wcslen(entry) + 1) {
+        char line[32768];
+        int len = WideCharToMultiByte(CP_UTF8, 0, entry, -1, line, sizeof line, NULL, NULL);
+        put_hex("env=", (const unsigned char *)line, len > 0 ? (size_t)len - 1 : 0);
+    }
+    FreeEnvironmentStringsW(env);
     put_stdin();
     return exit_status();
 }
 #else
+#include <fcntl.h>
 #include <unistd.h>
+
+extern char **environ;
 
 int main(int argc, char **argv) {
     printf("argc=%d\n", argc);
@@ -71,6 +84,11 @@ int main(int argc, char **argv) {
     char self[4096];
     ssize_t n = readlink("/proc/self/exe", self, sizeof self);
     put_hex("self=", (const unsigned char *)self, n > 0 ? (size_t)n : 0);
+    for (char **entry = environ; *entry; entry++)
+        put_hex("env=", (const unsigned char *)*entry, strlen(*entry));
+    for (int fd = 3; fd < 64; fd++)
+        if (fcntl(fd, F_GETFD) >= 0)
+            printf("fd=%d\n", fd);
     put_stdin();
     return exit_status();
 }
