@@ -1,6 +1,7 @@
 //! Real clients: Mono, Wine and QEMU each run a program that prints its
-//! argv, its own path, environment, descriptors and stdin and exits with a chosen status
-//! (tests/support/client.c built with mingw-w64 and the aarch64 cross gcc,
+//! argv, its own path, environment, descriptors and stdin and exits with a
+//! chosen status (tests/support/client.c built with mingw-w64 and the
+//! aarch64 cross gcc,
 //! tests/support/Client.cs built with mcs), once through the dispatcher as
 //! `binfmtctl register` registers it, with the built-in configuration
 //! choosing the interpreter, and once through the interpreter's own
