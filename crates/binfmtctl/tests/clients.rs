@@ -456,6 +456,24 @@ impl WinePrefix {
         let _ = self.wine_command("wineserver").arg("-k").status();
         let _ = self.wine_command("wineserver").arg("-w").status();
     }
+
+    /// The live (not zombie) processes whose environment names this
+    /// prefix: the wineserver and Wine's own services, if any are left.
+    fn processes(&self) -> Vec<String> {
+        let wanted = format!("WINEPREFIX={}", self.path.display());
+        let mut left = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let proc_dir = entry.path();
+            let stat = fs::read_to_string(proc_dir.join("stat")).unwrap_or_default();
+            let state = stat.rsplit_once(") ").map(|(_, rest)| &rest[..1]);
+            let environ = fs::read(proc_dir.join("environ")).unwrap_or_default();
+            let ours = environ.split(|&b| b == 0).any(|e| e == wanted.as_bytes());
+            if ours && state.is_some_and(|s| s != "Z") {
+                left.push(stat);
+            }
+        }
+        left
+    }
 }
 
 impl Drop for WinePrefix {
@@ -500,5 +518,7 @@ fn wine_runs_a_windows_program_as_its_own_registration_does() {
     let (via, direct) = dash_name(&dir, &client, "-x.exe");
     dash_name_ran(&via, "-x.exe");
     assert_eq!(stdout(&via), stdout(&direct), "{}", stderr(&direct));
+    // Each namespace's run ended with `wineserver -k`: nothing is left.
+    assert_eq!(prefix.processes(), Vec::<String>::new());
     drop(prefix);
 }
