@@ -303,12 +303,6 @@ fn field<'a>(entry: &'a str, key: &str) -> Option<&'a str> {
     entry.lines().find_map(|l| l.strip_prefix(key))
 }
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len() / 2)
-        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
-        .collect()
-}
-
 fn and(a: &[u8], mask: &[u8]) -> Vec<u8> {
     a.iter().zip(mask).map(|(x, m)| x & m).collect()
 }
@@ -349,10 +343,10 @@ fn register_all_matches_the_table_and_status_decodes_it() {
         assert_eq!(field(e, "interpreter "), Some(dispatcher()), "{name}");
         assert_eq!(field(e, "flags: "), Some("POCF"), "{name}");
         assert_eq!(field(e, "offset "), Some("0"), "{name}");
-        let mask = hex(field(e, "mask ").unwrap());
+        let mask = from_hex(field(e, "mask ").unwrap());
         assert_eq!(mask, row.entry_mask, "mask of {name}");
         assert_eq!(
-            and(&hex(field(e, "magic ").unwrap()), &mask),
+            and(&from_hex(field(e, "magic ").unwrap()), &mask),
             and(&row.magic, &row.entry_mask),
             "magic of {name}"
         );

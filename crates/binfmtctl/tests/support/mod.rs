@@ -97,6 +97,47 @@ pub fn whoami_aarch64(tag: &str) -> PathBuf {
     )
 }
 
+/// Panics with a clear message unless `path` is installed (the tests that
+/// need it are never skipped: scripts/test installs `package`).
+pub fn require_tool(path: &str, package: &str) {
+    assert!(
+        Path::new(path).exists(),
+        "{path} is missing: install {package} (scripts/test does; these tests are never skipped)"
+    );
+}
+
+/// tests/support/client.c built for aarch64 Linux with the cross gcc: a
+/// real foreign program that prints its argv, its own path and stdin and
+/// exits with `CLIENT_EXIT`.
+pub fn client_aarch64() -> PathBuf {
+    require_tool("/usr/bin/aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu");
+    compile_c_with("aarch64-linux-gnu-gcc", "client", &[], "client-aarch64")
+}
+
+/// tests/support/client.c built for 64-bit Windows with mingw-w64 (a
+/// PE32+ console program for Wine), with `wmain` for UTF-16 arguments.
+pub fn client_windows() -> PathBuf {
+    const MINGW: &str = "/usr/bin/x86_64-w64-mingw32-gcc";
+    require_tool(MINGW, "gcc-mingw-w64-x86-64-win32");
+    // mingw's gcc adds .exe to the output's name.
+    let out = compile_c_with(MINGW, "client", &["-municode"], "client-windows");
+    out.with_extension("exe")
+}
+
+/// tests/support/Client.cs compiled by Mono's mcs into `out`: a .NET
+/// assembly (PE32 with a CLR header) with client.c's output.
+pub fn client_dotnet(out: &Path) {
+    require_tool("/usr/bin/mcs", "mono-mcs");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/Client.cs");
+    let status = Command::new("mcs")
+        .arg(format!("-out:{}", out.display()))
+        .arg(&src)
+        .stdout(Stdio::null())
+        .status()
+        .expect("cannot run mcs");
+    assert!(status.success(), "mcs failed on {}", src.display());
+}
+
 /// The symlink swapper (tests/support/flip.c), compiled once.
 pub fn flipper() -> &'static Path {
     static F: OnceLock<PathBuf> = OnceLock::new();
@@ -593,6 +634,14 @@ pub fn unescape_hex(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The bytes of a string of hex digit pairs.
+pub fn from_hex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex string {s:?}");
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
 }
 
 /// Bytes as binfmt_misc's `register` takes them: every byte `\xHH`.
