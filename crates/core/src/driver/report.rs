@@ -109,6 +109,7 @@ pub(super) fn report<H: Host, S: Strings>(
                 put(describe(Errno::from_raw_os_error(errno)));
             }
             Failure::NoSafeName => put(NO_SAFE_NAME),
+            Failure::Java(why) => put(why),
         }
     }
     let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
