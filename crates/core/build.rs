@@ -37,6 +37,8 @@ struct Row<'a> {
     line: usize,
     name: &'a str,
     elf: bool,
+    /// An extension entry (type E): the magic is the file name extension.
+    extension: bool,
     magic_text: &'a str,
     /// Empty for none (`-` in the file).
     mask_text: &'a str,
@@ -64,8 +66,8 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
         if !mask.is_empty() && mask.len() != magic.len() {
             return Err(at("mask and magic differ in length"));
         }
-        if !matches!(kind, "elf" | "pe" | "java") {
-            return Err(at(&format!("kind {kind:?} is none of elf, pe, java")));
+        if !matches!(kind, "elf" | "pe" | "java" | "jar") {
+            return Err(at(&format!("kind {kind:?} is none of elf, pe, java, jar")));
         }
         if rows.iter().any(|r| r.name == name) {
             return Err(at(&format!("{name} twice")));
@@ -74,6 +76,7 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
             line: n + 1,
             name,
             elf: kind == "elf",
+            extension: kind == "jar",
             magic_text,
             mask_text,
             magic,
@@ -195,10 +198,11 @@ fn rows_code(rows: &[Row<'_>]) -> String {
     for row in rows {
         let _ = writeln!(
             code,
-            "    Row {{ name: {:?}, elf: {}, magic_text: {:?}, mask_text: {:?}, magic: {}, \
-             mask: {}, native: &{:?} }},",
+            "    Row {{ name: {:?}, elf: {}, extension: {}, magic_text: {:?}, mask_text: {:?}, \
+             magic: {}, mask: {}, native: &{:?} }},",
             row.name,
             row.elf,
+            row.extension,
             row.magic_text,
             row.mask_text,
             byte_string(&row.magic),

@@ -112,8 +112,10 @@ pub(super) fn report<H: Host, S: Strings>(
             Failure::Java(why) => put(why),
         }
     }
+    // A class file java cannot be given is no matter of installing one.
+    let binary_at_fault = exec.failed().any(|f| matches!(f.1, Failure::Java(_)));
     let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
-    if !hint.is_empty() {
+    if !hint.is_empty() && !binary_at_fault {
         put(b". ");
         put(hint.as_bytes());
     }
