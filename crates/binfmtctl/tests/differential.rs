@@ -40,6 +40,17 @@ fn aarch64_with_interp(at: usize, interp: &str) -> Vec<u8> {
     f
 }
 
+/// A class file whose `this_class` is `name`: magic, version 52, a
+/// constant pool of its name and its class entry, the access flags and
+/// `this_class`.
+fn class_named(name: &str) -> Vec<u8> {
+    let mut v = b"\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x03\x01".to_vec();
+    v.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(&[7, 0, 1, 0, 0x21, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v
+}
+
 /// One exec: a file run through the shell, or by the launcher through a
 /// descriptor (`/dev/fd/3`), deleted first or not.
 struct Case {
@@ -88,6 +99,14 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
     let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
     class.resize(64, 0);
     write_exec(&dir.join("Hello.class"), &class);
+    // A class in a package: java is given the directory above com/ as its
+    // class path, also when the class is reached through a symlink.
+    fs::create_dir_all(dir.join("pkg/com/x")).unwrap();
+    write_exec(
+        &dir.join("pkg/com/x/Main.class"),
+        &class_named("com/x/Main"),
+    );
+    std::os::unix::fs::symlink("pkg/com/x/Main.class", dir.join("main-link")).unwrap();
     let mut macho = b"\xcf\xfa\xed\xfe\x07\x00\x00\x01".to_vec();
     macho.resize(64, 0);
     write_exec(&dir.join("mac"), &macho);
@@ -100,6 +119,8 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
         ("./-dash.exe", &[]),
         ("./tool.dll", &["x y"]),
         ("./Hello.class", &[]),
+        ("./pkg/com/x/Main.class", &["a b"]),
+        ("./main-link", &["-x"]),
         ("./mac", &[]),
     ] {
         cases.push(Case::named(file, args));
