@@ -41,6 +41,7 @@ impl Host for Syscalls {
         rt::map_file(rt::borrowed(fd), len)
     }
 
+    #[inline(always)]
     fn read_link<'b>(
         &mut self,
         _fd: u32,

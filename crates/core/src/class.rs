@@ -182,13 +182,13 @@ pub fn this_class<'o, R: ReadAt>(
 }
 
 /// Whether `name` (internal form) is a class name `java` can be given on
-/// its command line and find as a file: UTF-8 (modified UTF-8's NUL and
-/// surrogate pairs are not), no empty package or class part, none of the
-/// characters JVMS 4.2.1 excludes (`.`, `;`, `[`), no leading `-` that
-/// `java` would read as an option.
+/// its command line: no empty package or class part, none of the
+/// characters JVMS 4.2.1 excludes (`.`, `;`, `[`), no NUL, no leading `-`
+/// that `java` would read as an option. Its encoding is not checked: the
+/// name must also be the file's path below the root, so `java` finds the
+/// file by the same bytes.
 pub fn is_binary_name(name: &[u8]) -> bool {
-    core::str::from_utf8(name).is_ok()
-        && !name.starts_with(b"-")
+    !name.starts_with(b"-")
         && name
             .split(|&b| b == b'/')
             .all(|part| !part.is_empty() && !part.iter().any(|b| b".;[\0".contains(b)))
@@ -343,8 +343,6 @@ mod tests {
             b"a;b",
             b"[I",
             b"a\0b",
-            b"\xc0\x80",
-            b"\xed\xa0\x80",
         ] {
             assert!(!is_binary_name(name), "{name:?}");
             assert_eq!(

@@ -416,7 +416,9 @@ fn dropped_variables<A: Strings>(
 /// is: the interpreter has no `env` of its own and its convention sets no
 /// variable. The caller may then hand the process's own envp to `execve`
 /// instead of [`build`]'s copy, which costs stack (or a mapping) in
-/// proportion to the environment's size.
+/// proportion to the environment's size. Inlined: the exec path calls it
+/// for every exec, the `java` style's path for its own.
+#[inline(always)]
 pub fn keeps_environment<A: Strings>(
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,

@@ -53,40 +53,55 @@ pub(super) fn run<H: Host, S: Strings>(
     }
     let mut name_buf = [0u8; NAME_MAX];
     let mut path_buf = [MaybeUninit::uninit(); 1024];
+    let java_class = match locate_class(sys, &mut name_buf, &mut path_buf) {
+        Ok(class) => class,
+        Err(Failure::Java(why)) => return Err(unless_missing(sys, candidate, Failure::Java(why))),
+        Err(failure) => return Err(failure),
+    };
+    let guest = Guest {
+        java_class,
+        ..*guest
+    };
+    sys.run_as(candidate, Some(ArgvStyle::Java), &guest)
+}
+
+/// The class a class file holds and where `java` finds it, with the
+/// caller's `CLASSPATH` after its root; `None` for any other file (a JAR).
+fn locate_class<'b, 'x: 'b, H: Host, S: Strings>(
+    sys: &mut ExecSystem<'_, 'x, '_, H, S>,
+    name_buf: &'b mut [u8; NAME_MAX],
+    path_buf: &'b mut [MaybeUninit<u8>],
+) -> Result<Option<JavaClass<'b>>, Failure<'static>> {
+    let (guest, process) = (sys.exec.guest, sys.exec.p);
     let mut file = Descriptor {
         host: &mut *sys.exec.host,
         fd: sys.exec.fd,
     };
-    let len = match class::this_class(&mut file, &mut name_buf) {
+    let len = match class::this_class(&mut file, name_buf) {
         Ok(name) => name.len(),
-        Err(ClassError::NotAClass) => return sys.run_as(candidate, Some(ArgvStyle::Java), guest),
-        Err(e) => return Err(unless_missing(sys, candidate, Failure::Java(e.describe()))),
+        Err(ClassError::NotAClass) => return Ok(None),
+        Err(e) => return Err(Failure::Java(e.describe())),
     };
     if guest.by_descriptor {
         return Err(Failure::NoSafeName);
     }
-    let path = real_path(sys, &mut path_buf).unwrap_or(bare(guest.binary));
+    let path = real_path(sys, path_buf).unwrap_or(bare(guest.binary));
     let root = match class::class_path_root(path, &name_buf[..len]) {
-        Some(root) if root.contains(&b':') => Err(COLON),
-        Some(root) => Ok(root),
-        None => Err(MISPLACED),
+        Some(root) if root.iter().any(|&b| b == b':') => return Err(Failure::Java(COLON)),
+        Some(root) => root,
+        None => return Err(Failure::Java(MISPLACED)),
     };
-    let root = root.map_err(|why| unless_missing(sys, candidate, Failure::Java(why)))?;
-    let [class_path] = sys.exec.p.env.vars(["CLASSPATH"]);
+    let [class_path] = process.env.vars(["CLASSPATH"]);
     let dotted = &mut name_buf[..len];
     dotted
         .iter_mut()
         .filter(|b| **b == b'/')
         .for_each(|b| *b = b'.');
-    let guest = Guest {
-        java_class: Some(JavaClass {
-            root,
-            class_path: class_path.map_or(&b""[..], CStr::to_bytes),
-            name: dotted,
-        }),
-        ..*guest
-    };
-    sys.run_as(candidate, Some(ArgvStyle::Java), &guest)
+    Ok(Some(JavaClass {
+        root,
+        class_path: class_path.map_or(&b""[..], CStr::to_bytes),
+        name: dotted,
+    }))
 }
 
 /// The path of the file open on the binary's descriptor, symlinks
