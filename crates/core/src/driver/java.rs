@@ -87,7 +87,7 @@ fn locate_class<'b, 'x: 'b, H: Host, S: Strings>(
     }
     let path = real_path(sys, path_buf).unwrap_or(bare(guest.binary));
     let root = match class::class_path_root(path, &name_buf[..len]) {
-        Some(root) if root.iter().any(|&b| b == b':') => return Err(Failure::Java(COLON)),
+        Some(root) if root.contains(&b':') => return Err(Failure::Java(COLON)),
         Some(root) => root,
         None => return Err(Failure::Java(MISPLACED)),
     };
