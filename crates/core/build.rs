@@ -37,6 +37,8 @@ struct Row<'a> {
     line: usize,
     name: &'a str,
     elf: bool,
+    /// An extension entry (type E): the magic is the file name extension.
+    extension: bool,
     magic_text: &'a str,
     /// Empty for none (`-` in the file).
     mask_text: &'a str,
@@ -82,8 +84,8 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
         if rows.iter().any(|r| r.entry == entry) {
             return Err(at(&format!("entry {entry} twice")));
         }
-        if !matches!(kind, "elf" | "pe" | "java") {
-            return Err(at(&format!("kind {kind:?} is none of elf, pe, java")));
+        if !matches!(kind, "elf" | "pe" | "java" | "jar") {
+            return Err(at(&format!("kind {kind:?} is none of elf, pe, java, jar")));
         }
         if rows.iter().any(|r| r.name == name) {
             return Err(at(&format!("{name} twice")));
@@ -92,6 +94,7 @@ fn parse(text: &str) -> Result<Vec<Row<'_>>, String> {
             line: n + 1,
             name,
             elf: kind == "elf",
+            extension: kind == "jar",
             magic_text,
             mask_text,
             magic,
@@ -232,10 +235,12 @@ fn rows_code(rows: &[Row<'_>]) -> String {
     for row in rows {
         let _ = writeln!(
             code,
-            "    Row {{ name: {:?}, elf: {}, magic_text: {:?}, mask_text: {:?}, magic: {}, \
-             mask: {}, native: &{:?}, entry: {:?}, entry_mask_text: {:?}, entry_mask: {} }},",
+            "    Row {{ name: {:?}, elf: {}, extension: {}, magic_text: {:?}, mask_text: {:?}, \
+             magic: {}, mask: {}, native: &{:?}, entry: {:?}, entry_mask_text: {:?}, \
+             entry_mask: {} }},",
             row.name,
             row.elf,
+            row.extension,
             row.magic_text,
             row.mask_text,
             byte_string(&row.magic),

@@ -24,8 +24,13 @@ impl Host for Syscalls {
         rt::open_at(rt::borrowed(dir), name).map(rt::keep)
     }
 
-    fn pread<'b>(&mut self, fd: u32, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], Errno> {
-        rustix::io::pread(rt::borrowed(fd), buf, 0).map(|(read, _)| &*read)
+    fn pread<'b>(
+        &mut self,
+        fd: u32,
+        offset: u64,
+        buf: &'b mut [MaybeUninit<u8>],
+    ) -> Result<&'b [u8], Errno> {
+        rustix::io::pread(rt::borrowed(fd), buf, offset).map(|(read, _)| &*read)
     }
 
     fn fstat(&mut self, fd: u32) -> Result<FileStat, Errno> {
@@ -36,6 +41,7 @@ impl Host for Syscalls {
         rt::map_file(rt::borrowed(fd), len)
     }
 
+    #[inline(always)]
     fn read_link<'b>(
         &mut self,
         _fd: u32,

@@ -6,6 +6,8 @@
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
 
+use crate::binfmt_misc::Entry;
+
 /// One row of the table: a format `register` makes an entry for.
 pub use binfmt_dispatcher_core::arches::Row as Format;
 /// Every row, in the table's order.
@@ -42,6 +44,12 @@ pub trait Registration {
     /// Whether some file matches both this format's entry and an entry
     /// with this magic and mask (at offset 0): the entry competes with ours.
     fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool;
+    /// Whether the binfmt_misc entry `e` recognises exactly this format's
+    /// files: the same magic and mask at offset 0, or the same extension.
+    fn recognised_by(&self, e: &Entry) -> bool;
+    /// Whether `e` is this format's entry as `register` makes it: the
+    /// entry's own mask (not only the source's), or the same extension.
+    fn registered_by(&self, e: &Entry) -> bool;
 }
 
 impl Registration for Format {
@@ -59,6 +67,10 @@ impl Registration for Format {
     }
 
     fn register_line(&self, interpreter: &str, flags: &str) -> String {
+        if self.extension {
+            let (name, extension) = (self.entry_name(), self.magic_text);
+            return format!(":{name}:E::{extension}::{interpreter}:{flags}");
+        }
         format!(
             ":{}:M::{}:{}:{interpreter}:{flags}",
             self.entry, self.magic_text, self.entry_mask_text
@@ -70,10 +82,30 @@ impl Registration for Format {
     }
 
     fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool {
-        self.registered_as(magic, mask) || same_bits(self.magic, self.mask, magic, mask)
+        !self.extension
+            && (self.registered_as(magic, mask) || same_bits(self.magic, self.mask, magic, mask))
+    }
+
+    fn registered_by(&self, e: &Entry) -> bool {
+        if self.extension {
+            return self.recognised_by(e);
+        }
+        e.magic_at_zero()
+            .is_some_and(|(m, k)| self.registered_as(m, k))
+    }
+
+    fn recognised_by(&self, e: &Entry) -> bool {
+        match (self.extension, &e.extension) {
+            (true, Some(x)) => x.trim_start_matches('.') == self.magic_text,
+            (true, None) => false,
+            (false, _) => e.magic_at_zero().is_some_and(|(m, k)| self.same_as(m, k)),
+        }
     }
 
     fn overlaps(&self, magic: &[u8], mask: &[u8]) -> bool {
+        if self.extension {
+            return false; // by name, whatever the bytes
+        }
         let n = magic.len().min(self.magic.len());
         (0..n).all(|i| {
             let ours = self.entry_mask.get(i).copied().unwrap_or(0xff);
@@ -186,7 +218,7 @@ fn runs_aarch32() -> bool {
 
 /// The formats `--arch LIST|all` selects for registration, and those of
 /// `all` skipped because the host runs them. `all` means the ELF targets;
-/// `pe` and `java` are registered only when named. Naming a native one is
+/// `pe`, `java` and `jar` are registered only when named. Naming a native one is
 /// an error.
 pub fn select(
     formats: &[Format],
@@ -248,7 +280,7 @@ mod tests {
     #[test]
     fn every_row_is_identified_as_itself() {
         assert!(FORMATS.len() > 30);
-        for f in FORMATS {
+        for f in FORMATS.iter().filter(|f| !f.extension) {
             assert!(f.same_as(f.magic, f.mask), "{}", f.name);
             assert_eq!(identify(FORMATS, f.magic, f.mask).unwrap().name, f.name);
         }
@@ -300,6 +332,12 @@ mod tests {
             ":binfmt-dispatcher-pe:M::MZ::/d:POCF"
         );
         assert_eq!(pe_java[1].magic, b"\xca\xfe\xba\xbe");
+        let (jar, _) = select(formats, "jar", &host).unwrap();
+        assert_eq!(
+            jar[0].register_line("/d", "POCF"),
+            ":binfmt-dispatcher-jar:E::jar::/d:POCF"
+        );
+        assert!(!jar[0].same_as(b"jar", b"") && !jar[0].overlaps(b"PK", b""));
         let (all, _) = select(formats, "all", &host).unwrap();
         assert!(all.iter().all(|f| f.elf), "all is the ELF targets");
         assert!(select(formats, "nope", &host).is_err());

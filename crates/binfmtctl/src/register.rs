@@ -309,8 +309,7 @@ fn register_live(
             Some(e) => {
                 let same = e.interpreter == interpreter
                     && flag_set(&e.flags) == flag_set(flags)
-                    && e.magic_at_zero()
-                        .is_some_and(|(m, k)| f.registered_as(m, k));
+                    && f.registered_by(e);
                 if same {
                     Step::Already
                 } else {
@@ -525,6 +524,10 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
 /// The table row an entry is, if any: its exact magic and mask, else the
 /// one format it overlaps (for entries with their own masks).
 fn decode(formats: &[Format], e: &Entry) -> Option<String> {
+    if e.extension.is_some() {
+        let row = formats.iter().find(|f| f.recognised_by(e))?;
+        return Some(row.name.to_string());
+    }
     let (m, k) = e.magic_at_zero()?;
     if let Some(f) = arches::identify(formats, m, k) {
         return Some(f.name.to_string());

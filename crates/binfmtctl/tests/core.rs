@@ -9,7 +9,9 @@ use binfmt_dispatcher_core::blob::{self, Blob, BlobError};
 use binfmt_dispatcher_core::decide::{
     self, Candidate, Failure, NothingRan, Reason, Subject, System,
 };
-use binfmt_dispatcher_core::launch::{self, Buffers, BuildError, Guest, Strings};
+use binfmt_dispatcher_core::launch::{
+    self, ArgvStyle, Buffers, BuildError, Guest, JavaClass, Strings,
+};
 use binfmt_dispatcher_core::probe::{self, Facts, Format};
 
 fn blob_of(toml: &str) -> Vec<u8> {
@@ -115,6 +117,7 @@ impl System for Fake {
             Failure::Missing => Failure::Missing,
             Failure::NotExecutable(e) => Failure::NotExecutable(e),
             Failure::NoSafeName => Failure::NoSafeName,
+            Failure::Java(why) => Failure::Java(why),
         };
         self.failed.push((bare(c.path), stored));
     }
@@ -446,6 +449,7 @@ fn argv_for_binary(
         execfd: Some(3),
         by_descriptor: g.by_descriptor,
         secure: g.secure,
+        java_class: None,
     };
     let (mut argv, mut envp, mut arena) = ([std::ptr::null(); 2], [std::ptr::null(); 2], [0u8; 4]);
     let mut small = Buffers {
@@ -738,6 +742,7 @@ fn a_binary_named_by_its_descriptor_is_not_given_to_muvm() {
             execfd: Some(3),
             by_descriptor,
             secure: false,
+            java_class: None,
         };
         let (mut argv, mut envp, mut arena) =
             ([std::ptr::null(); 8], [std::ptr::null(); 4], [0u8; 64]);
@@ -1104,7 +1109,10 @@ fn rules_mixing_formats_are_rejected() {
             "format = \"java\"\ndotnet = true",
             "a non-PE format with PE conditions",
         ),
-        ("format = \"wasm\"", "is not one of elf, pe, java, macho"),
+        (
+            "format = \"wasm\"",
+            "is not one of elf, pe, java, macho, jar",
+        ),
         ("pe_machine = \"vax\"", "not a known PE machine name"),
         ("dotnet = 1", "must be true or false"),
     ] {
@@ -1158,7 +1166,8 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
     // ELF x86-64 still goes to FEX first: the new rules come last.
     let (_, tried) = route(&blob, elf_facts(62, c64, probe::ELFDATA2LSB), &[]);
     assert_eq!(tried[0], "/usr/bin/FEX");
-    // The Java launcher's argv: java -cp DIR CLASS ARGS.
+    // The Java launcher's argv: java -cp ROOT[:CLASSPATH] CLASS ARGS for a
+    // class, java -jar JAR ARGS for anything else.
     let plan = decide::decide(
         &blob,
         &Subject {
@@ -1174,35 +1183,69 @@ fn the_default_config_routes_windows_dotnet_java_and_mach_o() {
         path: b"/usr/bin/java\0",
         muvm: None,
     };
-    let args = Owned::new(&["dispatcher", "/home/ann/Hello.class", "Hello.class", "x"]);
-    let guest = Guest {
-        binary: b"/home/ann/Hello.class\0",
-        argv0: b"Hello.class\0",
-        args: &args,
-        first_arg: 3,
-        execfd: Some(3),
-        by_descriptor: false,
-        secure: false,
+    let in_package = JavaClass {
+        root: b"/home/ann/src",
+        class_path: b"",
+        name: b"com.x.Hello",
     };
-    let (mut argv, mut envp, mut arena) =
-        ([std::ptr::null(); 16], [std::ptr::null(); 4], [0u8; 256]);
-    let mut out = Buffers {
-        argv: &mut argv,
-        envp: &mut envp,
-        arena: &mut arena,
-    };
-    let sizes = launch::build(&candidate, &guest, Some(&Owned::new(&[])), &mut out).unwrap();
-    let shown: Vec<String> = out.argv[..sizes.argv - 1]
-        .iter()
-        // SAFETY (test only): build() points every entry at a live
-        // NUL-terminated string owned by this function's buffers.
-        .map(|&p| {
-            unsafe { std::ffi::CStr::from_ptr(p.cast()) }
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    assert_eq!(shown, ["/usr/bin/java", "-cp", "/home/ann", "Hello", "x"]);
+    for (java_class, want) in [
+        (
+            Some(in_package),
+            vec!["/usr/bin/java", "-cp", "/home/ann/src", "com.x.Hello", "x"],
+        ),
+        (
+            Some(JavaClass {
+                class_path: b"/lib/a.jar:/lib/b",
+                ..in_package
+            }),
+            vec![
+                "/usr/bin/java",
+                "-cp",
+                "/home/ann/src:/lib/a.jar:/lib/b",
+                "com.x.Hello",
+                "x",
+            ],
+        ),
+        (
+            None,
+            vec!["/usr/bin/java", "-jar", "/home/ann/Hello.class", "x"],
+        ),
+    ] {
+        let args = Owned::new(&["dispatcher", "/home/ann/Hello.class", "Hello.class", "x"]);
+        let guest = Guest {
+            binary: b"/home/ann/Hello.class\0",
+            argv0: b"Hello.class\0",
+            args: &args,
+            first_arg: 3,
+            execfd: Some(3),
+            by_descriptor: false,
+            secure: false,
+            java_class,
+        };
+        let (mut argv, mut envp, mut arena) =
+            ([std::ptr::null(); 16], [std::ptr::null(); 4], [0u8; 256]);
+        let mut out = Buffers {
+            argv: &mut argv,
+            envp: &mut envp,
+            arena: &mut arena,
+        };
+        let sizes = launch::build(&candidate, &guest, Some(&Owned::new(&[])), &mut out).unwrap();
+        let shown: Vec<String> = out.argv[..sizes.argv - 1]
+            .iter()
+            // SAFETY (test only): build() points every entry at a live
+            // NUL-terminated string owned by this function's buffers.
+            .map(|&p| {
+                unsafe { std::ffi::CStr::from_ptr(p.cast()) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        assert_eq!(shown, want);
+        assert!(
+            !ArgvStyle::Java.passes_execfd(),
+            "the JVM keeps no descriptor"
+        );
+    }
 }
 
 /// Path rules for x86-64 only (one under a literal directory, one starting

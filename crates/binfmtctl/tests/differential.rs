@@ -86,6 +86,14 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
     write_exec(&dir.join("-dash.exe"), &pe(0x80, 0x8664, true, false));
     write_exec(&dir.join("tool.dll"), &pe(0x80, 0x14c, false, true));
     write_exec(&dir.join("Hello.class"), &java_class());
+    // A class in a package: java is given the directory above com/ as its
+    // class path, also when the class is reached through a symlink.
+    fs::create_dir_all(dir.join("pkg/com/x")).unwrap();
+    write_exec(
+        &dir.join("pkg/com/x/Main.class"),
+        &java_class_named("com/x/Main"),
+    );
+    std::os::unix::fs::symlink("pkg/com/x/Main.class", dir.join("main-link")).unwrap();
     let mut macho = b"\xcf\xfa\xed\xfe\x07\x00\x00\x01".to_vec();
     macho.resize(64, 0);
     write_exec(&dir.join("mac"), &macho);
@@ -98,6 +106,8 @@ fn corpus(dir: &Path, arches: &[Row]) -> Vec<Case> {
         ("./-dash.exe", &[]),
         ("./tool.dll", &["x y"]),
         ("./Hello.class", &[]),
+        ("./pkg/com/x/Main.class", &["a b"]),
+        ("./main-link", &["-x"]),
         ("./mac", &[]),
     ] {
         cases.push(Case::named(file, args));

@@ -570,11 +570,20 @@ fn registers_pe_and_java_only_when_named() {
     let out = private(
         &[],
         &format!(
-            "\"$CTL\" register --arch pe,java --interpreter \"$DISP\"; echo \"rc $?\"; {DUMP}"
+            "\"$CTL\" register --arch pe,java,jar --interpreter \"$DISP\"; echo \"rc $?\"; \
+             \"$CTL\" register --arch jar --interpreter \"$DISP\"; {DUMP}; \"$CTL\" status"
         ),
     );
     let text = stdout(&out);
     assert!(text.contains("rc 0\n"), "{text}\n{}", stderr(&out));
+    // JARs by their extension, as the kernel's java.rst registers them;
+    // registered again, the same entry is recognised as already there.
+    assert!(text.contains("== binfmt-dispatcher-jar\n"), "{text}");
+    assert!(text.contains("extension .jar\n"), "{text}");
+    assert!(
+        text.contains("already registered: binfmt-dispatcher-jar"),
+        "{text}"
+    );
     assert!(text.contains("== binfmt-dispatcher-pe\n"), "{text}");
     assert!(text.contains("magic 4d5a\n"), "{text}");
     assert!(text.contains("== binfmt-dispatcher-java\n"), "{text}");
@@ -586,6 +595,7 @@ fn registers_pe_and_java_only_when_named() {
     let text = stdout(&out);
     assert!(!text.contains("binfmt-dispatcher-pe"), "{text}");
     assert!(!text.contains("binfmt-dispatcher-java"), "{text}");
+    assert!(!text.contains("binfmt-dispatcher-jar"), "{text}");
 }
 
 #[test]

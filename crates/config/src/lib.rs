@@ -111,7 +111,7 @@ pub struct Binary {
 pub struct Rule {
     /// `arch`: a QEMU target name, shorthand for machine, class, endian, flags.
     pub arch: Option<String>,
-    /// `format`: `"elf"`, `"pe"`, `"java"` or `"macho"`.
+    /// `format`: `"elf"`, `"pe"`, `"java"`, `"macho"` or `"jar"`.
     pub format: Option<binfmt_dispatcher_core::probe::Format>,
     /// `machine`: ELF `e_machine`, by name or number.
     pub machine: Option<u16>,

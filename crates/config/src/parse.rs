@@ -412,7 +412,7 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
             l.error(
                 v.span(),
                 format!(
-                    "{} `{}` is not one of elf, pe, java, macho",
+                    "{} `{}` is not one of elf, pe, java, macho, jar",
                     key("format"),
                     s.value
                 ),
@@ -516,7 +516,7 @@ fn rule(l: &Layer<'_>, t: &Table, number: usize) -> Res<Rule> {
         _ if elf_only && pe_only => Some("ELF conditions with PE ones"),
         Some(f) if f != Format::Elf && elf_only => Some("a non-ELF format with ELF conditions"),
         Some(f) if f != Format::Pe && pe_only => Some("a non-PE format with PE conditions"),
-        Some(Format::JavaClass) if r.class.is_some() => Some("java with a class"),
+        Some(Format::JavaClass | Format::Jar) if r.class.is_some() => Some("java with a class"),
         _ => None,
     };
     if let Some(clash) = clash {

@@ -7,11 +7,14 @@
 /// One row of the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Row {
-    /// QEMU's target name (`qemu-NAME`), or `pe`, `java`.
+    /// QEMU's target name (`qemu-NAME`), or `pe`, `java`, `jar`.
     pub name: &'static str,
-    /// Whether it is an ELF target; the others (`pe`, `java`) take magics
-    /// that Wine's and Java's packages register themselves.
+    /// Whether it is an ELF target; the others (`pe`, `java`, `jar`) are
+    /// formats that Wine's and Java's packages register themselves.
     pub elf: bool,
+    /// Whether binfmt_misc recognises it by file name extension (type
+    /// `E`, `jar`): the magic is then the extension.
+    pub extension: bool,
     /// The magic as the table writes it: binfmt_misc's `\xNN` escapes,
     /// letters and digits as is.
     pub magic_text: &'static str,

@@ -507,6 +507,8 @@ pub enum Failure<'a> {
     /// Its template needs the binary's directory or stem, which cannot be
     /// given safely (`launch::BuildError::NoSafeName`).
     NoSafeName,
+    /// A `java` interpreter cannot be given this class file; why.
+    Java(&'static [u8]),
 }
 
 /// The outside world as the walk sees it.
@@ -584,7 +586,7 @@ pub fn walk<S: System>(
                     Failure::NotExecutable(errno) if !falls_back(errno) => {
                         return Ok(Err(NothingRan::CannotExecute))
                     }
-                    Failure::NotExecutable(_) | Failure::NoSafeName => {
+                    Failure::NotExecutable(_) | Failure::NoSafeName | Failure::Java(_) => {
                         outcome = NothingRan::CannotExecute;
                     }
                     Failure::Missing | Failure::RequiredPathMissing(_) => {}

@@ -29,6 +29,10 @@ pub enum ArgvStyle {
     Fex = 4,
     /// The interpreter's `template`, with placeholders expanded.
     Custom = 5,
+    /// A Java launcher: a class file as `INTERPRETER -cp ROOT[:CLASSPATH]
+    /// CLASS ARGS...` ([`JavaClass`]), anything else (an executable JAR)
+    /// as `INTERPRETER -jar BINARY ARGS...`.
+    Java = 6,
 }
 
 impl ArgvStyle {
@@ -40,6 +44,7 @@ impl ArgvStyle {
         ("box86", ArgvStyle::Box86),
         ("fex", ArgvStyle::Fex),
         ("custom", ArgvStyle::Custom),
+        ("java", ArgvStyle::Java),
     ];
 
     /// The style with the given blob code.
@@ -84,6 +89,8 @@ impl ArgvStyle {
             ArgvStyle::Box86
         } else if name.starts_with(b"FEX") {
             ArgvStyle::Fex
+        } else if name == b"java" {
+            ArgvStyle::Java
         } else {
             ArgvStyle::Plain
         }
@@ -97,6 +104,12 @@ pub static MUVM_SEPARATOR: &core::ffi::CStr = c"--";
 /// qemu-user's option that sets the guest's `argv[0]` (static for the same
 /// reason as [`MUVM_SEPARATOR`]).
 pub static QEMU_ARGV0_OPTION: &core::ffi::CStr = c"-0";
+
+/// The Java launcher's class path option (static for the same reason as
+/// [`MUVM_SEPARATOR`]).
+pub static JAVA_CLASS_PATH_OPTION: &core::ffi::CStr = c"-cp";
+/// The Java launcher's option that runs an executable JAR.
+pub static JAVA_JAR_OPTION: &core::ffi::CStr = c"-jar";
 
 /// Placeholders of custom templates.
 pub const PLACEHOLDERS: &[&str] = &[
@@ -225,6 +238,21 @@ pub struct Guest<'a, A: Strings> {
     /// Whether the exec raised privileges (AT_SECURE): the interpreter's
     /// own variables are then dropped ([`own_variables`]).
     pub secure: bool,
+    /// For the `java` style, the class a class file holds and where `java`
+    /// finds it; `None` for any other file, which is run as a JAR.
+    pub java_class: Option<JavaClass<'a>>,
+}
+
+/// Where a Java launcher finds a class file's class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JavaClass<'a> {
+    /// The class path root: the directory that holds the class's top
+    /// package (no `:`, which would split it).
+    pub root: &'a [u8],
+    /// The caller's `CLASSPATH`, searched after the root; empty for none.
+    pub class_path: &'a [u8],
+    /// The class's binary name, dotted (`com.x.Main`).
+    pub name: &'a [u8],
 }
 
 /// Buffers [`build`] writes into.
@@ -325,7 +353,7 @@ pub fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 }
 
 /// Without its trailing NUL.
-fn bare(c: &[u8]) -> &[u8] {
+pub(crate) fn bare(c: &[u8]) -> &[u8] {
     c.strip_suffix(&[0]).unwrap_or(c)
 }
 
@@ -364,7 +392,7 @@ pub fn own_variables(style: ArgvStyle) -> Option<&'static [u8]> {
         ArgvStyle::Box64 => Some(b"BOX64_"),
         ArgvStyle::Box86 => Some(b"BOX86_"),
         ArgvStyle::Fex => Some(b"FEX_"),
-        ArgvStyle::Plain | ArgvStyle::Custom => None,
+        ArgvStyle::Plain | ArgvStyle::Custom | ArgvStyle::Java => None,
     }
 }
 
@@ -388,7 +416,9 @@ fn dropped_variables<A: Strings>(
 /// is: the interpreter has no `env` of its own and its convention sets no
 /// variable. The caller may then hand the process's own envp to `execve`
 /// instead of [`build`]'s copy, which costs stack (or a mapping) in
-/// proportion to the environment's size.
+/// proportion to the environment's size. Inlined: the exec path calls it
+/// for every exec, the `java` style's path for its own.
+#[inline(always)]
 pub fn keeps_environment<A: Strings>(
     candidate: &Candidate<'_>,
     guest: &Guest<'_, A>,
@@ -427,6 +457,7 @@ pub fn build<A: Strings, E: Strings>(
     }
     match style {
         ArgvStyle::Custom => write_template(&mut w, candidate, guest)?,
+        ArgvStyle::Java => write_java(&mut w, candidate.path, guest),
         _ => write_convention(&mut w, style, candidate.path, guest),
     }
     w.arg(core::ptr::null());
@@ -485,6 +516,16 @@ fn write_convention<A: Strings>(
         w.arg(QEMU_ARGV0_OPTION.as_ptr().cast());
         w.arg(guest.argv0.as_ptr());
     }
+    write_binary(w, guest);
+    if style == ArgvStyle::Fex && guest.execfd.is_some() {
+        w.arg(guest.argv0.as_ptr());
+    }
+    (guest.first_arg..guest.args.count()).for_each(|i| w.arg(guest.args.ptr(i)));
+}
+
+/// The binary's name as one argument, never an option ([`option_guard`]).
+#[inline(always)]
+fn write_binary<A: Strings>(w: &mut Writer<'_, '_>, guest: &Guest<'_, A>) {
     match option_guard(guest.binary) {
         b"" => w.arg(guest.binary.as_ptr()),
         guard => {
@@ -492,8 +533,29 @@ fn write_convention<A: Strings>(
             w.arg(p);
         }
     }
-    if style == ArgvStyle::Fex && guest.execfd.is_some() {
-        w.arg(guest.argv0.as_ptr());
+}
+
+/// The argv of a `java` interpreter: the class by its name on a class
+/// path, or the file as a JAR.
+fn write_java<A: Strings>(w: &mut Writer<'_, '_>, interpreter: &[u8], guest: &Guest<'_, A>) {
+    w.arg(interpreter.as_ptr());
+    match guest.java_class {
+        Some(class) => {
+            w.arg(JAVA_CLASS_PATH_OPTION.as_ptr().cast());
+            let separator: &[u8] = if class.class_path.is_empty() {
+                b""
+            } else {
+                b":"
+            };
+            let p = w.compose(&[class.root, separator, class.class_path]);
+            w.arg(p);
+            let p = w.compose(&[class.name]);
+            w.arg(p);
+        }
+        None => {
+            w.arg(JAVA_JAR_OPTION.as_ptr().cast());
+            write_binary(w, guest);
+        }
     }
     (guest.first_arg..guest.args.count()).for_each(|i| w.arg(guest.args.ptr(i)));
 }

@@ -5,6 +5,7 @@
 //! - [`blob`]: the compiled configuration, read in place;
 //! - [`decide`]: facts, path and blob in, interpreters to try out;
 //! - [`launch`]: the argv and envp for the chosen interpreter;
+//! - [`class`]: a Java class file's own name, for its class path root;
 //! - [`paths`]: the files and variables the exec path knows by name;
 //! - [`arches`]: the architecture table, data/binfmt-arches.tsv, compiled
 //!   in by build.rs, which makes [`probe::ARCHES`] of it too;
@@ -23,6 +24,7 @@ extern crate std;
 
 pub mod arches;
 pub mod blob;
+pub mod class;
 pub mod decide;
 pub mod driver;
 pub mod launch;

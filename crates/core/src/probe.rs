@@ -7,7 +7,8 @@
 //!
 //! Formats: ELF, PE (Windows programs and .NET assemblies, after an `MZ`
 //! stub), Java class files and Mach-O (thin, and fat/universal, which
-//! shares `CAFEBABE` with Java class files).
+//! shares `CAFEBABE` with Java class files), and JARs (zip archives, which
+//! binfmt_misc hands over by their `.jar` extension).
 
 /// How many bytes of a binary the dispatcher reads to decide.
 ///
@@ -35,6 +36,9 @@ pub enum Format {
     /// A Mach-O object, thin (`FEEDFACE`/`FEEDFACF`, either byte order) or
     /// fat/universal (`CAFEBABE`, then a small architecture count).
     MachO = 4,
+    /// A Java archive: a zip archive (`PK\3\4`, a local file header), as an
+    /// executable JAR is.
+    Jar = 5,
 }
 
 impl Format {
@@ -46,6 +50,7 @@ impl Format {
             2 => Some(Format::Pe),
             3 => Some(Format::JavaClass),
             4 => Some(Format::MachO),
+            5 => Some(Format::Jar),
             _ => None,
         }
     }
@@ -58,6 +63,7 @@ impl Format {
             Format::Pe => "pe",
             Format::JavaClass => "java",
             Format::MachO => "macho",
+            Format::Jar => "jar",
         }
     }
 
@@ -67,6 +73,7 @@ impl Format {
         ("pe", Format::Pe),
         ("java", Format::JavaClass),
         ("macho", Format::MachO),
+        ("jar", Format::Jar),
     ];
 
     /// The format named `name` in configuration files.
@@ -157,6 +164,10 @@ pub fn probe(header: &[u8]) -> Facts<'_> {
         Some([0xfe, 0xed, 0xfa, 0xce | 0xcf] | [0xce | 0xcf, 0xfa, 0xed, 0xfe]) => {
             probe_macho(header)
         }
+        Some(b"PK\x03\x04") => Some(Facts {
+            format: Format::Jar,
+            ..Facts::UNKNOWN
+        }),
         _ => None,
     };
     facts.unwrap_or(Facts::UNKNOWN)
@@ -876,6 +887,9 @@ mod tests {
             (Format::MachO, ELFCLASS32, ELFDATA2MSB, 0x12)
         );
         assert_eq!(probe(b"\xfe\xed\xfa\xcf").format, Format::Unknown);
+        // A JAR is a zip archive; an empty one (no local header) is not.
+        assert_eq!(probe(b"PK\x03\x04\x14\x00").format, Format::Jar);
+        assert_eq!(probe(b"PK\x05\x06").format, Format::Unknown);
         for &(name, f) in Format::NAMES {
             assert_eq!(Format::from_name(name), Some(f));
             assert_eq!(f.name(), name);

@@ -68,6 +68,8 @@ impl CStrList {
 
     /// Whether string `i` starts with `prefix`, reading no further than the
     /// first difference (no `strlen` over every environment entry).
+    /// Inlined into the one pass over the environment of each caller.
+    #[inline(always)]
     pub fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
         let p = self.ptrs[i];
         prefix.iter().enumerate().all(|(at, &want)| {
@@ -83,6 +85,7 @@ impl Strings for CStrList {
     fn count(&self) -> usize {
         self.ptrs.len()
     }
+    #[inline(always)]
     fn starts_with(&self, i: usize, prefix: &[u8]) -> bool {
         CStrList::starts_with(self, i, prefix)
     }

@@ -40,7 +40,7 @@ pub fn describe(facts: &Facts<'_>) -> (Value, Vec<String>) {
         Format::Unknown => {
             return (
                 json!({"format": "unknown"}),
-                vec!["format: not recognised (not ELF, PE, Java class or Mach-O)".to_string()],
+                vec!["format: not recognised (not ELF, PE, Java class, JAR or Mach-O)".to_string()],
             );
         }
         Format::Pe => {
@@ -86,6 +86,10 @@ pub fn describe(facts: &Facts<'_>) -> (Value, Vec<String>) {
                 facts.java_major
             )];
             return (json, text);
+        }
+        Format::Jar => {
+            let text = vec!["format: Java archive (JAR: a zip archive)".to_string()];
+            return (json!({"format": "jar"}), text);
         }
         Format::MachO => {
             let json = json!({

@@ -143,9 +143,11 @@ impl Recorder {
     /// point into the exec's arena and binary name, the blob, the process's
     /// strings, or launch's statics.
     fn string_at(&self, p: *const u8, call: &ExecCall<'_>) -> Vec<u8> {
-        let statics: [&[u8]; 2] = [
+        let statics: [&[u8]; 4] = [
             launch::MUVM_SEPARATOR.to_bytes_with_nul(),
             launch::QEMU_ARGV0_OPTION.to_bytes_with_nul(),
+            launch::JAVA_CLASS_PATH_OPTION.to_bytes_with_nul(),
+            launch::JAVA_JAR_OPTION.to_bytes_with_nul(),
         ];
         let own = [call.arena, call.binary, call.path];
         let addr = p as usize;
@@ -209,8 +211,13 @@ impl Host for Recorder {
         Ok(self.keep(fd))
     }
 
-    fn pread<'b>(&mut self, fd: u32, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], Errno> {
-        rustix::io::pread(self.fd(fd)?, buf, 0).map(|(read, _)| &*read)
+    fn pread<'b>(
+        &mut self,
+        fd: u32,
+        offset: u64,
+        buf: &'b mut [MaybeUninit<u8>],
+    ) -> Result<&'b [u8], Errno> {
+        rustix::io::pread(self.fd(fd)?, buf, offset).map(|(read, _)| &*read)
     }
 
     fn fstat(&mut self, fd: u32) -> Result<FileStat, Errno> {

@@ -136,6 +136,7 @@ fn tried(candidate: &Candidate<'_>, failure: Failure<'_>) -> Tried {
              {binary_dir} or {binary_stem}, or muvm, and the binary is named by its descriptor)"
                 .to_string(),
         ),
+        Failure::Java(why) => ("java", lossy(why)),
     };
     Tried {
         id: field_or_unknown(candidate.interpreter.id()),

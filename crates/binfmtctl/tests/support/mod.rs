@@ -495,11 +495,20 @@ pub fn pe(at: usize, machine: u16, wide: bool, dotnet: bool) -> Vec<u8> {
     v
 }
 
-/// A Java class file's first bytes (major version 52, Java 8), padded.
+/// A Java class file named `Hello` (see `java_class_named`).
 pub fn java_class() -> Vec<u8> {
-    let mut class = b"\xca\xfe\xba\xbe\x00\x00\x00\x34".to_vec();
-    class.resize(64, 0);
-    class
+    java_class_named("Hello")
+}
+
+/// A class file whose `this_class` is `name`: magic, version 52 (Java 8),
+/// a constant pool of its name and its class entry, the access flags and
+/// `this_class`.
+pub fn java_class_named(name: &str) -> Vec<u8> {
+    let mut v = b"\xca\xfe\xba\xbe\x00\x00\x00\x34\x00\x03\x01".to_vec();
+    v.extend_from_slice(&(name.len() as u16).to_be_bytes());
+    v.extend_from_slice(name.as_bytes());
+    v.extend_from_slice(&[7, 0, 1, 0, 0x21, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    v
 }
 
 /// Runs `script` with sh in a new user namespace mapping ids 0..65535 to

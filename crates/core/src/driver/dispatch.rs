@@ -67,7 +67,7 @@ fn dispatch_with_more_header<H: Host, S: Strings>(
     exec: &mut Exec<'_, H, S>,
 ) -> Outcome {
     let mut buf = [MaybeUninit::uninit(); HEADER_LEN_MAX];
-    let more = match exec.host.pread(exec.fd, &mut buf[..]) {
+    let more = match exec.host.pread(exec.fd, 0, &mut buf[..]) {
         Ok(header) => Inputs {
             facts: probe::probe(header),
             header,

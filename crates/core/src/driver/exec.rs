@@ -6,6 +6,7 @@ use core::ffi::CStr;
 
 use rustix::io::Errno;
 
+use super::java;
 use super::log::{describe, Log};
 use super::report::{self, NO_SAFE_NAME};
 use super::{Event, ExecCall, Host, Process};
@@ -89,7 +90,7 @@ impl<'x, H: Host, S: Strings> Exec<'x, H, S> {
 
 /// `decide::System` over the host: the walk's existence checks and execs.
 pub(super) struct ExecSystem<'e, 'x, 'b, H: Host, S: Strings> {
-    exec: &'e mut Exec<'x, H, S>,
+    pub exec: &'e mut Exec<'x, H, S>,
     blob: &'e Blob<'b>,
     plan: &'e Plan<'e>,
     name: &'e [u8],
@@ -120,6 +121,54 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
     #[inline(always)]
     fn run(&mut self, candidate: &Candidate<'_>) -> Result<(), Failure<'static>> {
         let style = candidate.interpreter.argv_style().ok();
+        if style == Some(ArgvStyle::Java) {
+            return java::run(self, candidate);
+        }
+        let guest = self.exec.guest;
+        self.run_as(candidate, style, guest)
+    }
+
+    fn failed(&mut self, candidate: &Candidate<'_>, failure: Failure<'_>) {
+        let e = &mut *self.exec;
+        e.host.note(Event::Skipped(candidate, failure));
+        let stored = match failure {
+            Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
+            Failure::Missing => Failure::Missing,
+            Failure::NotExecutable(n) => Failure::NotExecutable(n),
+            Failure::NoSafeName => Failure::NoSafeName,
+            Failure::Java(why) => Failure::Java(why),
+        };
+        if let Some(slot) = e.failures.get_mut(e.count) {
+            *slot = Some((
+                candidate.interpreter.index(),
+                stored,
+                candidate.muvm.is_some(),
+            ));
+            e.count += 1;
+        }
+        if e.log.level >= LogLevel::Debug {
+            let what: &[u8] = match failure {
+                Failure::Missing => b"not found",
+                Failure::RequiredPathMissing(path) => path,
+                Failure::NotExecutable(n) => describe(Errno::from_raw_os_error(n)),
+                Failure::NoSafeName => NO_SAFE_NAME,
+                Failure::Java(why) => why,
+            };
+            let shown = &candidate.path[..candidate.path.len() - 1];
+            e.say(LogLevel::Debug, &[b"skipping ", shown, b": ", what]);
+        }
+    }
+}
+
+impl<H: Host, S: Strings> ExecSystem<'_, '_, '_, H, S> {
+    /// Runs `candidate`, of argv style `style`, for `guest`.
+    #[inline(always)]
+    pub(super) fn run_as(
+        &mut self,
+        candidate: &Candidate<'_>,
+        style: Option<ArgvStyle>,
+        guest: &Guest<'_, S>,
+    ) -> Result<(), Failure<'static>> {
         let e = &mut *self.exec;
         e.host.note(Event::Running(candidate));
         // The descriptor survives exec only when the argv names it.
@@ -129,17 +178,17 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
         }
         // The process's envp is passed as it is when nothing in it changes:
         // build then copies none of it, and needs no envp buffer.
-        let keep_env = launch::keeps_environment(candidate, e.guest).unwrap_or(false);
+        let keep_env = launch::keeps_environment(candidate, guest).unwrap_or(false);
         let outcome = if keep_env {
             let envp = Some(e.p.envp);
             build_and_exec::<H, S, KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
-                e.host, candidate, e.guest, None, envp,
+                e.host, candidate, guest, None, envp,
             )
         } else {
             build_and_exec::<H, S, STACK_ARGS, STACK_ARGS, STACK_ARENA>(
                 e.host,
                 candidate,
-                e.guest,
+                guest,
                 Some(&e.p.env),
                 None,
             )
@@ -158,35 +207,6 @@ impl<H: Host, S: Strings> System for ExecSystem<'_, '_, '_, H, S> {
                 Err(Failure::Missing)
             }
             failure => Err(failure),
-        }
-    }
-
-    fn failed(&mut self, candidate: &Candidate<'_>, failure: Failure<'_>) {
-        let e = &mut *self.exec;
-        e.host.note(Event::Skipped(candidate, failure));
-        let stored = match failure {
-            Failure::RequiredPathMissing(_) => Failure::RequiredPathMissing(b""),
-            Failure::Missing => Failure::Missing,
-            Failure::NotExecutable(n) => Failure::NotExecutable(n),
-            Failure::NoSafeName => Failure::NoSafeName,
-        };
-        if let Some(slot) = e.failures.get_mut(e.count) {
-            *slot = Some((
-                candidate.interpreter.index(),
-                stored,
-                candidate.muvm.is_some(),
-            ));
-            e.count += 1;
-        }
-        if e.log.level >= LogLevel::Debug {
-            let what: &[u8] = match failure {
-                Failure::Missing => b"not found",
-                Failure::RequiredPathMissing(path) => path,
-                Failure::NotExecutable(n) => describe(Errno::from_raw_os_error(n)),
-                Failure::NoSafeName => NO_SAFE_NAME,
-            };
-            let shown = &candidate.path[..candidate.path.len() - 1];
-            e.say(LogLevel::Debug, &[b"skipping ", shown, b": ", what]);
         }
     }
 }

@@ -102,8 +102,14 @@ pub trait Host {
     fn open_dir(&mut self, path: &CStr) -> Result<u32, Errno>;
     /// Opens `name` in the directory `dir`, not following a symbolic link.
     fn open_at(&mut self, dir: u32, name: &CStr) -> Result<u32, Errno>;
-    /// Reads from the start of `fd` into `buf`; the bytes read.
-    fn pread<'b>(&mut self, fd: u32, buf: &'b mut [MaybeUninit<u8>]) -> Result<&'b [u8], Errno>;
+    /// Reads from `fd` at `offset` into `buf`; the bytes read (fewer at
+    /// the end of the file).
+    fn pread<'b>(
+        &mut self,
+        fd: u32,
+        offset: u64,
+        buf: &'b mut [MaybeUninit<u8>],
+    ) -> Result<&'b [u8], Errno>;
     /// `fstat`.
     fn fstat(&mut self, fd: u32) -> Result<FileStat, Errno>;
     /// Maps `len` bytes of `fd` read-only, for the rest of the process.

@@ -98,6 +98,7 @@ pub(super) fn kind(facts: &Facts<'_>) -> &'static [u8] {
         probe::Format::Pe if facts.dotnet => return b".NET assembly",
         probe::Format::Pe => return b"Windows program (PE)",
         probe::Format::JavaClass => return b"Java class file",
+        probe::Format::Jar => return b"Java archive (JAR)",
         probe::Format::MachO => return b"macOS program (Mach-O)",
         probe::Format::Unknown => return b"not a recognised format",
     }

@@ -17,6 +17,7 @@ mod caches;
 mod dispatch;
 mod exec;
 mod host;
+mod java;
 mod log;
 mod report;
 
@@ -185,7 +186,7 @@ fn run_binary<H: Host, S: Strings>(
     // Uninitialised: zeroing it would fault in stack pages that the exec
     // path never otherwise touches.
     let mut header_buf = [MaybeUninit::uninit(); HEADER_LEN];
-    let header = match host.pread(fd, &mut header_buf[..]) {
+    let header = match host.pread(fd, 0, &mut header_buf[..]) {
         Ok(header) => header,
         Err(e) => return cannot(host, log, name, b": cannot read: ", describe(e)),
     };
@@ -305,11 +306,12 @@ fn guest_of<'a, H: Host, S: Strings>(
         execfd: Some(binary.fd),
         by_descriptor: via_fd,
         secure: p.secure,
+        java_class: None,
     }
 }
 
 /// `/proc/self/fd/N` with its NUL, in `buf`.
-fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
+pub(super) fn proc_fd_path(fd: u32, buf: &mut [u8; 32]) -> &[u8] {
     let mut digits = [0u8; 10];
     let digits = crate::launch::decimal(fd, &mut digits);
     let prefix = b"/proc/self/fd/";

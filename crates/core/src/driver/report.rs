@@ -184,11 +184,14 @@ fn failure_line<H: Host, S: Strings>(
                 describe(Errno::from_raw_os_error(errno)),
             ],
             Failure::NoSafeName => [NO_SAFE_NAME, b""],
+            Failure::Java(why) => [why, b""],
         };
         at = put(line, at, &why);
     }
+    // A class file java cannot be given is no matter of installing one.
+    let binary_at_fault = exec.failed().any(|f| matches!(f.1, Failure::Java(_)));
     let hint = blob.interpreter(plan.interpreter)?.install_hint()?;
-    if !hint.is_empty() {
+    if !hint.is_empty() && !binary_at_fault {
         at = put(line, at, &[b". ", hint.as_bytes()]);
     }
     Ok(at)
