@@ -21,12 +21,30 @@ pub const DEFAULT_DISPATCHER: &str = "/usr/bin/binfmt-dispatcher";
 /// The flags `register` uses unless told otherwise.
 pub const DEFAULT_FLAGS: &str = "POCF";
 
+/// The entries FEX looks for, and the rows they are for: FEX lets the
+/// kernel run a guest's `execve` of an x86 program (binfmt_misc brings it
+/// back to FEX with its argv[0] and set-id bits) only when both exist
+/// (FEX's `QueryInterpreterInstalled`, docs/argv-conventions.md).
+pub const FEX_NAMES: [(&str, &str); 2] = [("i386", "FEX-x86"), ("x86_64", "FEX-x86_64")];
+
+/// The name FEX looks for `format`'s entry under, if it looks for one.
+pub fn fex_name(format: &Format) -> Option<&'static str> {
+    FEX_NAMES
+        .iter()
+        .find(|(row, _)| *row == format.name)
+        .map(|(_, name)| *name)
+}
+
 /// A row as a binfmt_misc entry.
 pub trait Registration {
     /// The binfmt_misc entry name `register` gives it.
     fn entry_name(&self) -> String;
     /// The line written to binfmt_misc's `register` file.
-    fn register_line(&self, interpreter: &str, flags: &str) -> String;
+    fn register_line(&self, interpreter: &str, flags: &str) -> String {
+        self.register_line_named(&self.entry_name(), interpreter, flags)
+    }
+    /// The same line for an entry named `name`.
+    fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String;
     /// Whether a file whose first bytes are `magic` under `mask` (as a
     /// binfmt_misc entry has them) is recognised exactly as this format is.
     fn same_as(&self, magic: &[u8], mask: &[u8]) -> bool;
@@ -40,12 +58,10 @@ impl Registration for Format {
         format!("{ENTRY_PREFIX}{}", self.name)
     }
 
-    fn register_line(&self, interpreter: &str, flags: &str) -> String {
+    fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String {
         format!(
-            ":{}:M::{}:{}:{interpreter}:{flags}",
-            self.entry_name(),
-            self.magic_text,
-            self.mask_text
+            ":{name}:M::{}:{}:{interpreter}:{flags}",
+            self.magic_text, self.mask_text
         )
     }
 

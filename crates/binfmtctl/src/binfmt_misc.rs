@@ -74,9 +74,17 @@ impl Entry {
                 .is_some_and(|n| n.to_string_lossy().starts_with(arches::DISPATCHER_NAME))
     }
 
-    /// Whether `binfmtctl register` made it: our name, our interpreter.
+    /// Whether `binfmtctl register` made it: our name (or FEX's, for the
+    /// disabled entry that tells FEX binfmt_misc takes x86 binaries), our
+    /// interpreter.
     pub fn is_ours(&self, interpreter: Option<&str>) -> bool {
-        self.name.starts_with(ENTRY_PREFIX) && self.runs_dispatcher(interpreter)
+        (self.name.starts_with(ENTRY_PREFIX) || self.is_fex_name())
+            && self.runs_dispatcher(interpreter)
+    }
+
+    /// Whether it has one of the names FEX looks for.
+    pub fn is_fex_name(&self) -> bool {
+        arches::FEX_NAMES.iter().any(|(_, name)| *name == self.name)
     }
 
     /// The line that registers this entry again as it is (but enabled).
@@ -184,6 +192,12 @@ impl Instance {
                 _ => self.write_error(&path, &e),
             }
         })
+    }
+
+    /// Disables the entry `name`: it stays, and matches nothing.
+    pub fn disable(&self, name: &str) -> Result<(), String> {
+        let path = self.dir.join(name);
+        fs::write(&path, "0").map_err(|e| self.write_error(&path, &e))
     }
 
     /// Removes the entry `name`.

@@ -241,6 +241,48 @@ enum Step {
     Already,
 }
 
+/// Whether `e` is `format`'s line with `interpreter` and `flags`.
+fn is_same(e: &Entry, format: &Format, interpreter: &str, flags: &str) -> bool {
+    e.interpreter == interpreter
+        && flag_set(&e.flags) == flag_set(flags)
+        && e.magic_at_zero().is_some_and(|(m, k)| format.same_as(m, k))
+}
+
+/// Beside our entry for `format`, the entry FEX looks for, if it looks for
+/// one (`arches::fex_name`) and there is none: our line under FEX's name,
+/// disabled. It matches nothing; FEX, finding it, leaves a guest's
+/// `execve` of such a program to the kernel, which brings it back through
+/// our entry with its argv[0] and set-id bits (docs/decisions.md). An
+/// entry of that name that is not ours (FEX's own registration) is what
+/// FEX looks for already: left alone.
+fn register_fex_name(
+    inst: &Instance,
+    entries: &[Entry],
+    format: &Format,
+    interpreter: &str,
+    flags: &str,
+    quiet: bool,
+) -> Result<(), String> {
+    let Some(name) = arches::fex_name(format) else {
+        return Ok(());
+    };
+    match entries.iter().find(|e| e.name == name) {
+        Some(e) if !e.is_ours(Some(interpreter)) => return Ok(()),
+        Some(e) if !e.enabled && is_same(e, format, interpreter, flags) => return Ok(()),
+        Some(_) => inst.remove(name)?,
+        None => {}
+    }
+    inst.register(&format.register_line_named(name, interpreter, flags))?;
+    inst.disable(name)?;
+    if !quiet {
+        println!(
+            "registered: {name}, disabled (FEX looks for it to know binfmt_misc runs {} binaries)",
+            format.name
+        );
+    }
+    Ok(())
+}
+
 /// Registers `formats` in `inst`: checks every entry first and changes
 /// nothing when one of them is someone else's.
 fn register_live(
@@ -267,16 +309,8 @@ fn register_live(
                 ));
                 continue;
             }
-            Some(e) => {
-                let same = e.interpreter == interpreter
-                    && flag_set(&e.flags) == flag_set(flags)
-                    && e.magic_at_zero().is_some_and(|(m, k)| f.same_as(m, k));
-                if same {
-                    Step::Already
-                } else {
-                    Step::Replace
-                }
-            }
+            Some(e) if is_same(e, f, interpreter, flags) => Step::Already,
+            Some(_) => Step::Replace,
         };
         steps.push((f, step));
     }
@@ -291,6 +325,7 @@ fn register_live(
                 if !quiet {
                     println!("already registered: {name} -> {interpreter} ({flags})");
                 }
+                register_fex_name(inst, &entries, f, interpreter, flags, quiet)?;
                 continue;
             }
             Step::Replace => inst.remove(&name)?,
@@ -300,6 +335,7 @@ fn register_live(
         if !quiet {
             println!("registered: {name} -> {interpreter} ({flags})");
         }
+        register_fex_name(inst, &entries, f, interpreter, flags, quiet)?;
         // Others matching the same binaries: the newest registration wins.
         for other in entries
             .iter()
@@ -404,15 +440,24 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
         let entries = inst.entries()?;
         let mut removed = 0;
         for e in &entries {
-            let selected = match &wanted {
-                Some(names) => names.contains(&e.name),
-                None => e.name.starts_with(arches::ENTRY_PREFIX),
+            let selected = |name: &str| match &wanted {
+                Some(names) => names.contains(name),
+                None => name.starts_with(arches::ENTRY_PREFIX),
             };
-            if !selected {
+            // FEX's name goes with our entry for its row; FEX's own entry
+            // of that name is not ours to mention.
+            let fex_row = arches::FEX_NAMES.iter().find(|(_, n)| *n == e.name);
+            if !selected(&e.name)
+                && !fex_row
+                    .is_some_and(|(row, _)| selected(&format!("{}{row}", arches::ENTRY_PREFIX)))
+            {
                 continue;
             }
             let ours =
                 e.is_ours(only.as_deref()) && only.as_deref().is_none_or(|p| p == e.interpreter);
+            if !ours && fex_row.is_some() {
+                continue;
+            }
             if !ours {
                 let why = format!(
                     "{}/{}: interpreter {} is not {}: left alone",
