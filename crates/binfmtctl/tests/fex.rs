@@ -110,13 +110,13 @@ fn fex_behind_the_dispatcher_leaves_guest_execs_to_binfmt_misc() {
          {GUEST_EXECS}"
     ));
     let err = stderr(&out);
-    // binfmtctl made FEX's names, disabled: FEX finds them.
+    assert_eq!(section(&out, "binfmtctl"), AS_INSTALLED, "{err}");
+    // Because binfmtctl made FEX's names, disabled.
     assert!(
         err.contains("registered: FEX-x86, disabled")
             && err.contains("registered: FEX-x86_64, disabled"),
         "{err}"
     );
-    assert_eq!(section(&out, "binfmtctl"), AS_INSTALLED, "{err}");
     // The control, as before binfmtctl made them: FEX runs the guest's
     // exec itself, through /proc/self/exe, and argv[0] is the path.
     assert_eq!(
