@@ -24,6 +24,12 @@ pub const DEFAULT_DISPATCHER: &str = "/usr/bin/binfmt-dispatcher";
 /// The flags `register` uses unless told otherwise.
 pub const DEFAULT_FLAGS: &str = "POCF";
 
+/// The entries FEX looks for, and the rows they are for: FEX lets the
+/// kernel run a guest's `execve` of an x86 program (binfmt_misc brings it
+/// back to FEX with its argv[0] and set-id bits) only when both exist
+/// (FEX's `QueryInterpreterInstalled`, docs/argv-conventions.md).
+pub const FEX_NAMES: [(&str, &str); 2] = [("i386", "FEX-x86"), ("x86_64", "FEX-x86_64")];
+
 /// A row as a binfmt_misc entry.
 pub trait Registration {
     /// The binfmt_misc entry name `register` gives it (the table's `entry`).
@@ -33,7 +39,14 @@ pub trait Registration {
     /// Whether `name` is its entry's, now or formerly.
     fn names_entry(&self, name: &str) -> bool;
     /// The line written to binfmt_misc's `register` file.
-    fn register_line(&self, interpreter: &str, flags: &str) -> String;
+    fn register_line(&self, interpreter: &str, flags: &str) -> String {
+        self.register_line_named(self.entry_name(), interpreter, flags)
+    }
+    /// The same line for an entry named `name`.
+    fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String;
+    /// The name FEX looks for this format's entry under, if it looks for
+    /// one (`FEX_NAMES`).
+    fn fex_entry_name(&self) -> Option<&'static str>;
     /// Whether an entry with this magic and mask recognises exactly the
     /// files the entry `register` makes for this format does.
     fn registered_as(&self, magic: &[u8], mask: &[u8]) -> bool;
@@ -66,15 +79,22 @@ impl Registration for Format {
         name == self.entry || self.former_entry_name().is_some_and(|f| f == name)
     }
 
-    fn register_line(&self, interpreter: &str, flags: &str) -> String {
+    fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String {
         if self.extension {
-            let (name, extension) = (self.entry_name(), self.magic_text);
+            let extension = self.magic_text;
             return format!(":{name}:E::{extension}::{interpreter}:{flags}");
         }
         format!(
-            ":{}:M::{}:{}:{interpreter}:{flags}",
-            self.entry, self.magic_text, self.entry_mask_text
+            ":{name}:M::{}:{}:{interpreter}:{flags}",
+            self.magic_text, self.entry_mask_text
         )
+    }
+
+    fn fex_entry_name(&self) -> Option<&'static str> {
+        FEX_NAMES
+            .iter()
+            .find(|(row, _)| *row == self.name)
+            .map(|(_, name)| *name)
     }
 
     fn registered_as(&self, magic: &[u8], mask: &[u8]) -> bool {

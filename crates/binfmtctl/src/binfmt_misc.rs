@@ -76,9 +76,17 @@ impl Entry {
 
     /// Whether `binfmtctl register` (or the original binfmt-dispatcher's
     /// package, whose x86 names the table took) made it: an entry name of
-    /// the table, now or in an earlier release, and our interpreter.
+    /// the table, now or in an earlier release, or FEX's name for the
+    /// disabled entry that tells FEX binfmt_misc takes x86 binaries; and
+    /// our interpreter.
     pub fn is_ours(&self, interpreter: Option<&str>) -> bool {
-        arches::format_of_entry(&self.name).is_some() && self.runs_dispatcher(interpreter)
+        (arches::format_of_entry(&self.name).is_some() || self.is_fex_name())
+            && self.runs_dispatcher(interpreter)
+    }
+
+    /// Whether it has one of the names FEX looks for.
+    pub fn is_fex_name(&self) -> bool {
+        arches::FEX_NAMES.iter().any(|(_, name)| *name == self.name)
     }
 
     /// The line that registers this entry again as it is (but enabled).
@@ -186,6 +194,12 @@ impl Instance {
                 _ => self.write_error(&path, &e),
             }
         })
+    }
+
+    /// Disables the entry `name`: it stays, and matches nothing.
+    pub fn disable(&self, name: &str) -> Result<(), String> {
+        let path = self.dir.join(name);
+        fs::write(&path, "0").map_err(|e| self.write_error(&path, &e))
     }
 
     /// Removes the entry `name`.

@@ -280,6 +280,46 @@ enum Step {
     Already,
 }
 
+/// Whether `e` is `format`'s line with `interpreter` and `flags`.
+fn is_same(e: &Entry, format: &Format, interpreter: &str, flags: &str) -> bool {
+    e.interpreter == interpreter && flag_set(&e.flags) == flag_set(flags) && format.registered_by(e)
+}
+
+/// Beside our entry for `format`, the entry FEX looks for, if it looks for
+/// one (`Registration::fex_entry_name`) and there is none: our line under FEX's name,
+/// disabled. It matches nothing; FEX, finding it, leaves a guest's
+/// `execve` of such a program to the kernel, which brings it back through
+/// our entry with its argv[0] and set-id bits (docs/decisions.md). An
+/// entry of that name that is not ours (FEX's own registration) is what
+/// FEX looks for already: left alone.
+fn register_fex_name(
+    inst: &Instance,
+    entries: &[Entry],
+    format: &Format,
+    interpreter: &str,
+    flags: &str,
+    quiet: bool,
+) -> Result<(), String> {
+    let Some(name) = format.fex_entry_name() else {
+        return Ok(());
+    };
+    match entries.iter().find(|e| e.name == name) {
+        Some(e) if !e.is_ours(Some(interpreter)) => return Ok(()),
+        Some(e) if !e.enabled && is_same(e, format, interpreter, flags) => return Ok(()),
+        Some(_) => inst.remove(name)?,
+        None => {}
+    }
+    inst.register(&format.register_line_named(name, interpreter, flags))?;
+    inst.disable(name)?;
+    if !quiet {
+        println!(
+            "registered: {name}, disabled (FEX looks for it to know binfmt_misc runs {} binaries)",
+            format.name
+        );
+    }
+    Ok(())
+}
+
 /// Registers `formats` in `inst`: checks every entry first and changes
 /// nothing when one of them is someone else's.
 fn register_live(
@@ -306,16 +346,8 @@ fn register_live(
                 ));
                 continue;
             }
-            Some(e) => {
-                let same = e.interpreter == interpreter
-                    && flag_set(&e.flags) == flag_set(flags)
-                    && f.registered_by(e);
-                if same {
-                    Step::Already
-                } else {
-                    Step::Replace
-                }
-            }
+            Some(e) if is_same(e, f, interpreter, flags) => Step::Already,
+            Some(_) => Step::Replace,
         };
         steps.push((f, step));
     }
@@ -330,6 +362,7 @@ fn register_live(
                 if !quiet {
                     println!("already registered: {name} -> {interpreter} ({flags})");
                 }
+                register_fex_name(inst, &entries, f, interpreter, flags, quiet)?;
                 continue;
             }
             Step::Replace => inst.remove(name)?,
@@ -340,6 +373,7 @@ fn register_live(
             println!("registered: {name} -> {interpreter} ({flags})");
         }
         remove_former_entry(inst, &entries, f, interpreter, quiet)?;
+        register_fex_name(inst, &entries, f, interpreter, flags, quiet)?;
         // Others matching the same binaries: the newest registration wins.
         for other in entries
             .iter()
@@ -475,9 +509,18 @@ pub fn unregister(root: Option<&Path>, args: &UnregisterArgs) -> Result<ExitCode
         let inst = Instance::open(&args.binfmt_misc)?;
         let entries = inst.entries()?;
         let mut removed = 0;
-        for e in entries.iter().filter(|e| selects(&e.name)) {
+        for e in &entries {
+            // FEX's name goes with our entry for its row; FEX's own entry
+            // of that name is not ours to mention.
+            let fex_row = FORMATS.iter().find(|f| f.fex_entry_name() == Some(&e.name));
+            if !selects(&e.name) && !fex_row.is_some_and(|f| selects(f.entry_name())) {
+                continue;
+            }
             let ours =
                 e.is_ours(only.as_deref()) && only.as_deref().is_none_or(|p| p == e.interpreter);
+            if !ours && fex_row.is_some() {
+                continue;
+            }
             if !ours {
                 let why = format!(
                     "{}/{}: interpreter {} is not {}: left alone",

@@ -12,7 +12,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use support::*;
 
@@ -24,42 +24,10 @@ const EM_RISCV: u16 = 243;
 
 const QEMU_RISCV64: &str = "/usr/bin/qemu-riscv64-static";
 
-/// Builds the trampoline for `triple` exactly as the README says, in a target
-/// directory of its own (the outer cargo holds the usual one), once.
+/// Builds the trampoline for `triple` exactly as the README says (the
+/// repository's .cargo/config.toml: rust-lld), once.
 fn cross_trampoline(triple: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cross-target");
-    let binary = target.join(triple).join("release/binfmt-dispatcher");
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if built.iter().any(|t| t == triple) {
-        return binary;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let linker_var = format!(
-        "CARGO_TARGET_{}_LINKER",
-        triple.to_uppercase().replace('-', "_")
-    );
-    let out = Command::new(cargo)
-        .args(["build", "--release", "--target", triple])
-        .args(["--bin", "binfmt-dispatcher"])
-        .arg("--manifest-path")
-        .arg(Path::new(ROOT).join("Cargo.toml"))
-        .env("CARGO_TARGET_DIR", &target)
-        // The repository's .cargo/config.toml (rust-lld), not an override.
-        .env_remove(&linker_var)
-        .env_remove("BINFMT_DISPATCHER_BAKE")
-        .stdin(Stdio::null())
-        .output()
-        .expect("cannot run cargo");
-    assert!(
-        out.status.success(),
-        "cargo build --release --target {triple} --bin binfmt-dispatcher failed \
-         (is the target installed? rustup target add {triple}):\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(binary.is_file(), "no {}", binary.display());
-    built.push(triple.to_string());
-    binary
+    cross_build(triple, "binfmt-dispatcher", CrossLinker::Configured)
 }
 
 fn aarch64_trampoline() -> &'static Path {

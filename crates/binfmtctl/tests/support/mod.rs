@@ -14,7 +14,7 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// The companion tool.
@@ -150,6 +150,13 @@ pub fn reporter() -> &'static Path {
     R.get_or_init(|| compile_c("reporter"))
 }
 
+/// The FEX stand-in (tests/support/fex.c): FEX's binfmt_misc decisions,
+/// taken from what FEX reads; compiled once.
+pub fn fex_stand_in() -> &'static Path {
+    static F: OnceLock<PathBuf> = OnceLock::new();
+    F.get_or_init(|| compile_c("fex"))
+}
+
 /// The exact-argv launcher (tests/support/launch.c), compiled once.
 pub fn launcher() -> &'static Path {
     static L: OnceLock<PathBuf> = OnceLock::new();
@@ -259,6 +266,60 @@ pub fn compile_cache(dir: &Path, name: &str, toml: &str) -> PathBuf {
         cache.display()
     );
     cache
+}
+
+/// How [`cross_build`] links.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum CrossLinker {
+    /// The repository's .cargo/config.toml (rust-lld: the trampoline).
+    Configured,
+    /// `TRIPLE-gcc` with Debian's cross triple (binfmtctl: std and libc).
+    Gcc(&'static str),
+}
+
+/// Builds `bin` for `triple` in a target directory of its own, since the
+/// outer cargo holds the usual one; once per binary. The trampoline is
+/// built as it ships (release), binfmtctl as the tests build it (debug,
+/// which compiles faster).
+pub fn cross_build(triple: &str, bin: &str, linker: CrossLinker) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let profile = match linker {
+        CrossLinker::Configured => "release",
+        CrossLinker::Gcc(_) => "debug",
+    };
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("cross-target");
+    let binary = target.join(triple).join(profile).join(bin);
+    let key = format!("{triple}/{profile}/{bin}");
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if built.contains(&key) {
+        return binary;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let linker_var = format!(
+        "CARGO_TARGET_{}_LINKER",
+        triple.to_uppercase().replace('-', "_")
+    );
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--target", triple, "--bin", bin])
+        .arg("--manifest-path")
+        .arg(Path::new(ROOT).join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .env_remove("BINFMT_DISPATCHER_BAKE")
+        .stdin(Stdio::null());
+    match linker {
+        CrossLinker::Configured => cmd.arg("--release").env_remove(&linker_var),
+        CrossLinker::Gcc(gnu) => cmd.env(&linker_var, format!("{gnu}-gcc")),
+    };
+    let out = cmd.output().expect("cannot run cargo");
+    assert!(
+        out.status.success(),
+        "cargo build --target {triple} --bin {bin} ({profile}) failed \\
+         (is the target installed? rustup target add {triple}):\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(binary.is_file(), "no {}", binary.display());
+    built.push(key);
+    binary
 }
 
 /// The bytes of a minimal static aarch64 ELF64 executable: one PT_LOAD of
