@@ -304,6 +304,18 @@ fn riscv64_trampoline_is_static_and_runs_busybox() {
 /// whose /usr/share holds FEX's RootFS when `rootfs`: an arm64 machine
 /// with FEX, box64 or muvm installed, as the original's users have it.
 fn run_installed(qemu_args: &[&str], stand_ins: &[&str], rootfs: bool, args: &[&str]) -> Output {
+    run_installed_with(qemu_args, stand_ins, rootfs, args, &[])
+}
+
+/// `run_installed` with `env` added; with any, the helper
+/// (/usr/libexec/binfmt-dispatcher/missing-interpreter) is the reporter.
+fn run_installed_with(
+    qemu_args: &[&str],
+    stand_ins: &[&str],
+    rootfs: bool,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let stage = temp_dir("installed");
     let bin = stage.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
@@ -317,11 +329,24 @@ fn run_installed(qemu_args: &[&str], stand_ins: &[&str], rootfs: bool, args: &[&
         std::fs::write(share.join("fex-emu/RootFS/default.erofs"), b"").unwrap();
     }
     std::fs::copy(aarch64_trampoline(), stage.join("dispatcher")).unwrap();
+    let libexec = stage.join("libexec");
+    std::fs::create_dir_all(libexec.join("binfmt-dispatcher")).unwrap();
+    let helper = if env.is_empty() {
+        String::new()
+    } else {
+        let to = libexec.join("binfmt-dispatcher/missing-interpreter");
+        std::fs::copy(reporter(), to).unwrap();
+        format!(
+            "mount --bind {} /usr/libexec\n",
+            sh_quote(libexec.to_str().unwrap())
+        )
+    };
     // /usr/bin replaced last: after it, only what the stage put there runs.
     let script = format!(
         "set -e\n\
          if [ -d /var/cache/binfmt-dispatcher ]; then mount -t tmpfs none /var/cache/binfmt-dispatcher; fi\n\
          mount --bind {share} /usr/share\n\
+         {helper}\
          mount --bind {bin} /usr/bin\n\
          exec /usr/bin/qemu-aarch64-static \"$@\"",
         share = sh_quote(share.to_str().unwrap()),
@@ -343,6 +368,7 @@ fn run_installed(qemu_args: &[&str], stand_ins: &[&str], rootfs: bool, args: &[&
         .env_clear()
         .env("PATH", "/usr/bin")
         .env("HOME", "")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("cannot run unshare")
@@ -390,4 +416,28 @@ fn x86_programs_go_to_fex_in_muvm_off_4k_pages_with_no_configuration() {
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(127), "{err}");
     assert!(err.contains("fex (/usr/bin/FEX): muvm not found"), "{err}");
+    // Off a terminal at a display, the helper shows that line; it is told
+    // of nothing to install (FEX is installed, its hint does not bring
+    // muvm), and without a display it is not run at all.
+    let display = [("DISPLAY", ":0")];
+    let out = run_installed_with(&["-p", "16384"], &["FEX"], true, &[game], &display);
+    let helper = report_of(&out);
+    let line = err.trim_end().strip_prefix("binfmt-dispatcher: ").unwrap();
+    let var = |key: &str| {
+        helper
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix(key))
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        helper.argv[0],
+        "/usr/libexec/binfmt-dispatcher/missing-interpreter"
+    );
+    assert_eq!(var("BINFMT_DISPATCHER_FAILURE=").as_deref(), Some(line));
+    assert_eq!(var("BINFMT_DISPATCHER_STATUS=").as_deref(), Some("127"));
+    assert_eq!(var("BINFMT_DISPATCHER_MISSING=").as_deref(), Some(""));
+    let no_display = [("LANG", "C")];
+    let out = run_installed_with(&["-p", "16384"], &["FEX"], true, &[game], &no_display);
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
 }

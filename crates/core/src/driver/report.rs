@@ -4,7 +4,7 @@
 
 use rustix::io::Errno;
 
-use super::exec::Exec;
+use super::exec::{Exec, Failed};
 use super::log::{describe, kind};
 use super::{ExecCall, Host};
 use crate::blob::{self, Blob};
@@ -17,7 +17,7 @@ use crate::probe::Facts;
 pub(super) const NO_SAFE_NAME: &[u8] = b"cannot be given the binary's name safely";
 
 /// Environment variables the helper is told the details in: the
-/// interpreters tried (by ID, space-separated), the chosen one's install
+/// chain's interpreters not installed (by ID, space-separated), the chosen one's install
 /// hint, the binary's kind, the failure line and the exit status. The
 /// first's value is composed; the others are copied.
 const HELPER_VARIABLES: [&[u8]; 5] = [
@@ -101,11 +101,15 @@ pub(super) fn fail<H: Host, S: Strings>(
     let line = &line[..len];
     exec.say(LogLevel::Error, &[line]);
     let helper = blob.missing_helper()?;
-    // The helper offers an install when the chain's interpreters are
-    // missing; any failure it shows in a dialog to a person at a display
-    // who started the program without a terminal. Asked only here, on the
-    // failure path: the exec path pays nothing for it.
-    let offers_install = plan.is_some() && status == 127;
+    // The helper offers an install when the decided interpreter, whose
+    // hint it installs, is missing itself (not its muvm nor a required
+    // path, which that does not mend); any failure it shows in a dialog to
+    // a person at a display who started the program without a terminal.
+    // Asked only here, on the failure path: the exec path pays nothing.
+    let offers_install = plan.is_some_and(|plan| {
+        let decided = |f: &&Failed| f.0 == plan.interpreter;
+        exec.failed().find(decided).is_some_and(missing_itself)
+    });
     if helper.is_empty() || exec.p.secure {
         return Ok(());
     }
@@ -115,10 +119,18 @@ pub(super) fn fail<H: Host, S: Strings>(
             facts,
             line,
             status,
+            offers_install,
         };
         run_helper(exec, blob, helper.with_nul(), &failure)?;
     }
     Ok(())
+}
+
+/// Whether a failure is an interpreter that is not installed, as opposed
+/// to one whose muvm, required path or exec failed: what an install of
+/// its package mends.
+fn missing_itself(failed: &Failed) -> bool {
+    matches!(failed, (_, Failure::Missing, false))
 }
 
 /// Whether the environment names a display (X11 or Wayland): a
@@ -205,6 +217,9 @@ struct Report<'f> {
     line: &'f [u8],
     /// The dispatcher's exit status: 127 or 126.
     status: i32,
+    /// Whether installing the decided interpreter's package would mend it:
+    /// else `BINFMT_DISPATCHER_MISSING` is empty.
+    offers_install: bool,
 }
 
 /// Executes the helper (`[defaults] missing_helper`): `HELPER BINARY ARGV0
@@ -247,7 +262,7 @@ fn run_helper<H: Host, S: Strings>(
     let Ok((argv, envp, arena)) = exec.host.alloc_exec_buffers(argc, envc, arena_len) else {
         return Ok(());
     };
-    let starts = helper_variables(exec, blob, arena, values)?;
+    let starts = helper_variables(exec, blob, arena, values, report.offers_install)?;
     let arena = &*arena;
     argv[0] = helper.as_ptr();
     argv[1] = g.binary.as_ptr();
@@ -309,15 +324,20 @@ fn warn_helper_failed<H: Host, S: Strings>(exec: &mut Exec<'_, H, S>, helper: &[
 }
 
 /// Writes the [`HELPER_VARIABLES`] into `arena`: the IDs of the
-/// interpreters tried, then `values[1..]`; returns where each starts.
+/// chain's interpreters not installed (none when `offers_install` is
+/// false), then `values[1..]`; returns where each starts.
 fn helper_variables<H: Host, S: Strings>(
     exec: &Exec<'_, H, S>,
     blob: &Blob<'_>,
     arena: &mut [u8],
     values: [&[u8]; 5],
+    offers_install: bool,
 ) -> blob::Result<[usize; 5]> {
     let mut at = put(arena, 0, &[HELPER_VARIABLES[0]]);
-    for (i, &(index, _, _)) in exec.failed().enumerate() {
+    let missing = exec
+        .failed()
+        .filter(|f| offers_install && missing_itself(f));
+    for (i, &(index, _, _)) in missing.enumerate() {
         let separator: &[u8] = if i > 0 { b" " } else { b"" };
         at = put(arena, at, &[separator, id(blob, index)?]);
     }
