@@ -102,8 +102,8 @@ pub(super) fn kind(facts: &Facts<'_>) -> &'static [u8] {
         probe::Format::MachO => return b"macOS program (Mach-O)",
         probe::Format::Unknown => return b"not a recognised format",
     }
-    match probe::arch_of(facts) {
-        Some(a) => a.name.as_bytes(),
+    match probe::arch_name_of(facts) {
+        Some(name) => name,
         None => b"ELF of an unknown machine",
     }
 }
