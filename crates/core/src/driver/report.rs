@@ -231,10 +231,15 @@ fn run_helper<H: Host, S: Strings>(
     let mut digits = [0u8; 10];
     let status = launch::decimal(report.status.unsigned_abs(), &mut digits);
     let values = [b"", hint, kind(report.facts), report.line, status];
-    let mut ids_len = 0;
-    for &(index, _, _) in exec.failed() {
-        ids_len += id(blob, index)?.len() + 1;
+    // The IDs of the interpreters tried, looked up once.
+    let mut ids: [&[u8]; 8] = [b""; 8];
+    let mut tried = 0;
+    for (slot, &(index, _, _)) in ids.iter_mut().zip(exec.failed()) {
+        *slot = id(blob, index)?;
+        tried += 1;
     }
+    let ids = &ids[..tried];
+    let ids_len: usize = ids.iter().map(|i| i.len() + 1).sum();
     let arena_len = HELPER_VARIABLES
         .iter()
         .zip(values)
@@ -247,7 +252,7 @@ fn run_helper<H: Host, S: Strings>(
     let Ok((argv, envp, arena)) = exec.host.alloc_exec_buffers(argc, envc, arena_len) else {
         return Ok(());
     };
-    let starts = helper_variables(exec, blob, arena, values)?;
+    let starts = helper_variables(arena, ids, values);
     let arena = &*arena;
     argv[0] = helper.as_ptr();
     argv[1] = g.binary.as_ptr();
@@ -309,17 +314,13 @@ fn warn_helper_failed<H: Host, S: Strings>(exec: &mut Exec<'_, H, S>, helper: &[
 }
 
 /// Writes the [`HELPER_VARIABLES`] into `arena`: the IDs of the
-/// interpreters tried, then `values[1..]`; returns where each starts.
-fn helper_variables<H: Host, S: Strings>(
-    exec: &Exec<'_, H, S>,
-    blob: &Blob<'_>,
-    arena: &mut [u8],
-    values: [&[u8]; 5],
-) -> blob::Result<[usize; 5]> {
+/// interpreters tried, space-separated, then `values[1..]`; returns where
+/// each starts.
+fn helper_variables(arena: &mut [u8], ids: &[&[u8]], values: [&[u8]; 5]) -> [usize; 5] {
     let mut at = put(arena, 0, &[HELPER_VARIABLES[0]]);
-    for (i, &(index, _, _)) in exec.failed().enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         let separator: &[u8] = if i > 0 { b" " } else { b"" };
-        at = put(arena, at, &[separator, id(blob, index)?]);
+        at = put(arena, at, &[separator, id]);
     }
     at = put(arena, at, &[b"\0"]);
     let mut starts = [0; 5];
@@ -327,5 +328,5 @@ fn helper_variables<H: Host, S: Strings>(
         starts[i] = at;
         at = put(arena, at, &[HELPER_VARIABLES[i], values[i], b"\0"]);
     }
-    Ok(starts)
+    starts
 }
