@@ -22,16 +22,23 @@ impl Log {
             return;
         }
         let mut line = [0u8; 2048];
-        let mut at = 0;
-        let prefix: &[u8] = b"binfmt-dispatcher: ";
-        for part in core::iter::once(&prefix).chain(parts) {
-            let n = part.len().min(line.len() - 1 - at);
-            line[at..at + n].copy_from_slice(&part[..n]);
-            at += n;
-        }
+        // The text, cut one byte short of the buffer: the newline's.
+        let text = &mut line[..2047];
+        let at = put(text, 0, &[b"binfmt-dispatcher: "]);
+        let at = put(text, at, parts);
         line[at] = b'\n';
         host.write_stderr(&line[..at + 1]);
     }
+}
+
+/// Appends `parts` to `line` from `at` on, cut at its end; the new end.
+pub(super) fn put(line: &mut [u8], mut at: usize, parts: &[&[u8]]) -> usize {
+    for part in parts {
+        let n = part.len().min(line.len() - at);
+        line[at..at + n].copy_from_slice(&part[..n]);
+        at += n;
+    }
+    at
 }
 
 /// A short description of an errno. Out of line: called from several

@@ -5,7 +5,7 @@
 use rustix::io::Errno;
 
 use super::exec::Exec;
-use super::log::{describe, kind};
+use super::log::{describe, kind, put};
 use super::{ExecCall, Host};
 use crate::blob::{self, Blob};
 use crate::decide::{Candidate, Failure, LogLevel, Plan, Reason};
@@ -129,16 +129,6 @@ fn has_display<S: Strings>(env: &S) -> bool {
             .iter()
             .any(|key| env.starts_with(i, key) && env.with_nul(i).len() > key.len() + 1)
     })
-}
-
-/// Appends `parts` to `line` from `at` on, cut at its end; the new end.
-fn put(line: &mut [u8], mut at: usize, parts: &[&[u8]]) -> usize {
-    for part in parts {
-        let n = part.len().min(line.len() - at);
-        line[at..at + n].copy_from_slice(&part[..n]);
-        at += n;
-    }
-    at
 }
 
 /// The line for a binary no interpreter is configured for, into `line`;
