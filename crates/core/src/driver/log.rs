@@ -22,10 +22,10 @@ impl Log {
             return;
         }
         let mut line = [0u8; 2048];
-        // The text, cut one byte short of the buffer: the newline's.
-        let text = &mut line[..2047];
-        let at = put(text, 0, &[b"binfmt-dispatcher: "]);
-        let at = put(text, at, parts);
+        let prefix = b"binfmt-dispatcher: ";
+        line[..prefix.len()].copy_from_slice(prefix);
+        // The text is cut one byte short of the buffer: the newline's.
+        let at = put(&mut line[..2047], prefix.len(), parts);
         line[at] = b'\n';
         host.write_stderr(&line[..at + 1]);
     }
