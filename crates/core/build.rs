@@ -16,14 +16,21 @@ fn main() {
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", table.display()));
     let rows = parse(&text).unwrap_or_else(|e| panic!("data/binfmt-arches.tsv:{e}"));
     let mut arches = String::from("&[\n");
+    let (mut names, mut keys) = (String::new(), String::from("&[\n"));
     for row in rows.iter().filter(|r| r.elf) {
         let elf = elf_values(row)
             .unwrap_or_else(|e| panic!("data/binfmt-arches.tsv:{}: {}: {e}", row.line, row.name));
         arches.push_str(&arch_code(row.name, &elf));
+        let start = names.len();
+        names.push_str(row.name);
+        keys.push_str(&arch_key_code(start..names.len(), &elf));
     }
     arches.push_str("]\n");
+    keys.push_str("]\n");
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));
     write(&out.join("arches.rs"), &arches);
+    write(&out.join("arch_names.rs"), &format!("b{names:?}\n"));
+    write(&out.join("arch_keys.rs"), &keys);
     write(&out.join("rows.rs"), &rows_code(&rows));
 }
 
@@ -226,6 +233,20 @@ fn arch_code(name: &str, elf: &ElfValues) -> String {
         "    Arch {{ name: {name:?}, machine: {:#06x}, class: {class}, endian: {endian}, \
          flags_mask: {:#x}, flags: {:#x} }},\n",
         elf.machine, elf.flags_mask, elf.flags
+    )
+}
+
+/// One entry of `probe::ARCH_KEYS`: [`arch_code`]'s values, `e_machine`,
+/// `EI_CLASS` and `EI_DATA` in one word (`probe::arch_key`), with where
+/// the name lies in `probe::ARCH_NAMES` instead of the name.
+fn arch_key_code(name: std::ops::Range<usize>, elf: &ElfValues) -> String {
+    let at = |i: usize| u16::try_from(i).expect("the names of ARCHES fit 64 KiB");
+    let (name_start, name_end) = (at(name.start), at(name.end));
+    let key = u32::from(elf.machine) | u32::from(elf.class) << 16 | u32::from(elf.endian) << 24;
+    format!(
+        "    ArchKey {{ key: {key:#010x}, flags_mask: {:#x}, flags: {:#x}, \
+         name_start: {name_start}, name_end: {name_end} }},\n",
+        elf.flags_mask, elf.flags
     )
 }
 

@@ -611,6 +611,22 @@ fn write_environment<A: Strings, E: Strings>(
     Ok(())
 }
 
+/// Indexes of [`PLACEHOLDERS`], as [`placeholder`] gives them.
+const INTERPRETER: usize = 0;
+const BINARY: usize = 1;
+const BINARY_DIR: usize = 2;
+const BINARY_STEM: usize = 3;
+const ARGV0: usize = 4;
+const EXECFD: usize = 5;
+
+/// Which of [`PLACEHOLDERS`] `name` is. A loop over the table: a `match`
+/// on the names compared them byte by byte, name after name (about 1 KB
+/// of code on a path only custom templates take).
+#[inline(never)]
+fn placeholder(name: &[u8]) -> Option<usize> {
+    PLACEHOLDERS.iter().position(|p| p.as_bytes() == name)
+}
+
 /// Expands the placeholders of one template token into the arena. A
 /// token that begins with `{binary}` or `{binary_dir}` is guarded against
 /// option parsers ([`option_guard`]); a directory or stem that cannot be
@@ -635,22 +651,23 @@ fn expand<A: Strings>(
             break;
         };
         let name = &rest[open..open + close + 1];
-        let value: &[u8] = match name {
-            b"{interpreter}" => bare(interpreter),
-            b"{binary}" => binary,
-            b"{binary_dir}" | b"{binary_stem}" if guest.by_descriptor => {
+        let which = placeholder(name);
+        let value: &[u8] = match which {
+            Some(INTERPRETER) => bare(interpreter),
+            Some(BINARY) => binary,
+            Some(BINARY_DIR | BINARY_STEM) if guest.by_descriptor => {
                 return Err(BuildError::NoSafeName)
             }
-            b"{binary_dir}" => dir_of(binary),
-            b"{binary_stem}" if stem_of(binary).starts_with(b"-") => {
+            Some(BINARY_DIR) => dir_of(binary),
+            Some(BINARY_STEM) if stem_of(binary).starts_with(b"-") => {
                 return Err(BuildError::NoSafeName)
             }
-            b"{binary_stem}" => stem_of(binary),
-            b"{argv0}" => bare(guest.argv0),
-            b"{execfd}" => fd,
+            Some(BINARY_STEM) => stem_of(binary),
+            Some(ARGV0) => bare(guest.argv0),
+            Some(EXECFD) => fd,
             _ => name,
         };
-        let starts_token = n == 0 && open == 0 && matches!(name, b"{binary}" | b"{binary_dir}");
+        let starts_token = n == 0 && open == 0 && matches!(which, Some(BINARY | BINARY_DIR));
         parts[n] = if starts_token {
             option_guard(value)
         } else {

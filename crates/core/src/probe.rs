@@ -569,6 +569,43 @@ pub struct Arch {
 /// build.rs (`e_flags` where the mask keeps some of it: MIPS o32 and n32).
 pub const ARCHES: &[Arch] = include!(concat!(env!("OUT_DIR"), "/arches.rs"));
 
+/// [`ARCHES`] as the trampoline's messages need it, half the size: each
+/// target's header values and where its name lies in [`ARCH_NAMES`].
+#[derive(Clone, Copy, Debug)]
+struct ArchKey {
+    /// [`arch_key`] of the target's `e_machine`, `EI_CLASS` and `EI_DATA`.
+    key: u32,
+    flags_mask: u32,
+    flags: u32,
+    name_start: u16,
+    name_end: u16,
+}
+
+/// `e_machine`, `EI_CLASS` and `EI_DATA` in one word, as build.rs writes
+/// them into [`ARCH_KEYS`]: one comparison per target.
+fn arch_key(machine: u16, class: u8, endian: u8) -> u32 {
+    u32::from(machine) | u32::from(class) << 16 | u32::from(endian) << 24
+}
+
+/// The names of [`ARCHES`], one after another.
+const ARCH_NAMES: &[u8] = include!(concat!(env!("OUT_DIR"), "/arch_names.rs"));
+/// [`ARCHES`] in its order, as [`ArchKey`]s.
+const ARCH_KEYS: &[ArchKey] = include!(concat!(env!("OUT_DIR"), "/arch_keys.rs"));
+
+/// The name of [`arch_of`]'s target, from the compact table: the
+/// trampoline's copy of the targets (a `kind` in messages) is 16 bytes
+/// each instead of [`Arch`]'s 32.
+pub fn arch_name_of(facts: &Facts<'_>) -> Option<&'static [u8]> {
+    if facts.format != Format::Elf {
+        return None;
+    }
+    let key = arch_key(facts.machine, facts.class, facts.endian);
+    let a = ARCH_KEYS
+        .iter()
+        .find(|a| a.key == key && facts.flags & a.flags_mask == a.flags)?;
+    ARCH_NAMES.get(usize::from(a.name_start)..usize::from(a.name_end))
+}
+
 /// The target named `name` in [`ARCHES`].
 pub fn arch_by_name(name: &str) -> Option<&'static Arch> {
     ARCHES.iter().find(|a| a.name == name)
@@ -918,6 +955,33 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The compact table names every target as [`ARCHES`] does, and
+    /// nothing else.
+    #[test]
+    fn arch_keys_are_the_arches() {
+        assert_eq!(ARCH_KEYS.len(), ARCHES.len());
+        for a in ARCHES {
+            let facts = Facts {
+                format: Format::Elf,
+                machine: a.machine,
+                class: a.class,
+                endian: a.endian,
+                flags: a.flags,
+                ..Facts::UNKNOWN
+            };
+            assert_eq!(arch_name_of(&facts), Some(a.name.as_bytes()));
+            let name = arch_of(&facts).map(|a| a.name.as_bytes());
+            assert_eq!(arch_name_of(&facts), name);
+        }
+        let unknown = Facts {
+            format: Format::Elf,
+            machine: 0xffff,
+            ..Facts::UNKNOWN
+        };
+        assert_eq!(arch_name_of(&unknown), None);
+        assert_eq!(arch_name_of(&Facts::UNKNOWN), None);
     }
 
     #[test]

@@ -235,16 +235,7 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
     let errno = match launch::build(candidate, guest, env, &mut out) {
         Ok(sizes) => exec(host, candidate, guest, &out, sizes, process_envp),
         Err(BuildError::TooSmall(sizes)) => {
-            match host.alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena) {
-                Ok((argv, envp, arena)) => {
-                    let mut big = Buffers { argv, envp, arena };
-                    match launch::build(candidate, guest, env, &mut big) {
-                        Ok(sizes) => exec(host, candidate, guest, &big, sizes, process_envp),
-                        Err(_) => Err(Errno::NOMEM),
-                    }
-                }
-                Err(_) => Err(Errno::NOMEM),
-            }
+            build_and_exec_mapped(host, candidate, guest, env, process_envp, sizes)
         }
         Err(BuildError::Blob(_)) => Err(Errno::INVAL),
         Err(BuildError::NoSafeName) => return Some(Failure::NoSafeName),
@@ -252,6 +243,28 @@ fn build_and_exec<H: Host, S: Strings, const ARGS: usize, const ENVS: usize, con
     errno
         .err()
         .map(|errno| Failure::NotExecutable(errno.raw_os_error()))
+}
+
+/// [`build_and_exec`] in one mapping of `sizes`, for an argv or envp its
+/// stack buffers cannot hold. Out of line: one copy serves both sizes.
+#[inline(never)]
+fn build_and_exec_mapped<H: Host, S: Strings>(
+    host: &mut H,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, S>,
+    env: Option<&S>,
+    process_envp: Option<&[*const u8]>,
+    sizes: Sizes,
+) -> Result<(), Errno> {
+    let Ok((argv, envp, arena)) = host.alloc_exec_buffers(sizes.argv, sizes.envp, sizes.arena)
+    else {
+        return Err(Errno::NOMEM);
+    };
+    let mut big = Buffers { argv, envp, arena };
+    match launch::build(candidate, guest, env, &mut big) {
+        Ok(sizes) => exec(host, candidate, guest, &big, sizes, process_envp),
+        Err(_) => Err(Errno::NOMEM),
+    }
 }
 
 /// Executes the built argv with the built envp, or `process_envp`. Out of

@@ -22,16 +22,23 @@ impl Log {
             return;
         }
         let mut line = [0u8; 2048];
-        let mut at = 0;
-        let prefix: &[u8] = b"binfmt-dispatcher: ";
-        for part in core::iter::once(&prefix).chain(parts) {
-            let n = part.len().min(line.len() - 1 - at);
-            line[at..at + n].copy_from_slice(&part[..n]);
-            at += n;
-        }
+        let prefix = b"binfmt-dispatcher: ";
+        line[..prefix.len()].copy_from_slice(prefix);
+        // The text is cut one byte short of the buffer: the newline's.
+        let at = put(&mut line[..2047], prefix.len(), parts);
         line[at] = b'\n';
         host.write_stderr(&line[..at + 1]);
     }
+}
+
+/// Appends `parts` to `line` from `at` on, cut at its end; the new end.
+pub(super) fn put(line: &mut [u8], mut at: usize, parts: &[&[u8]]) -> usize {
+    for part in parts {
+        let n = part.len().min(line.len() - at);
+        line[at..at + n].copy_from_slice(&part[..n]);
+        at += n;
+    }
+    at
 }
 
 /// A short description of an errno. Out of line: called from several
@@ -102,8 +109,8 @@ pub(super) fn kind(facts: &Facts<'_>) -> &'static [u8] {
         probe::Format::MachO => return b"macOS program (Mach-O)",
         probe::Format::Unknown => return b"not a recognised format",
     }
-    match probe::arch_of(facts) {
-        Some(a) => a.name.as_bytes(),
+    match probe::arch_name_of(facts) {
+        Some(name) => name,
         None => b"ELF of an unknown machine",
     }
 }

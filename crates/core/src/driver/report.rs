@@ -5,7 +5,7 @@
 use rustix::io::Errno;
 
 use super::exec::{Exec, Failed};
-use super::log::{describe, kind};
+use super::log::{describe, kind, put};
 use super::{ExecCall, Host};
 use crate::blob::{self, Blob};
 use crate::decide::{Candidate, Failure, LogLevel, Plan, Reason};
@@ -143,16 +143,6 @@ fn has_display<S: Strings>(env: &S) -> bool {
     })
 }
 
-/// Appends `parts` to `line` from `at` on, cut at its end; the new end.
-fn put(line: &mut [u8], mut at: usize, parts: &[&[u8]]) -> usize {
-    for part in parts {
-        let n = part.len().min(line.len() - at);
-        line[at..at + n].copy_from_slice(&part[..n]);
-        at += n;
-    }
-    at
-}
-
 /// The line for a binary no interpreter is configured for, into `line`;
 /// its length.
 fn unconfigured_line(name: &[u8], facts: &Facts<'_>, line: &mut [u8]) -> usize {
@@ -246,10 +236,18 @@ fn run_helper<H: Host, S: Strings>(
     let mut digits = [0u8; 10];
     let status = launch::decimal(report.status.unsigned_abs(), &mut digits);
     let values = [b"", hint, kind(report.facts), report.line, status];
-    let mut ids_len = 0;
-    for &(index, _, _) in exec.failed() {
-        ids_len += id(blob, index)?.len() + 1;
+    // The IDs of the interpreters to install, looked up once.
+    let mut ids: [&[u8]; 8] = [b""; 8];
+    let mut tried = 0;
+    let missing = exec
+        .failed()
+        .filter(|f| report.offers_install && missing_itself(f));
+    for (slot, &(index, _, _)) in ids.iter_mut().zip(missing) {
+        *slot = id(blob, index)?;
+        tried += 1;
     }
+    let ids = &ids[..tried];
+    let ids_len: usize = ids.iter().map(|i| i.len() + 1).sum();
     let arena_len = HELPER_VARIABLES
         .iter()
         .zip(values)
@@ -262,7 +260,7 @@ fn run_helper<H: Host, S: Strings>(
     let Ok((argv, envp, arena)) = exec.host.alloc_exec_buffers(argc, envc, arena_len) else {
         return Ok(());
     };
-    let starts = helper_variables(exec, blob, arena, values, report.offers_install)?;
+    let starts = helper_variables(arena, ids, values);
     let arena = &*arena;
     argv[0] = helper.as_ptr();
     argv[1] = g.binary.as_ptr();
@@ -324,22 +322,14 @@ fn warn_helper_failed<H: Host, S: Strings>(exec: &mut Exec<'_, H, S>, helper: &[
 }
 
 /// Writes the [`HELPER_VARIABLES`] into `arena`: the IDs of the
-/// chain's interpreters not installed (none when `offers_install` is
-/// false), then `values[1..]`; returns where each starts.
-fn helper_variables<H: Host, S: Strings>(
-    exec: &Exec<'_, H, S>,
-    blob: &Blob<'_>,
-    arena: &mut [u8],
-    values: [&[u8]; 5],
-    offers_install: bool,
-) -> blob::Result<[usize; 5]> {
+/// chain's interpreters not installed (`ids`, none when no install is
+/// offered), space-separated, then `values[1..]`; returns where each
+/// starts.
+fn helper_variables(arena: &mut [u8], ids: &[&[u8]], values: [&[u8]; 5]) -> [usize; 5] {
     let mut at = put(arena, 0, &[HELPER_VARIABLES[0]]);
-    let missing = exec
-        .failed()
-        .filter(|f| offers_install && missing_itself(f));
-    for (i, &(index, _, _)) in missing.enumerate() {
+    for (i, id) in ids.iter().enumerate() {
         let separator: &[u8] = if i > 0 { b" " } else { b"" };
-        at = put(arena, at, &[separator, id(blob, index)?]);
+        at = put(arena, at, &[separator, id]);
     }
     at = put(arena, at, &[b"\0"]);
     let mut starts = [0; 5];
@@ -347,5 +337,5 @@ fn helper_variables<H: Host, S: Strings>(
         starts[i] = at;
         at = put(arena, at, &[HELPER_VARIABLES[i], values[i], b"\0"]);
     }
-    Ok(starts)
+    starts
 }
