@@ -81,7 +81,13 @@ impl Registration for Format {
 
     fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String {
         if self.extension {
+            // Never C for an entry by extension: binfmt_misc tries it before
+            // binfmt_elf, on whatever file the name ends in `.jar`, so with C
+            // any user's symlink x.jar -> /usr/bin/sudo (or any set-id native
+            // program) ran that program through the dispatcher, as root,
+            // under an emulator. java is never run set-id anyway.
             let extension = self.magic_text;
+            let flags: String = flags.chars().filter(|&c| c != 'C').collect();
             return format!(":{name}:E::{extension}::{interpreter}:{flags}");
         }
         format!(
@@ -355,7 +361,7 @@ mod tests {
         let (jar, _) = select(formats, "jar", &host).unwrap();
         assert_eq!(
             jar[0].register_line("/d", "POCF"),
-            ":binfmt-dispatcher-jar:E::jar::/d:POCF"
+            ":binfmt-dispatcher-jar:E::jar::/d:POF"
         );
         assert!(!jar[0].same_as(b"jar", b"") && !jar[0].overlaps(b"PK", b""));
         let (all, _) = select(formats, "all", &host).unwrap();

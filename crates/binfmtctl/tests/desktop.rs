@@ -239,6 +239,7 @@ fn every_failure_is_shown_in_a_dialog_off_a_terminal_with_a_display() {
         [
             "--app-name",
             "binfmt-dispatcher",
+            "--",
             "binfmt-dispatcher",
             &case.line
         ]
@@ -478,7 +479,7 @@ fn the_polkit_policy_asks_an_administrator_for_each_package_manager_the_helper_r
                 .children()
                 .find(|n| n.has_tag_name(key))
                 .and_then(|n| n.text());
-            assert_eq!(value, Some("auth_admin_keep"), "{id}: {key}");
+            assert_eq!(value, Some("auth_admin"), "{id}: {key}");
         }
         let annotation = |key: &str| -> Vec<String> {
             action

@@ -580,6 +580,12 @@ fn registers_pe_and_java_only_when_named() {
     // registered again, the same entry is recognised as already there.
     assert!(text.contains("== binfmt-dispatcher-jar\n"), "{text}");
     assert!(text.contains("extension .jar\n"), "{text}");
+    // Without C: tried before binfmt_elf on any name ending in .jar, it
+    // would run every set-id native program (a symlink x.jar to it) through
+    // the dispatcher as root.
+    let jar = text.split("== binfmt-dispatcher-jar\n").nth(1).unwrap();
+    let jar = jar.split("== ").next().unwrap();
+    assert!(jar.contains("flags: POF\n"), "{jar}");
     assert!(
         text.contains("already registered: binfmt-dispatcher-jar"),
         "{text}"

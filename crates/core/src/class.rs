@@ -184,11 +184,14 @@ pub fn this_class<'o, R: ReadAt>(
 /// Whether `name` (internal form) is a class name `java` can be given on
 /// its command line: no empty package or class part, none of the
 /// characters JVMS 4.2.1 excludes (`.`, `;`, `[`), no NUL, no leading `-`
-/// that `java` would read as an option. Its encoding is not checked: the
+/// that `java` would read as an option, no leading `@` that the launcher
+/// would expand as an argument file (`java -cp ROOT @opts` reads options
+/// from the file `opts`). Its encoding is not checked: the
 /// name must also be the file's path below the root, so `java` finds the
 /// file by the same bytes.
 pub fn is_binary_name(name: &[u8]) -> bool {
     !name.starts_with(b"-")
+        && !name.starts_with(b"@")
         && name
             .split(|&b| b == b'/')
             .all(|part| !part.is_empty() && !part.iter().any(|b| b".;[\0".contains(b)))
@@ -336,6 +339,7 @@ mod tests {
         for name in [
             &b""[..],
             b"-version",
+            b"@opts",
             b"com//Main",
             b"/Main",
             b"com/x/",
