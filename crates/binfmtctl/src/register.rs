@@ -287,7 +287,9 @@ fn is_same(e: &Entry, format: &Format, interpreter: &str, flags: &str) -> bool {
         true => flags.chars().filter(|&c| c != 'C').collect(),
         false => flags.to_string(),
     };
-    e.interpreter == interpreter && flag_set(&e.flags) == flag_set(&flags) && format.registered_by(e)
+    e.interpreter == interpreter
+        && flag_set(&e.flags) == flag_set(&flags)
+        && format.registered_by(e)
 }
 
 /// Beside our entry for `format`, the entry FEX looks for, if it looks for
