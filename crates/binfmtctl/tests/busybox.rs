@@ -119,3 +119,68 @@ fn busybox_applet_chosen_by_caller_argv0_with_p() {
     );
     assert_eq!(stdout(&out), "via-sh\n", "stderr:\n{}", stderr(&out));
 }
+
+/// A root holding only the arm64 busybox, as a foreign container or a
+/// `debootstrap --foreign` chroot has it: no interpreter inside. Its files
+/// and their bytes, to check that nothing was written into it.
+fn foreign_root(tag: &str) -> (PathBuf, Vec<(PathBuf, Vec<u8>)>) {
+    require_qemu();
+    let dir = temp_dir(tag);
+    let bin = dir.join("root/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(busybox_arm64(), bin.join("busybox")).unwrap();
+    for applet in ["sh", "echo"] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    (dir.clone(), tree(&dir.join("root")))
+}
+
+/// Every file below `root` with its bytes (a symlink: its target).
+fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            }
+            let bytes = match meta.file_type().is_symlink() {
+                true => std::fs::read_link(&path)
+                    .unwrap()
+                    .into_os_string()
+                    .into_encoded_bytes(),
+                false if meta.is_file() => std::fs::read(&path).unwrap(),
+                false => Vec::new(),
+            };
+            files.push((path, bytes));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// In a root without the interpreter, qemu registered directly with F runs
+/// the program (the kernel opened qemu at registration); the dispatcher,
+/// also F, is found there, but its interpreter is not: one line naming
+/// what it looked for, exit 127, and the root left as it was. Foreign
+/// containers through the dispatcher are issue 15 (docs/decisions.md,
+/// "Foreign containers: the design, measured").
+#[test]
+fn a_root_without_the_interpreter() {
+    let (dir, before) = foreign_root("busybox-foreign-root");
+    let script = "chroot root /bin/echo hello; echo \"status=$?\"";
+    let direct = run(&dir, qemu_entry(), script);
+    assert_eq!(stdout(&direct), "hello\nstatus=0\n", "{}", stderr(&direct));
+    let via = run(&dir, dispatcher_entry("POCF"), script);
+    assert_eq!(stdout(&via), "status=127\n", "{}", stderr(&via));
+    let err = stderr(&via);
+    let said = format!(
+        "binfmt-dispatcher: /bin/echo: cannot run it: qemu-aarch64 ({QEMU_AARCH64}): not \
+         found; qemu-aarch64-dynamic (/usr/bin/qemu-aarch64): not found. Install QEMU"
+    );
+    assert!(err.starts_with(&said), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(tree(&dir.join("root")), before, "the root was written into");
+}
