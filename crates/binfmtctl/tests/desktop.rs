@@ -229,6 +229,16 @@ fn every_failure_is_shown_in_a_dialog_off_a_terminal_with_a_display() {
         shown[0],
         ["--title", "binfmt-dispatcher", "--error", &case.line]
     );
+    // kdialog reads markup: a name the caller chose is shown as text.
+    let marked = "./<b>a&b<i>.exe";
+    std::os::unix::fs::symlink(dir.join(&case.file[2..]), dir.join(&marked[2..])).unwrap();
+    let script = format!("DISPLAY=:0 '{marked}' </dev/null");
+    assert_eq!(run(&dir, &cache, &script).status.code(), Some(126));
+    let shown = wait_for_runs(&dir, "kdialog", 2);
+    let line = case
+        .line
+        .replacen(&case.file, "./&lt;b&gt;a&amp;b&lt;i&gt;.exe", 1);
+    assert_eq!(shown[1], ["--title", "binfmt-dispatcher", "--error", &line]);
     fs::remove_file(only.join("kdialog")).unwrap();
     stand_in(&only, "notify-send", &dir, "exit 0");
     let script = format!("DISPLAY=:0 {} </dev/null", case.file);
