@@ -237,7 +237,7 @@ fn every_failure_is_shown_in_a_dialog_off_a_terminal_with_a_display() {
     let shown = wait_for_runs(&dir, "kdialog", 2);
     let line = case
         .line
-        .replacen(&case.file, "./&lt;b&gt;a&amp;b&lt;i&gt;.exe", 1);
+        .replacen(case.file, "./&lt;b&gt;a&amp;b&lt;i&gt;.exe", 1);
     assert_eq!(shown[1], ["--title", "binfmt-dispatcher", "--error", &line]);
     fs::remove_file(only.join("kdialog")).unwrap();
     stand_in(&only, "notify-send", &dir, "exit 0");
