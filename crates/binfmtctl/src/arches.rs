@@ -44,6 +44,9 @@ pub trait Registration {
     }
     /// The same line for an entry named `name`.
     fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String;
+    /// The flags its entry takes of `flags`: all of them, but never C for
+    /// an entry by extension.
+    fn entry_flags(&self, flags: &str) -> String;
     /// The name FEX looks for this format's entry under, if it looks for
     /// one (`FEX_NAMES`).
     fn fex_entry_name(&self) -> Option<&'static str>;
@@ -80,20 +83,27 @@ impl Registration for Format {
     }
 
     fn register_line_named(&self, name: &str, interpreter: &str, flags: &str) -> String {
+        let flags = self.entry_flags(flags);
         if self.extension {
-            // Never C for an entry by extension: binfmt_misc tries it before
-            // binfmt_elf, on whatever file the name ends in `.jar`, so with C
-            // any user's symlink x.jar -> /usr/bin/sudo (or any set-id native
-            // program) ran that program through the dispatcher, as root,
-            // under an emulator. java is never run set-id anyway.
             let extension = self.magic_text;
-            let flags: String = flags.chars().filter(|&c| c != 'C').collect();
             return format!(":{name}:E::{extension}::{interpreter}:{flags}");
         }
         format!(
             ":{name}:M::{}:{}:{interpreter}:{flags}",
             self.magic_text, self.entry_mask_text
         )
+    }
+
+    fn entry_flags(&self, flags: &str) -> String {
+        if self.extension {
+            // Never C for an entry by extension: binfmt_misc tries it before
+            // binfmt_elf, on whatever file the name ends in `.jar`, so with C
+            // any user's symlink x.jar -> /usr/bin/sudo (or any set-id native
+            // program) ran that program through the dispatcher, as root,
+            // under an emulator. java is never run set-id anyway.
+            return flags.chars().filter(|&c| c != 'C').collect();
+        }
+        flags.to_string()
     }
 
     fn fex_entry_name(&self) -> Option<&'static str> {

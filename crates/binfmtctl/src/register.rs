@@ -282,13 +282,8 @@ enum Step {
 
 /// Whether `e` is `format`'s line with `interpreter` and `flags`.
 fn is_same(e: &Entry, format: &Format, interpreter: &str, flags: &str) -> bool {
-    // An entry by extension is registered without C (register_line_named).
-    let flags: String = match format.extension {
-        true => flags.chars().filter(|&c| c != 'C').collect(),
-        false => flags.to_string(),
-    };
     e.interpreter == interpreter
-        && flag_set(&e.flags) == flag_set(&flags)
+        && flag_set(&e.flags) == flag_set(&format.entry_flags(flags))
         && format.registered_by(e)
 }
 
