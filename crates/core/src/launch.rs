@@ -491,8 +491,7 @@ fn write_template<A: Strings>(
     for token in candidate.interpreter.template().iter() {
         let token = token?.with_nul();
         if token == b"{args}\0" {
-            let rest = guest.first_arg..guest.args.count();
-            rest.for_each(|i| w.arg(guest.args.ptr(i)));
+            write_args(w, guest);
         } else if !bare(token).contains(&b'{') {
             w.arg(token.as_ptr());
         } else {
@@ -520,6 +519,12 @@ fn write_convention<A: Strings>(
     if style == ArgvStyle::Fex && guest.execfd.is_some() {
         w.arg(guest.argv0.as_ptr());
     }
+    write_args(w, guest);
+}
+
+/// The guest's arguments after its name, as they are.
+#[inline(always)]
+fn write_args<A: Strings>(w: &mut Writer<'_, '_>, guest: &Guest<'_, A>) {
     (guest.first_arg..guest.args.count()).for_each(|i| w.arg(guest.args.ptr(i)));
 }
 
@@ -557,7 +562,7 @@ fn write_java<A: Strings>(w: &mut Writer<'_, '_>, interpreter: &[u8], guest: &Gu
             write_binary(w, guest);
         }
     }
-    (guest.first_arg..guest.args.count()).for_each(|i| w.arg(guest.args.ptr(i)));
+    write_args(w, guest);
 }
 
 /// The envp: the process's (`env`), less the variables the interpreter
