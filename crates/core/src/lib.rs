@@ -5,6 +5,8 @@
 //! - [`blob`]: the compiled configuration, read in place;
 //! - [`decide`]: facts, path and blob in, interpreters to try out;
 //! - [`launch`]: the argv and envp for the chosen interpreter;
+//! - [`bundle`]: interpreters bundled into a trampoline, and how one is
+//!   loaded from its mapping;
 //! - [`class`]: a Java class file's own name, for its class path root;
 //! - [`paths`]: the files and variables the exec path knows by name;
 //! - [`arches`]: the architecture table, data/binfmt-arches.tsv, compiled
@@ -24,6 +26,7 @@ extern crate std;
 
 pub mod arches;
 pub mod blob;
+pub mod bundle;
 pub mod class;
 pub mod decide;
 pub mod driver;
