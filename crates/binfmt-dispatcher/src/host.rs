@@ -8,20 +8,43 @@ use rustix::io::Errno;
 
 use crate::rt;
 
-/// The trampoline's host: stateless, every call a syscall (or none).
-pub struct Syscalls;
+/// The trampoline's host: every call a syscall (or none). It remembers
+/// only what running a bundled interpreter needs: the process, the image
+/// chosen, and the highest descriptor it has opened.
+pub struct Syscalls<'p> {
+    process: &'p rt::Process,
+    bundled: Option<rt::BundledImage>,
+    highest_fd: u32,
+}
 
-impl Host for Syscalls {
+impl<'p> Syscalls<'p> {
+    /// The host of `process`.
+    pub fn new(process: &'p rt::Process) -> Self {
+        Syscalls {
+            process,
+            bundled: None,
+            highest_fd: process.facts.execfd.unwrap_or(0),
+        }
+    }
+
+    /// `fd`, remembered as opened.
+    fn opened(&mut self, fd: u32) -> u32 {
+        self.highest_fd = self.highest_fd.max(fd);
+        fd
+    }
+}
+
+impl Host for Syscalls<'_> {
     fn open(&mut self, path: &CStr) -> Result<u32, Errno> {
-        rt::open(path).map(rt::keep)
+        rt::open(path).map(|fd| self.opened(rt::keep(fd)))
     }
 
     fn open_dir(&mut self, path: &CStr) -> Result<u32, Errno> {
-        rt::open_dir(path).map(rt::keep)
+        rt::open_dir(path).map(|fd| self.opened(rt::keep(fd)))
     }
 
     fn open_at(&mut self, dir: u32, name: &CStr) -> Result<u32, Errno> {
-        rt::open_at(rt::borrowed(dir), name).map(rt::keep)
+        rt::open_at(rt::borrowed(dir), name).map(|fd| self.opened(rt::keep(fd)))
     }
 
     fn pread<'b>(
@@ -69,7 +92,15 @@ impl Host for Syscalls {
     }
 
     fn execve(&mut self, call: &ExecCall<'_>) -> Result<(), Errno> {
-        Err(rt::execve(call.path, call.argv, call.envp))
+        match self.bundled.take() {
+            None => Err(rt::execve(call.path, call.argv, call.envp)),
+            Some(image) => Err(rt::run_bundled(self.process, image, call, self.highest_fd)),
+        }
+    }
+
+    fn use_bundled(&mut self, path: &[u8]) -> bool {
+        self.bundled = rt::bundled_image(self.process, path);
+        self.bundled.is_some()
     }
 
     fn write_stderr(&mut self, bytes: &[u8]) {

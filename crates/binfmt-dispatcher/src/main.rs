@@ -18,7 +18,11 @@ use binfmt_dispatcher_core::driver;
 #[inline(always)] // into the entry: one stack frame less on the exec path
 fn main(process: &rt::Process) -> ! {
     let baked = rt::embedded_config(process);
-    rt::exit(driver::run(&mut host::Syscalls, &process.facts, baked))
+    rt::exit(driver::run(
+        &mut host::Syscalls::new(process),
+        &process.facts,
+        baked,
+    ))
 }
 
 #[panic_handler]

@@ -101,3 +101,42 @@ pub unsafe fn syscall5(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize
     }
     ret
 }
+
+/// The ELF machine of this architecture's programs.
+pub const ELF_MACHINE: u16 = 183;
+
+/// Starts a loaded program: copies the `words` of its initial stack from
+/// `stack` to just below the current stack pointer, aligned to 16 bytes,
+/// moves the stack pointer there and jumps to `entry` with the registers
+/// the ABI's process entry expects (no `rtld_fini`: 0).
+///
+/// # Safety
+/// `stack` holds `words` words (argc, argv, envp and auxv, as the kernel
+/// lays them out), whose pointers stay valid above the new stack pointer,
+/// and `entry` is the entry point of a program loaded in this process.
+pub unsafe fn enter(stack: *const usize, words: usize, entry: usize) -> ! {
+    // SAFETY: the caller vouches for the stack and the entry; the copy
+    // goes below the stack pointer, into the stack's own growth area,
+    // over frames that are dead once the jump is made.
+    unsafe {
+        asm!(
+            "mov x3, sp",
+            "sub x3, x3, x1, lsl #3",
+            "and x3, x3, #0xfffffffffffffff0",
+            "mov sp, x3",
+            "1:",
+            "cbz x1, 2f",
+            "ldr x4, [x0], #8",
+            "str x4, [x3], #8",
+            "sub x1, x1, #1",
+            "b 1b",
+            "2:",
+            "mov x0, #0",
+            "mov x29, #0",
+            "mov x30, #0",
+            "br x2",
+            in("x0") stack, in("x1") words, in("x2") entry,
+            options(noreturn)
+        )
+    }
+}

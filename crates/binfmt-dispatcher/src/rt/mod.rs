@@ -8,6 +8,7 @@
 //! - `start.rs`: the initial stack (argv, envp, auxv) read into a
 //!   [`Process`];
 //! - `config.rs`: the configuration embedded in the trampoline;
+//! - `load.rs`: running an interpreter bundled into the trampoline;
 //! - here: the initial stack's strings and the syscalls the exec path
 //!   makes, safe to call.
 //!
@@ -25,6 +26,7 @@
 #[cfg_attr(target_arch = "riscv64", path = "riscv64.rs")]
 mod arch;
 mod config;
+mod load;
 mod start;
 
 #[cfg(not(any(
@@ -35,6 +37,7 @@ mod start;
 compile_error!("the trampoline's runtime is written for x86_64, aarch64 and riscv64");
 
 pub use config::embedded_config;
+pub use load::{image_for as bundled_image, run as run_bundled, Image as BundledImage};
 pub use start::Process;
 
 use core::ffi::CStr;

@@ -108,3 +108,43 @@ pub unsafe fn syscall5(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize
     }
     ret
 }
+
+/// The ELF machine of this architecture's programs.
+pub const ELF_MACHINE: u16 = 243;
+
+/// Starts a loaded program: copies the `words` of its initial stack from
+/// `stack` to just below the current stack pointer, aligned to 16 bytes,
+/// moves the stack pointer there and jumps to `entry` with the registers
+/// the ABI's process entry expects (no `rtld_fini`: 0).
+///
+/// # Safety
+/// `stack` holds `words` words (argc, argv, envp and auxv, as the kernel
+/// lays them out), whose pointers stay valid above the new stack pointer,
+/// and `entry` is the entry point of a program loaded in this process.
+pub unsafe fn enter(stack: *const usize, words: usize, entry: usize) -> ! {
+    // SAFETY: the caller vouches for the stack and the entry; the copy
+    // goes below the stack pointer, into the stack's own growth area,
+    // over frames that are dead once the jump is made.
+    unsafe {
+        asm!(
+            "slli t0, a1, 3",
+            "sub t0, sp, t0",
+            "andi t0, t0, -16",
+            "mv sp, t0",
+            "1:",
+            "beqz a1, 2f",
+            "ld t1, 0(a0)",
+            "sd t1, 0(t0)",
+            "addi a0, a0, 8",
+            "addi t0, t0, 8",
+            "addi a1, a1, -1",
+            "j 1b",
+            "2:",
+            "li a0, 0",
+            "li ra, 0",
+            "jr a2",
+            in("a0") stack, in("a1") words, in("a2") entry,
+            options(noreturn)
+        )
+    }
+}

@@ -17,6 +17,9 @@ pub struct Process {
     pub facts: driver::Process<'static, CStrList>,
     /// `AT_PHDR` and `AT_PHNUM`: this program's headers, as loaded.
     pub(super) phdrs: &'static [Elf_Phdr],
+    /// The auxiliary vector, for the initial stack of a bundled
+    /// interpreter (rt::load).
+    pub(super) auxv: *const usize,
 }
 
 /// Called by `_start` with the initial stack pointer.
@@ -48,8 +51,9 @@ pub(super) extern "C" fn entry(sp: *const usize) -> ! {
                 execfn: None,
             },
             phdrs: &[],
+            auxv: envp.add(envc + 1).cast::<usize>(),
         };
-        read_auxv(envp.add(envc + 1).cast::<usize>(), &mut p);
+        read_auxv(p.auxv, &mut p);
         p
     };
     crate::main(&process)

@@ -101,3 +101,41 @@ pub unsafe fn syscall5(nr: u32, a: usize, b: usize, c: usize, d: usize, e: usize
     }
     ret
 }
+
+/// The ELF machine of this architecture's programs.
+pub const ELF_MACHINE: u16 = 62;
+
+/// Starts a loaded program: copies the `words` of its initial stack from
+/// `stack` to just below the current stack pointer, aligned to 16 bytes,
+/// moves the stack pointer there and jumps to `entry` with the registers
+/// the ABI's process entry expects (no `rtld_fini`: 0).
+///
+/// # Safety
+/// `stack` holds `words` words (argc, argv, envp and auxv, as the kernel
+/// lays them out), whose pointers stay valid above the new stack pointer,
+/// and `entry` is the entry point of a program loaded in this process.
+pub unsafe fn enter(stack: *const usize, words: usize, entry: usize) -> ! {
+    // SAFETY: the caller vouches for the stack and the entry; the copy
+    // goes below the stack pointer, into the stack's own growth area,
+    // over frames that are dead once the jump is made.
+    unsafe {
+        asm!(
+            "mov rax, rsi",
+            "shl rax, 3",
+            "mov rcx, rsp",
+            "sub rcx, rax",
+            "and rcx, -16",
+            "mov rsp, rcx",
+            "mov rcx, rsi",
+            "mov rsi, rdi",
+            "mov rdi, rsp",
+            "cld",
+            "rep movsq",
+            "xor edx, edx",
+            "xor ebp, ebp",
+            "jmp r9",
+            in("rdi") stack, in("rsi") words, in("r9") entry,
+            options(noreturn)
+        )
+    }
+}

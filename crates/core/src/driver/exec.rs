@@ -176,24 +176,7 @@ impl<H: Host, S: Strings> ExecSystem<'_, '_, '_, H, S> {
         if e.log.level >= LogLevel::Info {
             report::log_running(e, self.blob, self.name, self.plan, candidate);
         }
-        // The process's envp is passed as it is when nothing in it changes:
-        // build then copies none of it, and needs no envp buffer.
-        let keep_env = launch::keeps_environment(candidate, guest).unwrap_or(false);
-        let outcome = if keep_env {
-            let envp = Some(e.p.envp);
-            build_and_exec::<H, S, KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
-                e.host, candidate, guest, None, envp,
-            )
-        } else {
-            build_and_exec::<H, S, STACK_ARGS, STACK_ARGS, STACK_ARENA>(
-                e.host,
-                candidate,
-                guest,
-                Some(&e.p.env),
-                None,
-            )
-        };
-        let Some(failure) = outcome else {
+        let Some(failure) = build_and_run(e, candidate, guest) else {
             return Ok(()); // the host recorded the exec as made
         };
         let path = candidate.muvm.unwrap_or(candidate.path);
@@ -204,10 +187,61 @@ impl<H: Host, S: Strings> ExecSystem<'_, '_, '_, H, S> {
                     Errno::NOENT | Errno::NOTDIR
                 ) && !self.exists(path) =>
             {
-                Err(Failure::Missing)
+                run_bundled(self.exec, candidate, guest)
             }
             failure => Err(failure),
         }
+    }
+}
+
+/// Builds the argv and envp of `candidate` for `guest` and executes them;
+/// why it did not run (`None`: the host recorded the exec as made).
+#[inline(always)]
+fn build_and_run<H: Host, S: Strings>(
+    e: &mut Exec<'_, H, S>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, S>,
+) -> Option<Failure<'static>> {
+    // The process's envp is passed as it is when nothing in it changes:
+    // build then copies none of it, and needs no envp buffer.
+    if launch::keeps_environment(candidate, guest).unwrap_or(false) {
+        let envp = Some(e.p.envp);
+        build_and_exec::<H, S, KEPT_ENV_ARGS, 1, KEPT_ENV_ARENA>(
+            e.host, candidate, guest, None, envp,
+        )
+    } else {
+        build_and_exec::<H, S, STACK_ARGS, STACK_ARGS, STACK_ARENA>(
+            e.host,
+            candidate,
+            guest,
+            Some(&e.p.env),
+            None,
+        )
+    }
+}
+
+/// An interpreter the root lacks, run from the copy bundled into the
+/// trampoline when there is one (as a direct F registration of it would
+/// run in a foreign container), with the argv and envp its file would
+/// have had; `Missing` when there is none. Not under muvm, which is not
+/// bundled. Out of line: only an exec that found nothing comes here.
+#[cold]
+#[inline(never)]
+fn run_bundled<H: Host, S: Strings>(
+    e: &mut Exec<'_, H, S>,
+    candidate: &Candidate<'_>,
+    guest: &Guest<'_, S>,
+) -> Result<(), Failure<'static>> {
+    if candidate.muvm.is_some() || !e.host.use_bundled(candidate.path) {
+        return Err(Failure::Missing);
+    }
+    if e.log.level >= LogLevel::Info {
+        let shown = &candidate.path[..candidate.path.len() - 1];
+        e.say(LogLevel::Info, &[b"running the bundled copy of ", shown]);
+    }
+    match build_and_run(e, candidate, guest) {
+        None => Ok(()),
+        Some(failure) => Err(failure),
     }
 }
 

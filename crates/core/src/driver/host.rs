@@ -148,6 +148,14 @@ pub trait Host {
     fn dispatcher_is_set_id(&mut self) -> bool;
     /// Whether `path` leads to the dispatcher's own file.
     fn is_dispatcher(&mut self, path: &CStr) -> bool;
+    /// Whether an interpreter is bundled into the trampoline for `path`
+    /// (NUL-terminated), which the root the exec runs in lacks (a foreign
+    /// container or chroot); if so, the next [`Host::execve`] runs that
+    /// copy in place of the file at its path. The trampoline's answers from
+    /// its own file; the default has no bundle.
+    fn use_bundled(&mut self, _path: &[u8]) -> bool {
+        false
+    }
     /// Observes a step; the trampoline's does nothing.
     #[inline(always)]
     fn note(&mut self, _event: Event<'_>) {}
