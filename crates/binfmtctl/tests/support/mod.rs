@@ -462,44 +462,56 @@ pub fn stderr(out: &Output) -> String {
 /// `target/test-fixtures/busybox-arm64` (apt, as root, like CI), once.
 pub fn busybox_arm64() -> &'static Path {
     static B: OnceLock<PathBuf> = OnceLock::new();
-    B.get_or_init(|| {
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("CARGO_TARGET_TMPDIR has a parent")
-            .to_path_buf();
-        let fixtures = target.join("test-fixtures");
-        let busybox = fixtures.join("busybox-arm64");
-        if busybox.is_file() {
-            return busybox;
-        }
-        fs::create_dir_all(&fixtures).unwrap();
-        let work = fixtures.join(format!("busybox-fetch-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&work);
-        fs::create_dir_all(&work).unwrap();
-        let script = "set -e\n\
-             dpkg --print-foreign-architectures | grep -qx arm64 || dpkg --add-architecture arm64\n\
-             apt-get update -qq\n\
-             apt-get download -qq busybox-static:arm64\n\
-             dpkg -x busybox-static_*_arm64.deb root\n\
-             test -f root/bin/busybox\n";
-        let out = Command::new("sh")
-            .args(["-c", script])
-            .current_dir(&work)
-            .output()
-            .expect("cannot run sh");
-        assert!(
-            out.status.success(),
-            "cannot fetch busybox-static:arm64 (needs root and apt access):\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let tmp = fixtures.join(format!("busybox-arm64.{}", std::process::id()));
-        fs::copy(work.join("root/bin/busybox"), &tmp).unwrap();
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::rename(&tmp, &busybox).unwrap();
-        let _ = fs::remove_dir_all(&work);
-        busybox
-    })
+    B.get_or_init(|| fetch_busybox("arm64"))
+}
+
+/// Debian's static busybox for s390x (big-endian), as [`busybox_arm64`].
+pub fn busybox_s390x() -> &'static Path {
+    static B: OnceLock<PathBuf> = OnceLock::new();
+    B.get_or_init(|| fetch_busybox("s390x"))
+}
+
+/// Debian's busybox-static for `arch` at `target/test-fixtures/busybox-ARCH`,
+/// fetched there unless it is.
+fn fetch_busybox(arch: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf();
+    let fixtures = target.join("test-fixtures");
+    let busybox = fixtures.join(format!("busybox-{arch}"));
+    if busybox.is_file() {
+        return busybox;
+    }
+    fs::create_dir_all(&fixtures).unwrap();
+    let work = fixtures.join(format!("busybox-fetch-{arch}-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work).unwrap();
+    let script = format!(
+        "set -e\n\
+         dpkg --print-foreign-architectures | grep -qx {arch} || dpkg --add-architecture {arch}\n\
+         apt-get update -qq\n\
+         apt-get download -qq busybox-static:{arch}\n\
+         dpkg -x busybox-static_*_{arch}.deb root\n\
+         test -f root/bin/busybox\n"
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .current_dir(&work)
+        .output()
+        .expect("cannot run sh");
+    assert!(
+        out.status.success(),
+        "cannot fetch busybox-static:{arch} (needs root and apt access):\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tmp = fixtures.join(format!("busybox-{arch}.{}", std::process::id()));
+    fs::copy(work.join("root/bin/busybox"), &tmp).unwrap();
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::rename(&tmp, &busybox).unwrap();
+    let _ = fs::remove_dir_all(&work);
+    busybox
 }
 
 /// `dir/only`, a directory for a PATH that holds only `tools` (symbolic
