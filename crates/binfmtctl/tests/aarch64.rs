@@ -441,3 +441,93 @@ fn x86_programs_go_to_fex_in_muvm_off_4k_pages_with_no_configuration() {
     let out = run_installed_with(&["-p", "16384"], &["FEX"], true, &[game], &no_display);
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
 }
+
+#[test]
+fn trampolines_run_a_bundled_static_pie_the_root_lacks() {
+    // The loader of bundled interpreters (issue 15) on x86_64 natively,
+    // aarch64 with 4 and 16 KiB pages, and riscv64: a reporter built by
+    // each gcc as a static PIE is bundled by its path and that path is
+    // then hidden (a tmpfs over its directory), as a foreign container's
+    // root lacks the host's qemu. It must get the argv and environment the
+    // interpreter's file would, and no descriptor of the trampoline's.
+    let bb = busybox();
+    let cases = [
+        (None, "4096", Path::new(dispatcher()), "gcc"),
+        (
+            Some(QEMU_AARCH64),
+            "4096",
+            aarch64_trampoline(),
+            "aarch64-linux-gnu-gcc",
+        ),
+        (
+            Some(QEMU_AARCH64),
+            "16384",
+            aarch64_trampoline(),
+            "aarch64-linux-gnu-gcc",
+        ),
+        (
+            Some(QEMU_RISCV64),
+            "4096",
+            riscv64_trampoline(),
+            "riscv64-linux-gnu-gcc",
+        ),
+    ];
+    for (qemu, page, trampoline, cc) in cases {
+        let dir = temp_dir("bundled-pie");
+        let gone = dir.join("gone");
+        std::fs::create_dir(&gone).unwrap();
+        let interp = gone.join("interp");
+        std::fs::copy(reporter_static_pie(cc), &interp).unwrap();
+        let bundled = dir.join("bundled");
+        let made = Command::new(BINFMTCTL)
+            .arg("bundle")
+            .arg(trampoline)
+            .arg("--output")
+            .arg(&bundled)
+            .args(["--binfmt-misc", "/nonexistent"])
+            .arg(&interp)
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{cc}: {}", stderr(&made));
+        let toml = format!(
+            "[interpreters.r]\npath = \"{}\"\nargv = \"plain\"\n\n\
+             [[rules]]\narch = \"aarch64\"\ninterpreter = \"r\"\n",
+            interp.display()
+        );
+        let cache = compile_cache(&dir, "bundle", &toml);
+        let hide = format!(
+            "mount -t tmpfs none {} || exit 99\nexec \"$@\"",
+            gone.display()
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "--user",
+            "--map-root-user",
+            "--mount",
+            "sh",
+            "-c",
+            &hide,
+            "sh",
+        ]);
+        if let Some(qemu) = qemu {
+            cmd.args([qemu, "-p", page]);
+        }
+        let out = cmd
+            .arg(&bundled)
+            .args([&bb, "echo", "a b", ""])
+            .env_clear()
+            .env("BINFMT_DISPATCHER_CACHE", &cache)
+            .env("FOO", "bar")
+            .output()
+            .unwrap();
+        let report = report_of(&out);
+        let interp = interp.to_str().unwrap();
+        assert_eq!(report.argv, [interp, &bb, "echo", "a b", ""], "{cc} {page}");
+        let cache = format!("BINFMT_DISPATCHER_CACHE={}", cache.display());
+        assert_eq!(report.env, [cache.as_str(), "FOO=bar"], "{cc} {page}");
+        assert_eq!(
+            report.fds, [0u32; 0],
+            "{cc} {page}: the trampoline's descriptors"
+        );
+    }
+}

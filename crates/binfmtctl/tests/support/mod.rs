@@ -72,8 +72,14 @@ fn compile_c_with(cc: &str, source: &str, flags: &[&str], out: &str) -> PathBuf 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("support-bin");
     fs::create_dir_all(&dir).unwrap();
     let out = dir.join(format!("{out}-{}", std::process::id()));
+    // A static PIE when asked for (-static-pie), else a static executable.
+    let link = if flags.contains(&"-static-pie") {
+        "-O2"
+    } else {
+        "-static"
+    };
     let status = Command::new(cc)
-        .args(["-static", "-O2"])
+        .args([link, "-O2"])
         .args(flags)
         .arg("-o")
         .arg(&out)
@@ -95,6 +101,24 @@ pub fn whoami_aarch64(tag: &str) -> PathBuf {
         &[&define],
         &format!("whoami-{tag}"),
     )
+}
+
+/// A reporter built by `cc` (the host's or a cross gcc) as a static PIE,
+/// the kind of program `binfmtctl bundle` carries (qemu-user-static's
+/// emulators are static PIEs): tests/support/reporter.c with glibc, or for
+/// riscv64, whose glibc 2.36 cannot link static PIEs, tests/support/tiny_pie.c.
+pub fn reporter_static_pie(cc: &str) -> PathBuf {
+    require_tool(
+        &format!("/usr/bin/{cc}"),
+        "the cross gcc scripts/test installs",
+    );
+    let out = format!("reporter-pie-{cc}");
+    if cc.starts_with("riscv64") {
+        let flags = ["-static-pie", "-nostdlib", "-ffreestanding", "-fPIE"];
+        let link = ["-Wl,--no-relax", "-Wl,--no-dynamic-linker"];
+        return compile_c_with(cc, "tiny_pie", &[&flags[..], &link[..]].concat(), &out);
+    }
+    compile_c_with(cc, "reporter", &["-static-pie"], &out)
 }
 
 /// Panics with a clear message unless `path` is installed (the tests that
