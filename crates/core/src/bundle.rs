@@ -241,6 +241,9 @@ fn phdr_at(image: &[u8], at: usize) -> Option<Phdr> {
 /// Plans the load of `image`, a static PIE for `machine`, with pages of
 /// `page` bytes (a power of two).
 pub fn plan(image: &[u8], machine: u16, page: usize) -> Result<LoadPlan, Refusal> {
+    if !page.is_power_of_two() {
+        return Err("the page size is not a power of two");
+    }
     if image.get(..6) != Some(b"\x7fELF\x02\x01") {
         return Err("not a 64-bit little-endian ELF file");
     }

@@ -42,7 +42,10 @@ pub fn image_for(p: &Process, path: &[u8]) -> Option<Image> {
 
 /// Runs `image` with `call`'s argv and envp; returns only when it cannot,
 /// with why. Descriptors up to `highest_fd` that are close-on-exec are
-/// closed first, as `execve` would close them.
+/// closed first, as `execve` would close them. Out of line: only an exec
+/// whose interpreter the root lacks comes here.
+#[cold]
+#[inline(never)]
 pub fn run(p: &Process, image: Image, call: &ExecCall<'_>, highest_fd: u32) -> Errno {
     let page = p.facts.page_size;
     // SAFETY: `image_for` found the image inside the mapped segment; the
@@ -137,7 +140,7 @@ fn place(s: &Segment, image: usize, base: usize, page: usize) -> Result<(), Errn
             )?;
         }
     }
-    if s.zero_from % page != 0 {
+    if s.zero_from & (page - 1) != 0 {
         let from = base + s.zero_from;
         let page_start = from & !(page - 1);
         // SAFETY: the segment's last file page, just placed and now
