@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, binfmt_misc, check, explain, register};
+use crate::{bench, binfmt_misc, bundle, check, explain, register};
 
 /// Configure and inspect binfmt-dispatcher: compile its configuration,
 /// explain its decisions, register it.
@@ -141,6 +141,36 @@ pub enum Command {
     /// interpreter is not a binfmt-dispatcher stops everything, nothing
     /// registered; other entries that match the same binaries are named.
     Register(register::RegisterArgs),
+    /// Bundle the host's interpreters into a copy of the trampoline, for
+    /// foreign containers and chroots that lack them.
+    ///
+    /// Registered with the F flag (register's default), the kernel opens the
+    /// dispatcher once and runs it in every container and chroot, but the
+    /// interpreters it picks are looked up in that root, where a foreign
+    /// container has none. A bundled trampoline carries static-PIE
+    /// interpreters (qemu-ARCH-static) in its own file; when the chain its
+    /// configuration picks has no interpreter in the root, it runs the
+    /// bundled copy from its own mapping, with no file to open there.
+    ///
+    /// Each ARCH bundles, of the chain the configuration the dispatcher would
+    /// use (see explain) picks for that architecture's binaries, the first
+    /// interpreter installed on this host that the trampoline can load: a
+    /// static PIE for the trampoline's machine (for an aarch64 trampoline,
+    /// loadable with 16 KiB pages too). Each PATH bundles that file. What is
+    /// bundled already stays; the same path is replaced by its current file.
+    /// Without ARCH or PATH, every bundled interpreter is read again from its
+    /// path: run it after they are upgraded (packages do, with
+    /// --refresh-registered). --remove drops the bundle.
+    ///
+    /// Each interpreter costs its size (10 to 13 MB for qemu), on disk and in
+    /// the page cache only when used; the trampoline's exec path pays one page
+    /// fault. The file is written atomically, mode 0755, over DISPATCHER or
+    /// to --output, then binfmt_misc entries that run it with the F flag are
+    /// registered again. An interpreter that cannot be bundled, or a bundled
+    /// one gone from its path, is named with the reason, and nothing is
+    /// written. `check` tells when a bundled copy differs from the file at its
+    /// path.
+    Bundle(bundle::Args),
     /// Remove the dispatcher's binfmt_misc entries (and only those).
     ///
     /// Other entries are left alone, and entries of ours whose interpreter is
