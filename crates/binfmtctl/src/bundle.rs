@@ -40,14 +40,16 @@ pub struct Args {
     /// ...), for the first interpreter of the chain the configuration
     /// picks for its binaries that is installed and a static PIE; or an
     /// interpreter's absolute path. None: bundle every bundled interpreter
-    /// again from its path (after an upgrade of it).
+    /// again from its path (after an upgrade of it). With --remove: the
+    /// paths of bundled interpreters to drop.
     #[arg(value_name = "ARCH|PATH")]
     add: Vec<PathBuf>,
     /// Write the bundled trampoline to FILE instead of over DISPATCHER.
     #[arg(long, short, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// Drop the bundle: the trampoline as `compile --embed` writes it.
-    #[arg(long, conflicts_with = "add")]
+    /// Drop the bundled interpreters named by path, or without any the
+    /// whole bundle: the trampoline as `compile --embed` writes it.
+    #[arg(long)]
     remove: bool,
     /// Bundle again, in place, every bundled trampoline that enabled
     /// binfmt_misc entries run (for package hooks, after an interpreter's
@@ -68,8 +70,8 @@ enum Change<'a> {
     Add(&'a [PathBuf]),
     /// Reads every bundled interpreter again from its path.
     Refresh,
-    /// Drops the bundle.
-    Remove,
+    /// Drops these interpreters (by path) from the bundle, or all of it.
+    Remove(&'a [PathBuf]),
 }
 
 /// `e_machine` of the trampolines that have a bundle loader.
@@ -86,7 +88,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
         .as_deref()
         .ok_or("name the DISPATCHER to bundle into")?;
     let change = match (args.remove, &args.add[..]) {
-        (true, _) => Change::Remove,
+        (true, paths) => Change::Remove(paths),
         (false, []) => Change::Refresh,
         (false, add) => Change::Add(add),
     };
@@ -110,20 +112,23 @@ fn bundle_into(
     let old = embed::bundled(&image).map_err(|e| format!("{name}: {e}"))?;
     let machine = machine_of(&image).map_err(|e| format!("{name}: {e}"))?;
     let read = match change {
-        Change::Remove if old.is_empty() && output.is_none() => {
+        Change::Remove([]) if old.is_empty() && output.is_none() => {
             println!("{name} carries no bundle: nothing to remove");
             return Ok(());
         }
-        Change::Remove => Vec::new(),
-        Change::Refresh if old.is_empty() => return Err(format!(
+        Change::Remove(_) => Vec::new(),
+        Change::Refresh if old.is_empty() => {
+            return Err(format!(
             "{name} carries no bundle to refresh: name the architectures or interpreters to bundle"
-        )),
+        ))
+        }
         Change::Refresh => reread(&old, machine, dispatcher)?,
         Change::Add(items) => resolve(loc, dispatcher, &image, machine, items)?,
     };
     let images = match change {
         Change::Add(_) => merge(old, &read),
-        _ => read.iter().map(as_bundled).collect(),
+        Change::Remove(paths) => without(old, paths, dispatcher)?,
+        Change::Refresh => read.iter().map(as_bundled).collect(),
     };
     let bundled = embed::with_bundle(&image, &images).map_err(|e| format!("{name}: {e}"))?;
     let output = output.unwrap_or(dispatcher);
@@ -133,7 +138,13 @@ fn bundle_into(
     }
     files::write_atomically_mode(output, &bundled, 0o755)
         .map_err(|e| format!("{}: {e}", output.display()))?;
-    for b in &images {
+    say_written(output, &images, bundled.len());
+    binfmt_misc::register_again(dir, output)
+}
+
+/// What was written, on stdout.
+fn say_written(output: &Path, images: &[Bundled<'_>], len: usize) {
+    for b in images {
         println!(
             "bundled: {} ({})",
             b.path.display(),
@@ -145,10 +156,27 @@ fn bundle_into(
         n => println!(
             "wrote {}: {n} interpreter(s) bundled, {}",
             output.display(),
-            megabytes(bundled.len())
+            megabytes(len)
         ),
     }
-    binfmt_misc::register_again(dir, output)
+}
+
+/// `old` without the images bundled from `paths` (all of them when there
+/// are none); each must be bundled.
+fn without<'a>(
+    old: Vec<Bundled<'a>>,
+    paths: &[PathBuf],
+    dispatcher: &Path,
+) -> Result<Vec<Bundled<'a>>, String> {
+    if let Some(p) = paths.iter().find(|p| !old.iter().any(|b| b.path == **p)) {
+        return Err(format!(
+            "{} is not bundled in {} (name a bundled interpreter by its path)",
+            p.display(),
+            dispatcher.display()
+        ));
+    }
+    let keep = |b: &Bundled<'_>| !paths.is_empty() && !paths.contains(&b.path);
+    Ok(old.into_iter().filter(keep).collect())
 }
 
 /// The trampoline's machine, which must be one whose runtime loads
