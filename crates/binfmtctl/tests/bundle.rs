@@ -63,6 +63,51 @@ fn loads(image: &[u8]) -> Vec<(u64, u64, u64)> {
         .collect()
 }
 
+/// [`bundle`], which must succeed.
+fn bundle_ok(dir: &Path, args: &[&str]) -> Output {
+    let run = bundle(dir, args);
+    assert!(run.status.success(), "{args:?}: {}", stderr(&run));
+    run
+}
+
+/// [`bundle`], which must fail with one line that says `why`, exit status 1.
+fn bundle_refused(dir: &Path, args: &[&str], why: &str) {
+    let run = bundle(dir, args);
+    let err = stderr(&run);
+    assert_eq!(run.status.code(), Some(1), "{args:?}: {}", stdout(&run));
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    assert!(
+        err.starts_with("binfmtctl: ") && err.contains(why),
+        "{args:?}: {err}"
+    );
+}
+
+/// A copy of the trampoline bundling `items`, at `dir/binfmt-dispatcher`.
+fn bundled_copy(dir: &Path, items: &[&str]) -> PathBuf {
+    let out = dir.join("binfmt-dispatcher");
+    bundle_ok(dir, &[&[dispatcher(), "--output", s(&out)], items].concat());
+    out
+}
+
+/// `binfmtctl check` of the trampoline `out`.
+fn check_of(dir: &Path, out: &Path) -> String {
+    let none = dir.join("no-binfmt_misc");
+    let root = dir.join("root");
+    let args = ["--root", s(&root), "check", "--dispatcher", s(out)];
+    stdout(&ctl(
+        dir,
+        &[&args[..], &["--binfmt-misc", s(&none)]].concat(),
+    ))
+}
+
+/// The paths a trampoline bundles.
+fn paths_in(trampoline: &Path) -> Vec<PathBuf> {
+    images(&fs::read(trampoline).unwrap())
+        .into_iter()
+        .map(|i| i.0)
+        .collect()
+}
+
 /// The bundled images of a trampoline: (path, bytes).
 fn images(image: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {
     embed::bundled(image)
@@ -73,17 +118,16 @@ fn images(image: &[u8]) -> Vec<(PathBuf, Vec<u8>)> {
 }
 
 #[test]
-fn bundles_the_arch_interpreter_and_keeps_or_drops_it() {
+fn the_bundle_follows_the_configuration_in_the_one_segment() {
     require_qemu();
     let dir = temp_dir("bundle-arch");
     let original = fs::read(dispatcher()).unwrap();
     let out = dir.join("binfmt-dispatcher-bundled");
-    let run = bundle(&dir, &[dispatcher(), "--output", s(&out), "aarch64"]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    let run = bundle_ok(&dir, &[dispatcher(), "--output", s(&out), "aarch64"]);
+    let said = stdout(&run);
     assert!(
-        stdout(&run).contains(&format!("bundled: {QEMU_AARCH64} (")),
-        "{}",
-        stdout(&run)
+        said.contains(&format!("bundled: {QEMU_AARCH64} (")),
+        "{said}"
     );
     assert_eq!(
         fs::read(dispatcher()).unwrap(),
@@ -100,99 +144,91 @@ fn bundles_the_arch_interpreter_and_keeps_or_drops_it() {
     let len = bundled.len() as u64;
     assert_eq!(loads(&bundled), [(0, len, len)]);
     let b = Bundle::find(&bundled).expect("a bundle ends the segment");
-    let qemu = fs::read(QEMU_AARCH64).unwrap();
     let image = b.image_for(QEMU_AARCH64.as_bytes()).unwrap();
+    let qemu = fs::read(QEMU_AARCH64).unwrap();
     assert_eq!(&bundled[image.offset..image.offset + image.len], &qemu[..]);
     assert_eq!(b.count(), 1);
-    // The configuration, the same, ends where the bundle starts.
+    // The same configuration ends where the bundle starts, and the bytes
+    // before it are the original's but for the segment's sizes and the
+    // section headers.
     let config = embed::config_of(&original).unwrap();
     assert_eq!(embed::config_of(&bundled).unwrap(), config);
-    let (start, _, _) = loads(&original)[0];
-    assert_eq!(start, 0);
-    let config_end = loads(&original)[0].1 as usize;
+    let [(0, config_end, _)] = loads(&original)[..] else {
+        panic!("the trampoline has one segment from offset 0");
+    };
+    let config_end = config_end as usize;
     assert_eq!(b.start, config_end);
-    assert_eq!(
-        bundled[..config_end - config.len()],
-        {
-            let mut head = original[..config_end - config.len()].to_vec();
-            head[40..48].fill(0); // e_shoff
-            head[60..64].fill(0); // e_shnum, e_shstrndx
-            for field in [32, 40] {
-                let at = 64 + field; // the one PT_LOAD's filesz, memsz
-                head[at..at + 8].copy_from_slice(&len.to_le_bytes());
-            }
-            head
-        }[..]
-    );
+    let mut head = original[..config_end - config.len()].to_vec();
+    head[40..48].fill(0); // e_shoff
+    head[60..64].fill(0); // e_shnum, e_shstrndx
+    for at in [64 + 32, 64 + 40] {
+        head[at..at + 8].copy_from_slice(&len.to_le_bytes()); // p_filesz, p_memsz
+    }
+    assert!(bundled[..head.len()] == head[..]);
+}
 
-    // compile --embed keeps the bundle, with the new configuration.
+#[test]
+fn compile_embed_keeps_the_bundle_and_remove_restores_the_trampoline() {
+    require_qemu();
+    let dir = temp_dir("bundle-keep");
+    let out = bundled_copy(&dir, &["aarch64"]);
+    let qemu = fs::read(QEMU_AARCH64).unwrap();
     let toml = dir.join("c.toml");
-    fs::write(
-        &toml,
-        format!("[interpreters.q]\npath = \"{QEMU_AARCH64}\"\n[defaults]\ninterpreter = \"q\"\n"),
-    )
-    .unwrap();
+    let text =
+        format!("[interpreters.q]\npath = \"{QEMU_AARCH64}\"\n[defaults]\ninterpreter = \"q\"\n");
+    fs::write(&toml, text).unwrap();
     let embedded = dir.join("binfmt-dispatcher-embedded");
-    let run = ctl(
-        &dir,
-        &[
-            "compile",
-            "--embed",
-            s(&out),
-            "--output",
-            s(&embedded),
-            s(&toml),
-        ],
-    );
+    let args = [
+        "compile",
+        "--embed",
+        s(&out),
+        "--output",
+        s(&embedded),
+        s(&toml),
+    ];
+    let run = ctl(&dir, &args);
     assert!(run.status.success(), "{}", stderr(&run));
     let again = fs::read(&embedded).unwrap();
+    let original = fs::read(dispatcher()).unwrap();
+    let config = embed::config_of(&original).unwrap();
     assert_ne!(embed::config_of(&again).unwrap(), config);
     assert!(embed::is_embedded(embed::config_of(&again).unwrap()));
-    assert_eq!(
-        images(&again),
-        [(PathBuf::from(QEMU_AARCH64), qemu.clone())]
-    );
+    assert_eq!(images(&again), [(PathBuf::from(QEMU_AARCH64), qemu)]);
     let again_len = again.len() as u64;
     assert_eq!(loads(&again), [(0, again_len, again_len)]);
 
     // --remove: the configuration ends the segment again, the file as
-    // long as the original's segment.
+    // long as the original's segment, the same bytes but for the section
+    // headers.
     let removed = dir.join("binfmt-dispatcher-removed");
-    let run = bundle(&dir, &[s(&out), "--remove", "--output", s(&removed)]);
-    assert!(run.status.success(), "{}", stderr(&run));
+    let run = bundle_ok(&dir, &[s(&out), "--remove", "--output", s(&removed)]);
+    assert!(stdout(&run).contains("no bundle"), "{}", stdout(&run));
     let back = fs::read(&removed).unwrap();
+    let config_end = loads(&original)[0].1 as usize;
     assert_eq!(back.len(), config_end);
     assert!(Bundle::find(&back).is_none());
     assert!(images(&back).is_empty());
     assert_eq!(embed::config_of(&back).unwrap(), config);
     assert_eq!(loads(&back), [(0, config_end as u64, config_end as u64)]);
-    assert_eq!(
-        back[64..],
-        original[64..config_end],
-        "but the section headers"
+    assert!(back[64..] == original[64..config_end]);
+    // Nothing to remove in place: nothing written.
+    let run = bundle_ok(&dir, &[s(&removed), "--remove"]);
+    assert!(
+        stdout(&run).contains("carries no bundle"),
+        "{}",
+        stdout(&run)
     );
 }
 
 #[test]
-fn refresh_reads_the_interpreters_again_and_check_tells_stale_copies() {
+fn refresh_reads_a_changed_interpreter_again_and_check_tells_it_stale() {
     require_qemu();
     let dir = temp_dir("bundle-refresh");
     let copy = dir.join("qemu-copy");
     fs::copy(QEMU_AARCH64, &copy).unwrap();
-    let out = dir.join("binfmt-dispatcher");
-    let run = bundle(&dir, &[dispatcher(), "--output", s(&out), s(&copy)]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let check = || {
-        let none = dir.join("no-binfmt_misc");
-        let root = dir.join("root");
-        let args = ["--root", s(&root), "check", "--dispatcher", s(&out)];
-        stdout(&ctl(
-            &dir,
-            &[&args[..], &["--binfmt-misc", s(&none)]].concat(),
-        ))
-    };
+    let out = bundled_copy(&dir, &[s(&copy)]);
     let shown = format!("{} bundles {}", out.display(), copy.display());
-    let report = check();
+    let report = check_of(&dir, &out);
     assert!(
         report.contains(&format!("ok: {shown} (up to date)")),
         "{report}"
@@ -202,60 +238,56 @@ fn refresh_reads_the_interpreters_again_and_check_tells_stale_copies() {
     let mut changed = fs::read(&copy).unwrap();
     changed.extend_from_slice(b"an upgrade");
     fs::write(&copy, &changed).unwrap();
-    let report = check();
+    let report = check_of(&dir, &out);
+    let stale = format!(
+        "error: {} bundles a stale copy of {}, which has changed since: run `binfmtctl bundle {}`",
+        out.display(),
+        copy.display(),
+        out.display()
+    );
+    assert!(report.contains(&stale), "{report}");
+    bundle_ok(&dir, &[s(&out)]);
+    assert_eq!(images(&fs::read(&out).unwrap()), [(copy.clone(), changed)]);
+    let report = check_of(&dir, &out);
     assert!(
-        report.contains(&format!(
-            "error: {} bundles a stale copy of {}, which has changed since: run `binfmtctl bundle {}`",
-            out.display(),
-            copy.display(),
-            out.display()
-        )),
+        report.contains(&format!("ok: {shown} (up to date)")),
         "{report}"
     );
-    let run = bundle(&dir, &[s(&out)]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    assert_eq!(images(&fs::read(&out).unwrap()), [(copy.clone(), changed)]);
-    assert!(check().contains(&format!("ok: {shown} (up to date)")));
     // Up to date: nothing written.
     let before = fs::metadata(&out).unwrap().modified().unwrap();
-    let run = bundle(&dir, &[s(&out)]);
+    let run = bundle_ok(&dir, &[s(&out)]);
     assert!(stdout(&run).contains("is up to date"), "{}", stdout(&run));
     assert_eq!(fs::metadata(&out).unwrap().modified().unwrap(), before);
+}
 
-    // Another one added, then the first dropped by its path.
-    let run = bundle(&dir, &[s(&out), "aarch64"]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let paths: Vec<PathBuf> = images(&fs::read(&out).unwrap())
-        .into_iter()
-        .map(|i| i.0)
-        .collect();
-    assert_eq!(paths, [copy.clone(), PathBuf::from(QEMU_AARCH64)]);
-    let run = bundle(&dir, &[s(&out), "--remove", s(&copy)]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let paths: Vec<PathBuf> = images(&fs::read(&out).unwrap())
-        .into_iter()
-        .map(|i| i.0)
-        .collect();
-    assert_eq!(paths, [PathBuf::from(QEMU_AARCH64)]);
+#[test]
+fn adds_to_the_bundle_drops_by_path_and_refuses_what_is_gone() {
+    require_qemu();
+    let dir = temp_dir("bundle-add");
+    let copy = dir.join("qemu-copy");
+    fs::copy(QEMU_AARCH64, &copy).unwrap();
+    let out = bundled_copy(&dir, &[s(&copy)]);
+    // Added after what is there; the same path again is not added twice.
+    bundle_ok(&dir, &[s(&out), "aarch64", QEMU_AARCH64]);
+    let both = [copy.clone(), PathBuf::from(QEMU_AARCH64)];
+    assert_eq!(paths_in(&out), both);
+    bundle_ok(&dir, &[s(&out), "--remove", s(&copy)]);
+    assert_eq!(paths_in(&out), both[1..]);
+    bundle_refused(&dir, &[s(&out), "--remove", s(&copy)], "is not bundled in");
+    bundle_ok(&dir, &[s(&out), s(&copy)]);
+    assert_eq!(paths_in(&out), [both[1].clone(), copy.clone()]);
 
     // Gone from the host: check warns, a refresh refuses and writes nothing.
-    let run = bundle(&dir, &[s(&out), s(&copy)]);
-    assert!(run.status.success(), "{}", stderr(&run));
     fs::remove_file(&copy).unwrap();
-    let report = check();
-    assert!(
-        report.contains(&format!("warning: {shown}, which is not on this host")),
-        "{report}"
+    let report = check_of(&dir, &out);
+    let gone = format!(
+        "warning: {} bundles {}, which is not on this host",
+        out.display(),
+        copy.display()
     );
+    assert!(report.contains(&gone), "{report}");
     let before = fs::read(&out).unwrap();
-    let run = bundle(&dir, &[s(&out)]);
-    assert_eq!(run.status.code(), Some(1));
-    assert_eq!(stderr(&run).lines().count(), 1, "{}", stderr(&run));
-    assert!(
-        stderr(&run).contains("which is no longer on this host"),
-        "{}",
-        stderr(&run)
-    );
+    bundle_refused(&dir, &[s(&out)], "which is no longer on this host");
     assert_eq!(fs::read(&out).unwrap(), before);
 }
 
@@ -268,8 +300,7 @@ fn refuses_what_it_cannot_bundle_in_one_line_and_writes_nothing() {
     let before = fs::read(&copy).unwrap();
     let out = dir.join("out");
     let host = binfmtctl::elf::Isa::host().unwrap().name();
-    let text = dir.join("text");
-    fs::write(&text, "#!/bin/sh\n").unwrap();
+    let native = format!("run {host} programs themselves");
     let missing = dir.join("missing");
     let cases: &[(&[&str], &str)] = &[
         (
@@ -284,41 +315,42 @@ fn refuses_what_it_cannot_bundle_in_one_line_and_writes_nothing() {
             &["nonesuch"],
             "nonesuch: unknown architecture; known: i386, ",
         ),
-        (&[host], "run x86_64 programs themselves"),
+        (&[host], &native),
         (&[s(&missing)], "missing: No such file"),
-        // Nothing to refresh.
         (&[], "carries no bundle to refresh"),
     ];
     for &(items, why) in cases {
-        let why = why.replace("x86_64 programs", &format!("{host} programs"));
-        for output in [None, Some(&out)] {
-            let mut args = vec![s(&copy)];
-            args.extend(output.iter().flat_map(|o| ["--output", s(o)]));
-            args.extend_from_slice(items);
-            let run = bundle(&dir, &args);
-            assert_eq!(run.status.code(), Some(1), "{items:?}: {}", stdout(&run));
-            let err = stderr(&run);
-            assert_eq!(err.lines().count(), 1, "{items:?}: {err}");
-            assert!(
-                err.starts_with("binfmtctl: ") && err.contains(&why),
-                "{items:?}: {err}"
-            );
+        for output in [&[][..], &["--output", s(&out)]] {
+            bundle_refused(&dir, &[&[s(&copy)], output, items].concat(), why);
             assert_eq!(fs::read(&copy).unwrap(), before);
             assert!(!out.exists());
         }
     }
     // What is not a trampoline.
+    let text = dir.join("text");
+    fs::write(&text, "#!/bin/sh\n").unwrap();
     for (dispatcher, why) in [
         (text.as_path(), "not a 64-bit"),
         (Path::new("/bin/sh"), "not a binfmt-dispatcher trampoline"),
     ] {
-        let run = bundle(&dir, &[s(dispatcher), "--output", s(&out), "aarch64"]);
-        assert_eq!(run.status.code(), Some(1));
-        assert_eq!(stderr(&run).lines().count(), 1, "{}", stderr(&run));
-        assert!(stderr(&run).contains(why), "{}", stderr(&run));
+        bundle_refused(&dir, &[s(dispatcher), "--output", s(&out), "aarch64"], why);
         assert!(!out.exists());
     }
-    // The configuration decides: a chain with nothing installed is named.
+    // Usage errors are clap's.
+    let run = bundle(&dir, &["--refresh-registered", s(&copy)]);
+    assert_eq!(run.status.code(), Some(2));
+    let run = bundle(&dir, &[]);
+    assert_eq!(run.status.code(), Some(2));
+}
+
+#[test]
+fn names_each_interpreter_of_the_chain_when_none_can_be_bundled() {
+    let dir = temp_dir("bundle-chain");
+    let copy = dir.join("binfmt-dispatcher");
+    fs::copy(dispatcher(), &copy).unwrap();
+    let before = fs::read(&copy).unwrap();
+    // The configuration the dispatcher would use decides (the system
+    // cache below --root here).
     let etc = dir.join("root/etc");
     fs::create_dir_all(&etc).unwrap();
     fs::write(
@@ -338,73 +370,66 @@ fn refuses_what_it_cannot_bundle_in_one_line_and_writes_nothing() {
          interpreter (not static)"
     );
     assert_eq!(fs::read(&copy).unwrap(), before);
-    // Usage errors are clap's.
-    let run = bundle(&dir, &["--refresh-registered", s(&copy)]);
-    assert_eq!(run.status.code(), Some(2));
-    let run = bundle(&dir, &[]);
-    assert_eq!(run.status.code(), Some(2));
+}
+
+/// Runs the package hook's command in a private binfmt_misc after the
+/// bundled copy of qemu changed, then `cmds`; the output of each, split.
+fn after_a_refresh(dir: &Path, entries: &[Entry<'_>], copy: &Path, cmds: &[&str]) -> Vec<String> {
+    let mut script = format!(
+        "printf upgrade >> {copy}\n{ctl} bundle --refresh-registered; echo \"status $?\"\n",
+        copy = sh_quote(s(copy)),
+        ctl = sh_quote(BINFMTCTL),
+    );
+    for cmd in cmds {
+        script += &format!(
+            "echo ---\n{}\n",
+            cmd.replace("binfmtctl", &sh_quote(BINFMTCTL))
+        );
+    }
+    let out = run_in_private_binfmt_in(dir, entries, &script, &[]);
+    let parts: Vec<String> = stdout(&out).split("---\n").map(str::to_string).collect();
+    assert_eq!(
+        parts.len(),
+        cmds.len() + 1,
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    parts
 }
 
 #[test]
-fn f_entries_run_the_file_written_and_refresh_registered_renews_them() {
+fn refresh_registered_bundles_again_and_registers_f_entries_again() {
     require_qemu();
     let dir = temp_dir("bundle-registered");
     let copy = dir.join("qemu-copy");
     fs::copy(QEMU_AARCH64, &copy).unwrap();
-    let bundled = dir.join("binfmt-dispatcher-bundled");
-    let run = bundle(&dir, &[dispatcher(), "--output", s(&bundled), s(&copy)]);
-    assert!(run.status.success(), "{}", stderr(&run));
-    let unbundled = dir.join("binfmt-dispatcher");
+    let bundled = bundled_copy(&dir, &[s(&copy)]);
+    let unbundled = dir.join("binfmt-dispatcher-plain");
     fs::copy(dispatcher(), &unbundled).unwrap();
-
-    // The copy of qemu upgraded, then the package hook's command; one
-    // entry with F, one without, one running a trampoline with no bundle.
-    let script = format!(
-        "printf upgrade >> {copy}\n\
-         {ctl} bundle --refresh-registered; echo \"status $?\"; echo ---\n\
-         {ctl} status; echo ---; {ctl} check; echo ---\n\
-         cat /proc/sys/fs/binfmt_misc/with-f; echo ---\n\
-         {ctl} bundle --refresh-registered; echo \"status $?\"\n",
-        copy = sh_quote(s(&copy)),
-        ctl = sh_quote(BINFMTCTL),
-    );
+    // One entry with F, one without, one running a trampoline without a
+    // bundle: only the first is registered again.
     let entries = [
         ("with-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POCF"),
         ("without-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POC"),
         ("other", AARCH64_MAGIC, AARCH64_MASK, s(&unbundled), "POCF"),
     ];
-    let out = run_in_private_binfmt_in(&dir, &entries, &script, &[]);
-    let text = stdout(&out);
-    let [refresh, status, check, entry, again]: [&str; 5] = text
-        .split("---\n")
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap_or_else(|_| panic!("{text}\n{}", stderr(&out)));
-    let b = bundled.display();
-    let c = copy.display();
-    assert_eq!(
-        refresh,
-        format!(
-            "bundled: {c} (13.0 MB)\nwrote {b}: 1 interpreter(s) bundled, 13.2 MB\n\
-             registered again: with-f -> {b} (POCF)\nstatus 0\n"
-        )
-        .replace(
-            "13.0 MB",
-            &format!(
-                "{:.1} MB",
-                (fs::metadata(&copy).unwrap().len()) as f64 / 1e6
-            )
-        )
-        .replace(
-            "13.2 MB",
-            &format!(
-                "{:.1} MB",
-                fs::metadata(&bundled).unwrap().len() as f64 / 1e6
-            )
-        ),
-        "{}",
-        stderr(&out)
+    let cmds = [
+        "cat /proc/sys/fs/binfmt_misc/with-f",
+        "binfmtctl bundle --refresh-registered; echo \"status $?\"",
+    ];
+    let [refresh, entry, again] = &after_a_refresh(&dir, &entries, &copy, &cmds)[..] else {
+        unreachable!("three parts, checked");
+    };
+    let (b, c) = (bundled.display(), copy.display());
+    let mb = |p: &Path| format!("{:.1} MB", fs::metadata(p).unwrap().len() as f64 / 1e6);
+    let expected = format!(
+        "bundled: {c} ({})\nwrote {b}: 1 interpreter(s) bundled, {}\n\
+         registered again: with-f -> {b} (POCF)\nstatus 0\n",
+        mb(&copy),
+        mb(&bundled)
     );
+    assert_eq!(*refresh, expected);
     let mut upgraded = fs::read(QEMU_AARCH64).unwrap();
     upgraded.extend_from_slice(b"upgrade");
     assert_eq!(
@@ -412,10 +437,36 @@ fn f_entries_run_the_file_written_and_refresh_registered_renews_them() {
         [(copy.clone(), upgraded)]
     );
     // The entry is as it was, enabled, with its flags.
-    assert!(entry.starts_with("enabled\n"), "{entry}");
-    assert!(entry.contains("flags: POCF\n"), "{entry}");
-    // status names what it bundles; check says it is up to date, and
-    // that the entry without F cannot reach it in a container.
+    assert!(
+        entry.starts_with("enabled\n") && entry.contains("flags: POCF\n"),
+        "{entry}"
+    );
+    // The second run has nothing to do.
+    assert_eq!(*again, format!("{b} is up to date\nstatus 0\n"));
+}
+
+#[test]
+fn status_and_check_tell_what_registered_trampolines_bundle() {
+    require_qemu();
+    let dir = temp_dir("bundle-status");
+    let copy = dir.join("qemu-copy");
+    fs::copy(QEMU_AARCH64, &copy).unwrap();
+    let bundled = bundled_copy(&dir, &[s(&copy)]);
+    let unbundled = dir.join("binfmt-dispatcher-plain");
+    fs::copy(dispatcher(), &unbundled).unwrap();
+    let entries = [
+        ("with-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POCF"),
+        ("without-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POC"),
+        ("other", AARCH64_MAGIC, AARCH64_MASK, s(&unbundled), "POCF"),
+    ];
+    let parts = after_a_refresh(
+        &dir,
+        &entries,
+        &copy,
+        &["binfmtctl status", "binfmtctl check"],
+    );
+    let (status, check) = (&parts[1], &parts[2]);
+    let (b, c) = (bundled.display(), copy.display());
     assert!(
         status.contains(&format!("note: {b} bundles {c}\n")),
         "{status}"
@@ -425,6 +476,7 @@ fn f_entries_run_the_file_written_and_refresh_registered_renews_them() {
         check.contains(&format!("ok: {b} bundles {c} (up to date)\n")),
         "{check}"
     );
+    // The bundle is reachable in containers only with F.
     let no_f = format!("warning: registered: without-f -> {b} (flags: POC): it bundles");
     assert!(check.contains(&no_f), "{check}");
     assert_eq!(
@@ -432,8 +484,6 @@ fn f_entries_run_the_file_written_and_refresh_registered_renews_them() {
         1,
         "{check}"
     );
-    // The second run has nothing to do.
-    assert_eq!(again, format!("{b} is up to date\nstatus 0\n"));
 }
 
 #[test]
