@@ -537,3 +537,54 @@ fn a_bundled_trampoline_dispatches_as_before() {
         );
     }
 }
+
+/// `int main() {}` built by the aarch64 cross gcc as a static PIE into
+/// `dir/NAME`, with `flags`.
+fn aarch64_static_pie(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
+    require_tool("/usr/bin/aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu");
+    let src = dir.join("main.c");
+    fs::write(&src, "int main(void) { return 0; }\n").unwrap();
+    let out = dir.join(name);
+    let status = Command::new("aarch64-linux-gnu-gcc")
+        .args(["-static-pie", "-O2"])
+        .args(flags)
+        .arg("-o")
+        .args([&out, &src])
+        .status()
+        .unwrap();
+    assert!(status.success(), "aarch64-linux-gnu-gcc -static-pie failed");
+    out
+}
+
+#[test]
+fn an_aarch64_trampoline_bundles_only_what_it_loads_with_16_kib_pages() {
+    require_qemu();
+    let dir = temp_dir("bundle-aarch64");
+    let trampoline = cross_build(
+        "aarch64-unknown-linux-gnu",
+        "binfmt-dispatcher",
+        CrossLinker::Configured,
+    );
+    // gcc's default for aarch64: segments 64 KiB apart, loadable with any
+    // page size.
+    let any = aarch64_static_pie(&dir, "any-pages", &[]);
+    let out = dir.join("binfmt-dispatcher");
+    bundle_ok(&dir, &[s(&trampoline), "--output", s(&out), s(&any)]);
+    assert_eq!(paths_in(&out), [any]);
+    // Laid out for 4 KiB pages only: its segments would share a 16 KiB
+    // page, so an Apple silicon kernel could not load it.
+    let small = aarch64_static_pie(
+        &dir,
+        "4k-pages",
+        &["-Wl,-z,max-page-size=4096", "-Wl,-z,common-page-size=4096"],
+    );
+    let before = fs::read(&out).unwrap();
+    let why = format!(
+        "{} cannot be bundled: with 16 KiB pages (Apple silicon's kernels): segments share a page",
+        small.display()
+    );
+    bundle_refused(&dir, &[s(&out), s(&small)], &why);
+    // The host's qemu is for another machine than the trampoline's.
+    bundle_refused(&dir, &[s(&out), QEMU_AARCH64], "built for another machine");
+    assert_eq!(fs::read(&out).unwrap(), before);
+}
