@@ -181,14 +181,13 @@ pub enum Command {
     /// --refresh-registered). --remove drops the bundle, or the bundled
     /// interpreters named by path.
     ///
-    /// Each interpreter costs its size (10 to 13 MB for qemu), on disk and in
-    /// the page cache only when used; the trampoline's exec path pays one page
-    /// fault. The file is written atomically, mode 0755, over DISPATCHER or
-    /// to --output, then binfmt_misc entries that run it with the F flag are
-    /// registered again. An interpreter that cannot be bundled, or a bundled
-    /// one gone from its path, is named with the reason, and nothing is
-    /// written. `check` tells when a bundled copy differs from the file at its
-    /// path.
+    /// Each interpreter costs its size (10 to 13 MB for qemu) on disk, and
+    /// memory only when it is used. The file is written atomically, mode
+    /// 0755, over DISPATCHER or to --output, then binfmt_misc entries that
+    /// run it with the F flag are registered again. An interpreter that
+    /// cannot be bundled, or a bundled one gone from its path, is named with
+    /// the reason, and nothing is written. `check` tells when a bundled copy
+    /// differs from the file at its path.
     Bundle(bundle::Args),
     /// Remove the dispatcher's binfmt_misc entries (and only those).
     ///
