@@ -22,6 +22,9 @@ _binfmtctl() {
             binfmtctl,binfmt-d)
                 cmd="binfmtctl__subcmd__binfmt__subcmd__d"
                 ;;
+            binfmtctl,bundle)
+                cmd="binfmtctl__subcmd__bundle"
+                ;;
             binfmtctl,check)
                 cmd="binfmtctl__subcmd__check"
                 ;;
@@ -57,6 +60,9 @@ _binfmtctl() {
                 ;;
             binfmtctl__subcmd__help,binfmt-d)
                 cmd="binfmtctl__subcmd__help__subcmd__binfmt__subcmd__d"
+                ;;
+            binfmtctl__subcmd__help,bundle)
+                cmd="binfmtctl__subcmd__help__subcmd__bundle"
                 ;;
             binfmtctl__subcmd__help,check)
                 cmd="binfmtctl__subcmd__help__subcmd__check"
@@ -95,7 +101,7 @@ _binfmtctl() {
 
     case "${cmd}" in
         binfmtctl)
-            opts="-h -V --root --help --version compile explain dump check register unregister status binfmt-d run bench completions help"
+            opts="-h -V --root --help --version compile explain dump check register bundle unregister status binfmt-d run bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -186,6 +192,36 @@ _binfmtctl() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        binfmtctl__subcmd__bundle)
+            opts="-o -h --output --remove --refresh-registered --binfmt-misc --root --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --binfmt-misc)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -331,7 +367,7 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__help)
-            opts="compile explain dump check register unregister status binfmt-d run bench completions help"
+            opts="compile explain dump check register bundle unregister status binfmt-d run bench completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -359,6 +395,20 @@ _binfmtctl() {
             return 0
             ;;
         binfmtctl__subcmd__help__subcmd__binfmt__subcmd__d)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        binfmtctl__subcmd__help__subcmd__bundle)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -220,3 +220,34 @@ impl Instance {
         }
     }
 }
+
+/// Registers again the enabled binfmt_misc entries that run `written`
+/// with the F flag: the kernel opened their interpreter when they were
+/// registered and keeps running that file, not the one now at its path.
+/// Nothing to do where binfmt_misc is not mounted.
+pub fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
+    let Ok(inst) = Instance::open(dir) else {
+        return Ok(());
+    };
+    let written = fs::canonicalize(written).map_err(|e| format!("{}: {e}", written.display()))?;
+    for e in inst.entries()? {
+        if !e.enabled || !e.flags.contains('F') || Path::new(&e.interpreter) != written {
+            continue;
+        }
+        let line = e.register_line();
+        inst.remove(&e.name)
+            .and_then(|()| inst.register(&line))
+            .map_err(|why| {
+                format!(
+                    "{} is written, but the entry {} (F flag) still runs the previous file: {why}",
+                    written.display(),
+                    e.name
+                )
+            })?;
+        println!(
+            "registered again: {} -> {} ({})",
+            e.name, e.interpreter, e.flags
+        );
+    }
+    Ok(())
+}

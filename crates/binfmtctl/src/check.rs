@@ -6,10 +6,13 @@
 //! source or different from what `binfmtctl compile` would write now; a
 //! cache left behind without sources; an interpreter that exists but cannot
 //! be executed; binfmt_misc not mounted or disabled; the dispatcher not
-//! registered, or registered with an interpreter that does not exist.
+//! registered, or registered with an interpreter that does not exist; a
+//! bundled interpreter that differs from the file at its path now.
 //! Warnings: interpreters (or their required paths) that are not
 //! installed, since fallbacks and optional emulators are normal; disabled
-//! entries; entries without the P flag (the guest cannot get its argv[0]).
+//! entries; entries without the P flag (the guest cannot get its argv[0]);
+//! a bundled interpreter gone from the host; an entry that runs a bundled
+//! trampoline without the F flag.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -250,6 +253,7 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
 
     // binfmt_misc.
     check_registration(&mut r, &args.binfmt_misc);
+    check_bundles(&mut r, args.dispatcher.as_deref(), &args.binfmt_misc);
 
     println!(
         "{}: {} error(s), {} warning(s)",
@@ -373,6 +377,68 @@ fn check_registration(r: &mut Report, dir: &Path) {
             ));
         } else {
             r.ok(line);
+        }
+    }
+}
+
+/// The bundles of the trampoline named, or else of those the enabled
+/// entries run: each bundled interpreter against the file at its path,
+/// and the entries that run a bundled trampoline without F.
+fn check_bundles(r: &mut Report, named: Option<&Path>, dir: &Path) {
+    let entries = Instance::open(dir)
+        .and_then(|i| i.entries())
+        .unwrap_or_default();
+    let ours: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.enabled && e.runs_dispatcher(None))
+        .collect();
+    let mut trampolines: Vec<PathBuf> = match named {
+        Some(path) => vec![path.to_path_buf()],
+        None => ours.iter().map(|e| PathBuf::from(&e.interpreter)).collect(),
+    };
+    trampolines.sort();
+    trampolines.dedup();
+    for trampoline in trampolines {
+        // check_registration and the configuration's check said what is
+        // wrong with a trampoline that is gone or is none.
+        let Ok(image) = fs::read(&trampoline) else {
+            continue;
+        };
+        let Ok(images) = embed::bundled(&image) else {
+            continue;
+        };
+        if images.is_empty() {
+            continue;
+        }
+        check_bundled(r, &trampoline, &images);
+        for e in ours
+            .iter()
+            .filter(|e| Path::new(&e.interpreter) == trampoline)
+        {
+            if !e.flags.contains('F') {
+                r.warn(format!(
+                    "registered: {} -> {} (flags: {}): it bundles interpreters, but without F \
+                     containers and chroots cannot reach it (register it with F)",
+                    e.name, e.interpreter, e.flags
+                ));
+            }
+        }
+    }
+}
+
+/// Each interpreter `trampoline` bundles against the file at its path.
+fn check_bundled(r: &mut Report, trampoline: &Path, images: &[embed::Bundled<'_>]) {
+    let t = trampoline.display();
+    for b in images {
+        let path = b.path.display();
+        match fs::read(&b.path) {
+            Ok(now) if now == b.bytes => r.ok(format!("{t} bundles {path} (up to date)")),
+            Ok(_) => r.error(format!(
+                "{t} bundles a stale copy of {path}, which has changed since: run `binfmtctl bundle {t}`"
+            )),
+            Err(e) => r.warn(format!(
+                "{t} bundles {path}, which is not on this host ({e}): the copy is still used"
+            )),
         }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{bench, binfmt_misc, check, explain, register};
+use crate::{bench, binfmt_misc, bundle, check, explain, register};
 
 /// Configure and inspect binfmt-dispatcher: compile its configuration,
 /// explain its decisions, register it.
@@ -126,6 +126,12 @@ pub enum Command {
     /// error:; exits 1 when there is an error. Interpreters that are not
     /// installed are warnings, since fallbacks and optional emulators are
     /// normal; an interpreter that exists but cannot be executed is an error.
+    ///
+    /// A trampoline that bundles interpreters (binfmtctl bundle): each copy
+    /// is compared with the file at its path, an error when they differ (run
+    /// `binfmtctl bundle DISPATCHER`), a warning when the file is gone; an
+    /// entry that runs it without F is a warning (containers cannot reach
+    /// it).
     Check(check::Args),
     /// Register the dispatcher in binfmt_misc for foreign architectures.
     ///
@@ -140,7 +146,49 @@ pub enum Command {
     /// Every entry is checked first: an entry of the same name whose
     /// interpreter is not a binfmt-dispatcher stops everything, nothing
     /// registered; other entries that match the same binaries are named.
+    ///
+    /// Foreign containers and chroots: with F (in the default flags) the
+    /// kernel opens the dispatcher once, here, and runs it in every root,
+    /// but the interpreters it picks are looked up in that root, where a
+    /// foreign container has none. Bundling them is opt-in, 10 to 13 MB per
+    /// architecture: choose the architectures of your containers (often one
+    /// or two, such as aarch64 or riscv64, not all), write a trampoline that
+    /// bundles their host's interpreters (`binfmtctl bundle DISPATCHER
+    /// --output FILE aarch64 riscv64`) and register FILE, with F, for them
+    /// (`--interpreter FILE --arch aarch64,riscv64 --persist`). Name FILE
+    /// binfmt-dispatcher-SOMETHING: check, status and `bundle
+    /// --refresh-registered` know the dispatcher by that name.
     Register(register::RegisterArgs),
+    /// Bundle the host's interpreters into a copy of the trampoline, for
+    /// foreign containers and chroots that lack them.
+    ///
+    /// Registered with the F flag (register's default), the kernel opens the
+    /// dispatcher once and runs it in every container and chroot, but the
+    /// interpreters it picks are looked up in that root, where a foreign
+    /// container has none. A bundled trampoline carries static-PIE
+    /// interpreters (qemu-ARCH-static) in its own file; when the chain its
+    /// configuration picks has no interpreter in the root, it runs the
+    /// bundled copy from its own mapping, with no file to open there.
+    ///
+    /// Each ARCH bundles, of the chain the configuration the dispatcher would
+    /// use (see explain) picks for that architecture's binaries, the first
+    /// interpreter installed on this host that the trampoline can load: a
+    /// static PIE for the trampoline's machine (for an aarch64 trampoline,
+    /// loadable with 16 KiB pages too). Each PATH bundles that file. What is
+    /// bundled already stays; the same path is replaced by its current file.
+    /// Without ARCH or PATH, every bundled interpreter is read again from its
+    /// path: run it after they are upgraded (packages do, with
+    /// --refresh-registered). --remove drops the bundle, or the bundled
+    /// interpreters named by path.
+    ///
+    /// Each interpreter costs its size (10 to 13 MB for qemu) on disk, and
+    /// memory only when it is used. The file is written atomically, mode
+    /// 0755, over DISPATCHER or to --output, then binfmt_misc entries that
+    /// run it with the F flag are registered again. An interpreter that
+    /// cannot be bundled, or a bundled one gone from its path, is named with
+    /// the reason, and nothing is written. `check` tells when a bundled copy
+    /// differs from the file at its path.
+    Bundle(bundle::Args),
     /// Remove the dispatcher's binfmt_misc entries (and only those).
     ///
     /// Other entries are left alone, and entries of ours whose interpreter is
@@ -151,7 +199,8 @@ pub enum Command {
     ///
     /// The architecture is the one whose magic and mask the entry has (with
     /// ~: whose binaries it overlaps); then the enabled entries that compete
-    /// for the same binaries, of which the one registered last is used.
+    /// for the same binaries, of which the one registered last is used, and
+    /// the interpreters each trampoline the entries run bundles.
     Status(register::StatusArgs),
     /// Print or write the binfmt.d files that register the dispatcher at boot
     /// (systemd-binfmt), one zz-ENTRY.conf per architecture (zz-binfmt-dispatcher-ARCH.conf;

@@ -7,12 +7,22 @@
 //! (src/rt/link.ld), and the trampoline reads it up to that segment's end:
 //! replacing it is cutting the file there, appending the new blob and
 //! growing the segment by the difference.
+//!
+//! A bundled trampoline (`binfmtctl bundle`) carries interpreters after
+//! its configuration, in the same segment, which then ends with the
+//! bundle's index and footer (`binfmt_dispatcher_core::bundle`); the
+//! footer says where the configuration ends. Whatever changes, the file is
+//! laid out again from the end of the configuration: images, index and
+//! footer are written anew, as their offsets move with the blob.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::ops::Range;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use binfmt_dispatcher_core::blob::{self, header, Blob, Flags};
+use binfmt_dispatcher_core::bundle::{self, Bundle};
 
 use crate::binfmt_misc::Instance;
 
@@ -43,14 +53,30 @@ fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 /// Where a trampoline's configuration is.
 #[derive(Debug)]
 struct Embedded {
-    /// The blob's bytes in the file; they end its segment.
+    /// The blob's bytes in the file; they end its segment, or the bundle
+    /// follows them.
     blob: Range<usize>,
     /// The file offset of that segment's program header.
     phdr: usize,
+    /// The segment's file offset.
+    offset: usize,
+    /// The end of its file bytes: of the bundle if there is one.
+    end: usize,
+}
+
+/// An interpreter bundled in a trampoline: the host path it was copied
+/// from (where the trampoline's configuration names it) and its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bundled<'a> {
+    /// Its absolute path on the host.
+    pub path: PathBuf,
+    /// The file's bytes.
+    pub bytes: &'a [u8],
 }
 
 /// Finds the configuration in a trampoline's image: a valid blob that ends
-/// the last loaded segment, which has no zero-filled tail.
+/// the last loaded segment, which has no zero-filled tail, or that the
+/// bundle ending the segment starts after.
 fn find(image: &[u8]) -> Result<Embedded, String> {
     const NOT: &str = "not a binfmt-dispatcher trampoline";
     if image.get(..6) != Some(b"\x7fELF\x02\x01") {
@@ -100,38 +126,88 @@ fn find(image: &[u8]) -> Result<Embedded, String> {
         return Err(format!("{NOT}: its last segment is not all file bytes"));
     }
     let end = end as usize;
-    // The blob's header gives its length: the one start it fits is the
-    // place where that length reaches the segment's end exactly.
-    let start = (0..end.saturating_sub(header::LEN))
-        .rev()
-        .find(|&s| {
-            image[s..s + 8] == blob::MAGIC
-                && u32_at(image, s + header::TOTAL_LEN)
-                    .is_some_and(|n| s.checked_add(n as usize) == Some(end))
-        })
+    let config_end = Bundle::find(&image[..end]).map_or(end, |b| b.start);
+    let start = blob_ending_at(image, config_end)
         .ok_or_else(|| format!("{NOT}: no configuration ends its loaded segment"))?;
     if (start as u64) < offset || start < phdr + ph::LEN {
         return Err(format!(
             "{NOT}: its configuration does not lie inside its last segment"
         ));
     }
-    Blob::open(&image[start..end])
+    Blob::open(&image[start..config_end])
         .map_err(|e| format!("its built-in configuration is {}", e.describe()))?;
     Ok(Embedded {
-        blob: start..end,
+        blob: start..config_end,
         phdr,
+        offset: offset as usize,
+        end,
     })
 }
 
-/// `image` with `config` in place of its configuration. The result carries
-/// no section headers (they lay past the segment, and nothing loads them).
+/// Where the blob that ends at `end` starts: its header gives its length,
+/// and the one start it fits is the place where that length reaches `end`
+/// exactly.
+fn blob_ending_at(image: &[u8], end: usize) -> Option<usize> {
+    (0..end.saturating_sub(header::LEN)).rev().find(|&s| {
+        image.get(s..s + 8) == Some(&blob::MAGIC[..])
+            && u32_at(image, s + header::TOTAL_LEN)
+                .is_some_and(|n| s.checked_add(n as usize) == Some(end))
+    })
+}
+
+/// `image` with `config` in place of its configuration, and the images it
+/// bundles, if any, after it. The result carries no section headers (they
+/// lay past the segment, and nothing loads them).
 pub fn replace(image: &[u8], config: &[u8]) -> Result<Vec<u8>, String> {
     let at = find(image)?;
-    let mut out = Vec::with_capacity(at.blob.start + config.len());
+    let images = bundled_at(image, &at);
+    lay_out(image, &at, config, &images)
+}
+
+/// `image` bundling exactly `images`, in that order, after its
+/// configuration: none removes the bundle, and the configuration ends the
+/// segment again. No section headers, as [`replace`].
+pub fn with_bundle(image: &[u8], images: &[Bundled<'_>]) -> Result<Vec<u8>, String> {
+    let at = find(image)?;
+    lay_out(image, &at, &image[at.blob.clone()], images)
+}
+
+/// The images a trampoline bundles, in order; none when it carries no
+/// bundle.
+pub fn bundled(image: &[u8]) -> Result<Vec<Bundled<'_>>, String> {
+    let at = find(image)?;
+    Ok(bundled_at(image, &at))
+}
+
+fn bundled_at<'a>(image: &'a [u8], at: &Embedded) -> Vec<Bundled<'a>> {
+    let Some(b) = Bundle::find(&image[..at.end]) else {
+        return Vec::new();
+    };
+    // find checked that every image lies inside the segment.
+    b.images()
+        .map(|i| Bundled {
+            path: PathBuf::from(OsStr::from_bytes(i.path)),
+            bytes: &image[i.offset..i.offset + i.len],
+        })
+        .collect()
+}
+
+/// The trampoline up to its configuration, `config`, then a bundle of
+/// `images` if there are any; its segment grown or shrunk to end there.
+fn lay_out(
+    image: &[u8],
+    at: &Embedded,
+    config: &[u8],
+    images: &[Bundled<'_>],
+) -> Result<Vec<u8>, String> {
+    let total: usize = images.iter().map(|i| i.bytes.len() + bundle::ALIGN).sum();
+    let mut out = Vec::with_capacity(at.blob.start + config.len() + total);
     out.extend_from_slice(&image[..at.blob.start]);
     out.extend_from_slice(config);
-    let old = u64_at(image, at.phdr + ph::FILESZ).unwrap_or_default();
-    let size = old - at.blob.len() as u64 + config.len() as u64;
+    if !images.is_empty() {
+        append_bundle(&mut out, images)?;
+    }
+    let size = (out.len() - at.offset) as u64;
     for field in [ph::FILESZ, ph::MEMSZ] {
         out[at.phdr + field..at.phdr + field + 8].copy_from_slice(&size.to_le_bytes());
     }
@@ -139,6 +215,39 @@ pub fn replace(image: &[u8], config: &[u8]) -> Result<Vec<u8>, String> {
     out[40..48].fill(0);
     out[60..64].fill(0);
     Ok(out)
+}
+
+/// Appends the bundle of `images` to `out`, which ends with the
+/// configuration: each image at the next multiple of `bundle::ALIGN`, the
+/// last one padded too (so that no page of an image holds anything else
+/// the trampoline reads), then the index and the footer.
+fn append_bundle(out: &mut Vec<u8>, images: &[Bundled<'_>]) -> Result<(), String> {
+    let start = out.len() as u64;
+    let mut index = Vec::new();
+    for image in images {
+        let path = image.path.as_os_str().as_bytes();
+        if !path.starts_with(b"/") || path.contains(&0) {
+            return Err(format!(
+                "{}: a bundled interpreter's path must be absolute, without NUL",
+                image.path.display()
+            ));
+        }
+        let too_long = || format!("{}: the path is too long", image.path.display());
+        let with_nul = u32::try_from(path.len() + 1).map_err(|_| too_long())?;
+        out.resize(out.len().next_multiple_of(bundle::ALIGN), 0);
+        let head = bundle::record_head(out.len() as u64, image.bytes.len() as u64, with_nul);
+        index.extend_from_slice(&head);
+        index.extend_from_slice(path);
+        index.push(0);
+        index.resize(index.len().next_multiple_of(8), 0);
+        out.extend_from_slice(image.bytes);
+    }
+    out.resize(out.len().next_multiple_of(bundle::ALIGN), 0);
+    let count = u32::try_from(images.len()).map_err(|_| "too many images to bundle")?;
+    let index_len = u32::try_from(index.len()).map_err(|_| "the bundle's index is too long")?;
+    out.extend_from_slice(&index);
+    out.extend_from_slice(&bundle::footer(start, count, index_len));
+    Ok(())
 }
 
 /// A compiled configuration marked as the system's embedded one.
@@ -274,6 +383,108 @@ mod tests {
         }
         for len in (0..200).chain(img.len() - small().len() - 10..img.len()) {
             assert!(find(&img[..len]).is_err());
+        }
+    }
+
+    fn two() -> [Bundled<'static>; 2] {
+        [
+            Bundled {
+                path: PathBuf::from("/usr/bin/qemu-a"),
+                bytes: b"\x7fELF image a",
+            },
+            Bundled {
+                path: PathBuf::from("/opt/qemu-b-static"),
+                bytes: &[0xbb; 70_000],
+            },
+        ]
+    }
+
+    #[test]
+    fn bundles_images_after_the_configuration() {
+        let img = image(&small());
+        let out = with_bundle(&img, &two()).unwrap();
+        // The segment is the whole file, all file bytes, ending with the
+        // footer.
+        let size = u64_at(&out, 64 + ph::FILESZ).unwrap();
+        assert_eq!(size, out.len() as u64);
+        assert_eq!(u64_at(&out, 64 + ph::MEMSZ), Some(size));
+        let b = Bundle::find(&out).unwrap();
+        assert_eq!(b.start, img.len(), "the bundle starts where the blob ends");
+        assert_eq!(b.count(), 2);
+        let offsets: Vec<usize> = b.images().map(|i| i.offset).collect();
+        let first = img.len().next_multiple_of(bundle::ALIGN);
+        assert_eq!(offsets, [first, first + bundle::ALIGN]);
+        assert_eq!(config_of(&out).unwrap(), &small()[..]);
+        assert_eq!(bundled(&out).unwrap(), two());
+        assert!(bundled(&img).unwrap().is_empty());
+        // No images: the original layout, byte for byte.
+        assert_eq!(with_bundle(&out, &[]).unwrap(), img);
+        assert_eq!(with_bundle(&img, &[]).unwrap(), img);
+        // Bundled again, fewer: laid out anew.
+        let one = with_bundle(&out, &two()[1..]).unwrap();
+        assert_eq!(bundled(&one).unwrap(), two()[1..]);
+        // One 64 KiB step and one 40-byte index record less.
+        assert_eq!(one.len(), out.len() - bundle::ALIGN - 40);
+    }
+
+    #[test]
+    fn replacing_the_configuration_keeps_the_bundle() {
+        let out = with_bundle(&image(&small()), &two()).unwrap();
+        let mut toml = String::from("[interpreters.x]\npath = \"/x\"\n");
+        for i in 0..300 {
+            toml += &format!("[binaries.b{i}]\npath = \"/opt/b{i}\"\ninterpreter = \"x\"\n");
+        }
+        let config = binfmt_dispatcher_config::Config::parse("t", &toml).unwrap();
+        let bigger = mark_embedded(binfmt_dispatcher_config::compile(&config).unwrap());
+        assert!(bigger.len() > small().len() + 1000);
+        let again = replace(&out, &bigger).unwrap();
+        assert_eq!(config_of(&again).unwrap(), &bigger[..]);
+        assert_eq!(bundled(&again).unwrap(), two());
+        assert_eq!(Bundle::find(&again).unwrap().start, image(&bigger).len());
+        assert_eq!(u64_at(&again, 64 + ph::FILESZ), Some(again.len() as u64));
+        // And back: the same bytes as before.
+        assert_eq!(replace(&again, &small()).unwrap(), out);
+    }
+
+    #[test]
+    fn refuses_paths_it_cannot_record() {
+        let img = image(&small());
+        for path in ["qemu", "./qemu", "/a\0b"] {
+            let bad = [Bundled {
+                path: PathBuf::from(path),
+                bytes: b"x",
+            }];
+            let why = with_bundle(&img, &bad).unwrap_err();
+            assert!(why.contains("must be absolute"), "{why}");
+        }
+    }
+
+    #[test]
+    fn never_panics_on_a_damaged_bundle() {
+        let out = with_bundle(&image(&small()), &two()).unwrap();
+        // Every byte of the index and footer, and of the ELF and program
+        // headers, changed; cuts around the footer.
+        // (Index and footer: the last 104 bytes.)
+        let tail = out.len() - 128..out.len();
+        for at in (0..64 + ph::LEN).chain(tail) {
+            for value in [0u8, 1, 0xff] {
+                let mut bad = out.clone();
+                bad[at] = value;
+                if let Ok(images) = bundled(&bad) {
+                    for i in &images {
+                        assert!(i.bytes.len() <= bad.len());
+                    }
+                    // (A path damaged into a relative one, or one with a
+                    // NUL, is refused.)
+                    if let Ok(again) = with_bundle(&bad, &images) {
+                        assert_eq!(bundled(&again).unwrap(), images);
+                    }
+                }
+                let _ = replace(&bad, &small());
+            }
+        }
+        for len in out.len() - 100..out.len() {
+            assert!(find(&out[..len]).is_err());
         }
     }
 

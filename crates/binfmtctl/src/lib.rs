@@ -6,6 +6,7 @@
 pub mod arches;
 pub mod bench;
 pub mod binfmt_misc;
+pub mod bundle;
 pub mod check;
 pub mod cli;
 pub mod elf;

@@ -15,7 +15,7 @@ use clap::{CommandFactory, Parser};
 
 use binfmtctl::cli::{Cli, Command, Shell};
 use binfmtctl::locations::Locations;
-use binfmtctl::{bench, binfmt_misc, check, embed, explain, files, locations, register};
+use binfmtctl::{bench, binfmt_misc, bundle, check, embed, explain, files, locations, register};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain::run(&loc, &args),
         Command::Dump { file } => dump(&loc, file.as_deref()),
         Command::Check(args) => check::run(&loc, &args),
+        Command::Bundle(args) => bundle::run(&loc, &args),
         Command::Register(args) => register::register(root.as_deref(), &args),
         Command::Unregister(args) => register::unregister(root.as_deref(), &args),
         Command::Status(args) => register::status(&args),
@@ -137,39 +138,8 @@ fn compile_embedded(
     let output = output.unwrap_or_else(|| dispatcher.to_path_buf());
     files::write_atomically_mode(&output, &embedded, 0o755)
         .map_err(|e| format!("{}: {e}", output.display()))?;
-    register_again(binfmt_misc, &output)?;
+    binfmt_misc::register_again(binfmt_misc, &output)?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Registers again the enabled binfmt_misc entries that run `written`
-/// with the F flag: the kernel opened their interpreter when they were
-/// registered and keeps running that file, not the one now at its path.
-/// Nothing to do where binfmt_misc is not mounted.
-fn register_again(dir: &Path, written: &Path) -> Result<(), String> {
-    let Ok(inst) = binfmt_misc::Instance::open(dir) else {
-        return Ok(());
-    };
-    let written = fs::canonicalize(written).map_err(|e| format!("{}: {e}", written.display()))?;
-    for e in inst.entries()? {
-        if !e.enabled || !e.flags.contains('F') || Path::new(&e.interpreter) != written {
-            continue;
-        }
-        let line = e.register_line();
-        inst.remove(&e.name)
-            .and_then(|()| inst.register(&line))
-            .map_err(|why| {
-                format!(
-                    "{} is written, but the entry {} (F flag) still runs the previous file: {why}",
-                    written.display(),
-                    e.name
-                )
-            })?;
-        println!(
-            "registered again: {} -> {} ({})",
-            e.name, e.interpreter, e.flags
-        );
-    }
-    Ok(())
 }
 
 /// Removes a cache whose sources are gone, saying so.

@@ -599,13 +599,37 @@ pub fn status(args: &StatusArgs) -> Result<ExitCode, String> {
     let text = if args.json {
         status_json(&inst, &rows)
     } else {
-        status_table(&inst, &rows)
+        status_table(&inst, &rows) + &bundle_notes(&rows)
     };
     io::stdout()
         .lock()
         .write_all(text.as_bytes())
         .map_err(|e| format!("stdout: {e}"))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A note per trampoline that entries run and that carries a bundle
+/// (`binfmtctl bundle`): which interpreters it bundles.
+fn bundle_notes(rows: &[Row<'_>]) -> String {
+    let mut seen = BTreeSet::new();
+    let mut text = String::new();
+    for (e, _, _) in rows.iter().filter(|r| r.0.runs_dispatcher(None)) {
+        if !seen.insert(&e.interpreter) {
+            continue;
+        }
+        let Ok(image) = fs::read(&e.interpreter) else {
+            continue;
+        };
+        let paths: Vec<String> = crate::embed::bundled(&image)
+            .unwrap_or_default()
+            .iter()
+            .map(|b| b.path.display().to_string())
+            .collect();
+        if !paths.is_empty() {
+            text += &format!("note: {} bundles {}\n", e.interpreter, paths.join(", "));
+        }
+    }
+    text
 }
 
 /// `status --json`: the instance and its entries, keys in the order of

@@ -326,3 +326,53 @@ fn systemd_binfmt_registers_the_staged_install() {
         assert_eq!(logged, through_dispatcher, "{name}: {ran}");
     }
 }
+
+/// The trigger that bundles again what trampolines bundle when qemu's
+/// files change: per package (see the spec for why not per transaction),
+/// its body run with this binfmtctl, in a private binfmt_misc whose F
+/// entry runs a trampoline that bundles a copy of qemu that changed since.
+#[test]
+fn the_qemu_trigger_bundles_again_and_registers_again() {
+    require_qemu();
+    let spec = parsed_spec("x86_64", &temp_dir("rpm-qemu-trigger"));
+    let body = section(&spec, "%filetriggerin -- /usr/bin/qemu-").join("\n");
+    assert!(
+        body.contains("/usr/bin/binfmtctl bundle --refresh-registered || :"),
+        "{body}"
+    );
+    let dir = temp_dir("qemu-trigger");
+    let copy = dir.join("qemu-aarch64-static");
+    fs::copy(QEMU_AARCH64, &copy).unwrap();
+    let bundled = dir.join("binfmt-dispatcher");
+    let made = Command::new(BINFMTCTL)
+        .args([
+            "bundle",
+            dispatcher(),
+            "--binfmt-misc",
+            "/nonexistent",
+            "--output",
+        ])
+        .args([&bundled, &copy])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr(&made));
+    fs::write(
+        &copy,
+        [fs::read(QEMU_AARCH64).unwrap(), b"new".to_vec()].concat(),
+    )
+    .unwrap();
+    let script = body.replace("/usr/bin/binfmtctl", &sh_quote(BINFMTCTL));
+    let b = bundled.to_str().unwrap();
+    let entry = ("dispatch-aarch64", AARCH64_MAGIC, AARCH64_MASK, b, "POCF");
+    let out = run_in_private_binfmt_in(&dir, &[entry], &script, &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("registered again: dispatch-aarch64 -> {b} (POCF)")),
+        "{}",
+        stdout(&out)
+    );
+    let image = fs::read(&bundled).unwrap();
+    let now = binfmtctl::embed::bundled(&image).unwrap();
+    assert_eq!(now.len(), 1);
+    assert_eq!(now[0].bytes, fs::read(&copy).unwrap());
+}
