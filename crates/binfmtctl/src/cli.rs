@@ -166,9 +166,10 @@ pub enum Command {
     /// dispatcher once and runs it in every container and chroot, but the
     /// interpreters it picks are looked up in that root, where a foreign
     /// container has none. A bundled trampoline carries static-PIE
-    /// interpreters (qemu-ARCH-static) in its own file; when the chain its
-    /// configuration picks has no interpreter in the root, it runs the
-    /// bundled copy from its own mapping, with no file to open there.
+    /// interpreters (qemu-ARCH-static) in its own file; when an interpreter
+    /// of the chain its configuration picks is missing from the root, it
+    /// runs the bundled copy of it from its own mapping, with no file to
+    /// open there.
     ///
     /// Each ARCH bundles, of the chain the configuration the dispatcher would
     /// use (see explain) picks for that architecture's binaries, the first
