@@ -91,7 +91,7 @@ pub enum Command {
     /// records the exec instead of making it.
     ///
     /// --json prints a JSON object with the keys binary, header, paths,
-    /// cache, chosen, reason, tried, runs, exec, argv, env, execfd,
+    /// cache, chosen, reason, tried, runs, exec, bundled, argv, env, execfd,
     /// page_size, secure, status, stderr, missing_helper, helper_exec. Exits
     /// 1 when no interpreter would run (the JSON status is the dispatcher's
     /// own exit status then, 127 or 126).

@@ -588,3 +588,40 @@ fn an_aarch64_trampoline_bundles_only_what_it_loads_with_16_kib_pages() {
     bundle_refused(&dir, &[s(&out), QEMU_AARCH64], "built for another machine");
     assert_eq!(fs::read(&out).unwrap(), before);
 }
+
+#[test]
+fn explain_says_when_the_bundled_copy_runs() {
+    // explain runs the trampoline's exec path: given the bundled
+    // trampoline, an interpreter missing from the root is the bundled copy,
+    // as the trampoline would run it; without it, nothing runs (127).
+    require_qemu();
+    let dir = temp_dir("bundle-explain");
+    let qemu = dir.join("qemu-aarch64-static");
+    fs::copy(QEMU_AARCH64, &qemu).unwrap();
+    let out = bundled_copy(&dir, &[s(&qemu)]);
+    fs::remove_file(&qemu).unwrap();
+    let toml = format!(
+        "[interpreters.q]\npath = \"{}\"\n\n[[rules]]\narch = \"aarch64\"\ninterpreter = \"q\"\n",
+        qemu.display()
+    );
+    let cache = compile_cache(&dir, "q", &toml);
+    let explain = |with: &[&str]| {
+        let mut args = vec!["explain", "--json"];
+        args.extend_from_slice(with);
+        args.push(busybox_arm64().to_str().unwrap());
+        let run = Command::new(BINFMTCTL)
+            .args(&args)
+            .env("BINFMT_DISPATCHER_CACHE", &cache)
+            .output()
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    let doc = explain(&["--dispatcher", s(&out)]);
+    assert_eq!(doc["status"], 0, "{doc}");
+    assert_eq!(doc["exec"], s(&qemu), "{doc}");
+    assert_eq!(doc["bundled"], true, "{doc}");
+    assert_eq!(doc["argv"][1], "-0", "{doc}");
+    let doc = explain(&["--dispatcher", dispatcher()]);
+    assert_eq!(doc["status"], 127, "{doc}");
+    assert_eq!(doc["bundled"], serde_json::Value::Null, "{doc}");
+}

@@ -176,7 +176,9 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     };
     let embedded_in = dispatcher.clone();
     let binary = (args.execfd, binary);
-    let mut host = Recorder::new(binary, loc.system_cache(), dispatcher, [argv, env], baked);
+    let bundled = dispatcher.as_deref().map_or_else(Vec::new, bundled_paths);
+    let mut host = Recorder::new(binary, loc.system_cache(), dispatcher, [argv, env], baked)
+        .with_bundled(bundled);
     let process = Process {
         args: argv,
         env,
@@ -211,4 +213,18 @@ pub fn run(loc: &Locations, args: &Args) -> Result<ExitCode, String> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// The paths of the interpreters bundled into the trampoline at `path`
+/// (none when it carries no bundle or cannot be read).
+fn bundled_paths(path: &Path) -> Vec<Vec<u8>> {
+    let image = std::fs::read(path).unwrap_or_default();
+    crate::embed::bundled(&image)
+        .map(|images| {
+            images
+                .iter()
+                .map(|i| i.path.as_os_str().as_bytes().to_vec())
+                .collect()
+        })
+        .unwrap_or_default()
 }

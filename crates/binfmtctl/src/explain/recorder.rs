@@ -33,6 +33,9 @@ pub struct Recorded {
     pub keeps_fd: bool,
     /// `None`: it would run; else the error `execve` would return.
     pub error: Option<Errno>,
+    /// Whether the copy bundled into the dispatcher runs, the file being
+    /// missing from the root.
+    pub bundled: bool,
 }
 
 /// What the exec path did and said, in order.
@@ -69,6 +72,10 @@ pub struct Recorder {
     dispatcher: Option<PathBuf>,
     /// Where `build`'s pointers may point, besides the exec's own arena.
     regions: Vec<&'static [u8]>,
+    /// The interpreters bundled into the dispatcher, by path.
+    bundled: Vec<Vec<u8>>,
+    /// Whether the next exec runs a bundled copy.
+    runs_bundled: bool,
     pub seen: Seen,
 }
 
@@ -93,8 +100,17 @@ impl Recorder {
             system_cache,
             dispatcher,
             regions: vec![strings[0].as_bytes(), strings[1].as_bytes(), baked],
+            bundled: Vec::new(),
+            runs_bundled: false,
             seen: Seen::default(),
         }
+    }
+
+    /// The recorder of a dispatcher that bundles the interpreters at
+    /// `paths` (`binfmtctl bundle`).
+    pub fn with_bundled(mut self, paths: Vec<Vec<u8>>) -> Recorder {
+        self.bundled = paths;
+        self
     }
 
     /// The binary's descriptor, as the exec path numbered it.
@@ -281,7 +297,13 @@ impl Host for Recorder {
         let argv = self.strings(call.argv, call);
         let envp = self.strings(call.envp, call);
         let path = call.path.strip_suffix(b"\0").unwrap_or(call.path).to_vec();
-        let error = exec_error(&path, &argv, &envp);
+        // A bundled copy is loaded, not executed: its file is not needed.
+        let bundled = std::mem::take(&mut self.runs_bundled);
+        let error = if bundled {
+            None
+        } else {
+            exec_error(&path, &argv, &envp)
+        };
         let keeps_fd = self
             .binary_fd
             .is_some_and(|fd| self.inherited.contains(&fd));
@@ -291,8 +313,15 @@ impl Host for Recorder {
             envp,
             keeps_fd,
             error,
+            bundled,
         });
         error.map_or(Ok(()), Err)
+    }
+
+    fn use_bundled(&mut self, path: &[u8]) -> bool {
+        let path = path.strip_suffix(b"\0").unwrap_or(path);
+        self.runs_bundled = self.bundled.iter().any(|p| p == path);
+        self.runs_bundled
     }
 
     fn write_stderr(&mut self, bytes: &[u8]) {

@@ -233,6 +233,7 @@ pub fn json(r: &Report<'_>) -> String {
         "tried": tried,
         "runs": runs,
         "exec": ran.map(|e| lossy(&e.path)),
+        "bundled": ran.map(|e| e.bundled),
         "argv": ran.map(|e| strings(&e.argv)),
         "env": ran.map(|e| strings(&e.envp)),
         "execfd": ran.filter(|e| e.keeps_fd).and(r.execfd),
@@ -325,6 +326,12 @@ fn exec_text(o: &mut String, r: &Report<'_>, ran: &Recorded) {
         }
     }
     let _ = writeln!(o, "execve: {}", lossy(&ran.path));
+    if ran.bundled {
+        let _ = writeln!(
+            o,
+            "  (missing from the root: the copy bundled into the dispatcher runs)"
+        );
+    }
     for (i, a) in ran.argv.iter().enumerate() {
         let _ = writeln!(o, "  argv[{i}] = {:?}", lossy(a));
     }
