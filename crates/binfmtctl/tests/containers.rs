@@ -70,7 +70,7 @@ fn foreign_root(tag: &str) -> (PathBuf, Vec<(PathBuf, Vec<u8>)>) {
             "bin",
             busybox_arm64(),
             &[
-                "sh", "echo", "cat", "env", "grep", "readlink", "seq", "umount",
+                "sh", "echo", "cat", "env", "grep", "ls", "readlink", "seq", "tr", "umount",
             ][..],
         ),
         ("s390x", busybox_s390x(), &["sh", "echo"][..]),
@@ -131,6 +131,7 @@ echo "env:[$(FOO='b a r' /bin/env | /bin/grep '^FOO=')]"
 echo "exe:[$(/bin/readlink /proc/self/exe)]"
 echo "s390x:[$(/s390x/echo from s390x)]"
 echo "back:[$(/s390x/sh -c '/bin/echo "to arm64"; echo "$0" "$1"' s390x-zero one)]"
+echo "fds:[$(/bin/ls /proc/self/fd 2>&1 | /bin/tr '\n' ' ')]"
 exit 7
 "#;
 
@@ -182,8 +183,8 @@ fn both(tag: &str, flags: &str, script: &str) -> (Output, Output) {
     (qemu, ours)
 }
 
-/// The same bytes out, the same status, and what the guest printed is
-/// what it should print (so that two equal failures do not pass).
+/// The same bytes out, the same status (the caller then checks what the
+/// guest printed, so that two equal failures do not pass).
 fn assert_same(qemu: &Output, ours: &Output) {
     assert_eq!(
         stdout(ours),
@@ -210,6 +211,17 @@ fn expected(argv0: &str) -> String {
     )
 }
 
+/// The guest's output without its descriptor line, which the caller
+/// checks apart: it depends on whether the root has a /proc.
+fn without_fds(out: &Output) -> (String, String) {
+    let text = stdout(out);
+    let (fds, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("fds:"));
+    (
+        rest.iter().map(|l| format!("{l}\n")).collect(),
+        fds.concat(),
+    )
+}
+
 fn in_chroot(guest: &str) -> String {
     format!(
         "chroot root /bin/sh -c {}; echo \"status=$?\"\n",
@@ -224,7 +236,10 @@ fn a_chroot_runs_as_under_qemu_registered_directly() {
         assert_same(&qemu, &ours);
         // Without P, the kernel drops argv[0]: the guest sees the path.
         let argv0 = if flags.contains('P') { "sh" } else { "/bin/sh" };
-        assert_eq!(stdout(&ours), expected(argv0), "flags {flags}");
+        let (printed, fds) = without_fds(&ours);
+        assert_eq!(printed, expected(argv0), "flags {flags}");
+        // No /proc in the chroot: ls says so, under qemu's entry too.
+        assert!(fds.contains("No such file or directory"), "{fds}");
     }
 }
 
@@ -244,7 +259,11 @@ fn a_pivot_rooted_namespace_runs_as_under_qemu_registered_directly() {
     );
     let (qemu, ours) = both("pivot-root", "POCF", &script);
     assert_same(&qemu, &ours);
-    assert_eq!(stdout(&ours), expected("sh"));
+    let (printed, fds) = without_fds(&ours);
+    assert_eq!(printed, expected("sh"));
+    // The guest's descriptors are listed, and are those it has under
+    // qemu's entry (compared above): the trampoline leaves none behind.
+    assert!(fds.starts_with("fds:[0 1 "), "{fds}");
 }
 
 #[test]
