@@ -445,7 +445,7 @@ fn x86_programs_go_to_fex_in_muvm_off_4k_pages_with_no_configuration() {
 #[test]
 fn trampolines_run_a_bundled_static_pie_the_root_lacks() {
     // The loader of bundled interpreters (issue 15) on x86_64 natively,
-    // aarch64 with 4 and 16 KiB pages, and riscv64: a reporter built by
+    // aarch64 with 4, 16 and 64 KiB pages, and riscv64: a reporter built by
     // each gcc as a static PIE is bundled by its path and that path is
     // then hidden (a tmpfs over its directory), as a foreign container's
     // root lacks the host's qemu. It must get the argv and environment the
@@ -462,6 +462,12 @@ fn trampolines_run_a_bundled_static_pie_the_root_lacks() {
         (
             Some(QEMU_AARCH64),
             "16384",
+            aarch64_trampoline(),
+            "aarch64-linux-gnu-gcc",
+        ),
+        (
+            Some(QEMU_AARCH64),
+            "65536",
             aarch64_trampoline(),
             "aarch64-linux-gnu-gcc",
         ),
