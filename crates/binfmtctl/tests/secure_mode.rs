@@ -975,3 +975,47 @@ fn a_corrupt_embedded_configuration_ends_a_set_id_exec() {
     );
     assert!(runs[0].stdout.is_empty() && runs[1].stdout.is_empty());
 }
+
+#[test]
+fn a_setuid_java_class_is_refused_before_java_runs() {
+    // java takes options and classes from the caller's environment
+    // (JAVA_TOOL_OPTIONS, CLASSPATH): a setuid-root class file run by
+    // nobody through the java entry ends with one line and 126, and the
+    // JVM never starts. The same class without the bit goes to java.
+    require_tool("/usr/bin/java", "default-jdk-headless");
+    let dir = temp_dir("secure-java");
+    for (name, mode) in [("Suid.class", 0o4755), ("Plain.class", 0o755)] {
+        let to = dir.join(name);
+        fs::write(&to, java_class_named(name.trim_end_matches(".class"))).unwrap();
+        std::os::unix::fs::chown(&to, Some(0), Some(0)).unwrap();
+        fs::set_permissions(&to, fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let entry = (
+        "t-java",
+        r"\xca\xfe\xba\xbe",
+        r"\xff\xff\xff\xff",
+        dispatcher(),
+        "POCF",
+    );
+    let env = "env JAVA_TOOL_OPTIONS=-Dx=1";
+    let cmds = [
+        format!("{env} ./Suid.class a"),
+        format!("{env} ./Plain.class a"),
+    ];
+    let runs = run_as_nobody_with(&dir, entry, "", &cmds);
+    let (suid, plain) = (&runs[0], &runs[1]);
+    assert_eq!(suid.status, "126", "{}", suid.stderr);
+    assert_eq!(
+        suid.stderr,
+        "binfmt-dispatcher: ./Suid.class: cannot run it: java (/usr/bin/java): not run set-id: \
+         java takes its options and classes from the caller's environment (JAVA_TOOL_OPTIONS, CLASSPATH)\n"
+    );
+    assert!(suid.stdout.is_empty());
+    // The plain one reached the JVM: it read the caller's options (and
+    // then found no main method in the bare class).
+    assert!(
+        plain.stderr.contains("JAVA_TOOL_OPTIONS"),
+        "{}",
+        plain.stderr
+    );
+}
