@@ -624,4 +624,60 @@ fn explain_says_when_the_bundled_copy_runs() {
     let doc = explain(&["--dispatcher", dispatcher()]);
     assert_eq!(doc["status"], 127, "{doc}");
     assert_eq!(doc["bundled"], serde_json::Value::Null, "{doc}");
+
+fn a_bundled_interpreter_that_the_stack_limit_leaves_no_room_for_is_refused_in_one_line() {
+    // The bundled interpreter's initial stack is written below the
+    // trampoline's own (which holds the strings it points to), where
+    // `execve` would have started a fresh one: with many arguments and a
+    // small RLIMIT_STACK the trampoline faulted (SIGSEGV) writing it, or
+    // the interpreter did at its first call, where the same exec from the
+    // root runs. It must say why in one line, before anything moves.
+    let dir = temp_dir("bundle-stack");
+    let gone = dir.join("gone");
+    fs::create_dir(&gone).unwrap();
+    let interp = gone.join("interp");
+    fs::copy(reporter_static_pie("gcc"), &interp).unwrap();
+    let bundled = bundled_copy(&dir, &[s(&interp)]);
+    let toml = format!(
+        "[interpreters.r]\npath = \"{}\"\nargv = \"plain\"\n\n\
+         [[rules]]\narch = \"aarch64\"\ninterpreter = \"r\"\n",
+        interp.display()
+    );
+    let cache = compile_cache(&dir, "stack", &toml);
+    let binary = dir.join("guest");
+    write_foreign(&binary);
+    // 12,000 arguments: about 120 KB of initial stack, under the 128 KB
+    // the kernel allows whatever the limit; 160 KiB of stack.
+    let many = vec!["x"; 12_000];
+    let run = |hide: bool| {
+        let hide = if hide {
+            format!("mount -t tmpfs none {} || exit 99\n", gone.display())
+        } else {
+            String::new()
+        };
+        Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c"])
+            .arg(format!("{hide}ulimit -s 160 || exit 98\nexec \"$@\""))
+            .arg("sh")
+            .arg(&bundled)
+            .arg(&binary)
+            .args(&many)
+            .env_clear()
+            .env("BINFMT_DISPATCHER_CACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    // The control: the interpreter in the root runs under the same limit.
+    let control = run(false);
+    assert_eq!(control.status.code(), Some(0), "{}", stderr(&control));
+    assert_eq!(report_of(&control).argv.len(), 2 + many.len());
+    let out = run(true);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(126), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("binfmt-dispatcher: ") && err.contains("argument list too long"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
 }

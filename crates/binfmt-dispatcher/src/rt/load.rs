@@ -10,6 +10,7 @@
 use core::ptr::{with_exposed_provenance, with_exposed_provenance_mut};
 
 use linux_raw_sys::auxvec as aux;
+use linux_raw_sys::general as sys;
 use rustix::io::Errno;
 use rustix::mm::{self, MapFlags, MprotectFlags, MremapFlags, ProtFlags};
 
@@ -56,6 +57,11 @@ pub fn run(p: &Process, image: Image, call: &ExecCall<'_>, highest_fd: u32) -> E
     let Ok(plan) = bundle::plan(bytes, arch::ELF_MACHINE, page) else {
         return Errno::NOEXEC;
     };
+    // Checked before anything moves: `enter` writes the new stack below
+    // the trampoline's own, and past RLIMIT_STACK that write would fault.
+    if !stack_fits(p, stack_words(p, call), page) {
+        return Errno::TOOBIG;
+    }
     match load(p, image, &plan, call) {
         Ok((stack, words, entry)) => {
             close_on_exec(highest_fd);
@@ -208,7 +214,7 @@ fn initial_stack(
     base: usize,
 ) -> Result<(*const usize, usize), Errno> {
     let auxv = auxv_pairs(p);
-    let words = 1 + call.argv.len() + call.envp.len() + 2 * auxv.clone().count();
+    let words = stack_words(p, call);
     // SAFETY: a fresh anonymous mapping, aliased by nothing, never freed:
     // arch::enter copies it onto the stack.
     let stack = unsafe {
@@ -243,6 +249,55 @@ fn initial_stack(
         to.copy_from_slice(&[key, value]);
     }
     Ok((stack.as_ptr(), words))
+}
+
+/// The length in words of the initial stack [`initial_stack`] writes for
+/// `call`: argc, argv, envp and the auxv pairs.
+fn stack_words(p: &Process, call: &ExecCall<'_>) -> usize {
+    1 + call.argv.len() + call.envp.len() + 2 * auxv_pairs(p).count()
+}
+
+/// The stack a bundled interpreter is left at least, past its initial
+/// stack: for its own start-up (qemu's and glibc's), which under a limit
+/// so tight would fault where it cannot say why.
+const STACK_RESERVE: u64 = 64 * 1024;
+
+/// Whether `words` more words below the stack pointer, and
+/// [`STACK_RESERVE`] and a page to spare, stay within RLIMIT_STACK. Unlike
+/// `execve`, which starts a fresh stack, the new initial stack goes below
+/// the trampoline's, whose strings it points to: both must fit. The
+/// trampoline's starts at its `AT_EXECFN` string, which the kernel puts at
+/// the top; without one, or with no limit, it fits.
+fn stack_fits(p: &Process, words: usize, page: usize) -> bool {
+    let Some(top) = p
+        .facts
+        .execfn
+        .map(|f| f.as_ptr() as usize + f.count_bytes() + 1)
+    else {
+        return true;
+    };
+    let mut limit = sys::rlimit64 {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: prlimit64 of this process (pid 0) with no new limit, writing
+    // the current one into `limit`, a live local of the kernel's layout.
+    let ret = unsafe {
+        arch::syscall5(
+            sys::__NR_prlimit64,
+            0,
+            sys::RLIMIT_STACK as usize,
+            0,
+            core::ptr::addr_of_mut!(limit) as usize,
+            0,
+        )
+    };
+    // The stack pointer, near enough: `enter` runs a few frames deeper,
+    // which the page to spare covers.
+    let here = core::ptr::addr_of!(limit) as usize;
+    let needed =
+        top.saturating_sub(here) as u64 + (words as u64 + 2) * 8 + page as u64 + STACK_RESERVE;
+    ret != 0 || limit.rlim_cur == sys::RLIM64_INFINITY as u64 || needed <= limit.rlim_cur
 }
 
 /// The process's auxv pairs, without `AT_EXECFD` (the interpreter opens
