@@ -624,7 +624,9 @@ fn explain_says_when_the_bundled_copy_runs() {
     let doc = explain(&["--dispatcher", dispatcher()]);
     assert_eq!(doc["status"], 127, "{doc}");
     assert_eq!(doc["bundled"], serde_json::Value::Null, "{doc}");
+}
 
+#[test]
 fn a_bundled_interpreter_that_the_stack_limit_leaves_no_room_for_is_refused_in_one_line() {
     // The bundled interpreter's initial stack is written below the
     // trampoline's own (which holds the strings it points to), where
