@@ -24,6 +24,10 @@ use super::{arch, config, Process};
 pub struct Image {
     addr: usize,
     len: usize,
+    /// The bundle's pages, from its first image to the segment's end:
+    /// unmapped before the jump, so that no other interpreter stays mapped
+    /// executable at a known address in the one that runs.
+    bundle: (usize, usize),
 }
 
 /// The image bundled for `path` (NUL-terminated) in this trampoline.
@@ -34,10 +38,13 @@ pub fn image_for(p: &Process, path: &[u8]) -> Option<Image> {
     // config::embedded_config); the slice is dropped before anything of it
     // moves.
     let segment = unsafe { core::slice::from_raw_parts(with_exposed_provenance::<u8>(addr), len) };
-    let image = Bundle::find(segment)?.image_for(path)?;
+    let bundle = Bundle::find(segment)?;
+    let image = bundle.image_for(path)?;
+    let first = addr + bundle.start.next_multiple_of(bundle::ALIGN);
     Some(Image {
         addr: addr + image.offset,
         len: image.len,
+        bundle: (first, addr + len - first),
     })
 }
 
@@ -64,6 +71,11 @@ pub fn run(p: &Process, image: Image, call: &ExecCall<'_>, highest_fd: u32) -> E
     }
     match load(p, image, &plan, call) {
         Ok((stack, words, entry)) => {
+            // SAFETY: the bundle's pages (the images' and the index's),
+            // which nothing refers to any more: the configuration and the
+            // code lie before them; the image's own pages have moved.
+            let _ =
+                unsafe { mm::munmap(with_exposed_provenance_mut(image.bundle.0), image.bundle.1) };
             close_on_exec(highest_fd);
             // SAFETY: the image is in place at `base` (load), and `stack`
             // holds the argc, argv, envp and auxv it starts with; their
