@@ -139,16 +139,7 @@ exit 7
 /// user, mount and pid namespaces of its own (a procfs of its own, as a
 /// container runtime mounts one).
 fn run(dir: &Path, entries: &[Entry<'_>], script: &str) -> Output {
-    let mut setup = String::from("set -e\nmount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n");
-    for (name, magic, mask, interp, flags) in entries {
-        let line = format!(":{name}:M::{magic}:{mask}:{interp}:{flags}");
-        setup += &format!(
-            "printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n",
-            sh_quote(&line)
-        );
-    }
-    setup += "set +e\n";
-    setup += script;
+    let setup = private_binfmt_script(entries, script);
     Command::new("unshare")
         .args([
             "--user",

@@ -430,20 +430,7 @@ pub fn run_in_private_binfmt_in(
     script: &str,
     env: &[(&str, &str)],
 ) -> Output {
-    let mut setup = String::from(
-        "set -e\n\
-         mount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n\
-         if [ -d /var/cache/binfmt-dispatcher ]; then mount -t tmpfs none /var/cache/binfmt-dispatcher; fi\n",
-    );
-    for (name, magic, mask, interp, flags) in entries {
-        let line = format!(":{name}:M::{magic}:{mask}:{interp}:{flags}");
-        setup += &format!(
-            "printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n",
-            sh_quote(&line)
-        );
-    }
-    setup += "set +e\n";
-    setup += script;
+    let setup = private_binfmt_script(entries, script);
     let mut cmd = Command::new("unshare");
     cmd.args(["--user", "--map-root-user", "--mount", "sh", "-c"])
         .arg(&setup)
@@ -465,6 +452,25 @@ pub fn run_in_private_binfmt_in(
         "setting up the private binfmt_misc failed:\n{stderr}"
     );
     out
+}
+
+/// `script` after the shell lines that mount a binfmt_misc (at
+/// /proc/sys/fs/binfmt_misc, in a new user namespace: a private one),
+/// register `entries` in it and hide a system cache under /var/cache.
+pub fn private_binfmt_script(entries: &[Entry<'_>], script: &str) -> String {
+    let mut setup = String::from(
+        "set -e\n\
+         mount -t binfmt_misc none /proc/sys/fs/binfmt_misc\n\
+         if [ -d /var/cache/binfmt-dispatcher ]; then mount -t tmpfs none /var/cache/binfmt-dispatcher; fi\n",
+    );
+    for (name, magic, mask, interp, flags) in entries {
+        let line = format!(":{name}:M::{magic}:{mask}:{interp}:{flags}");
+        setup += &format!(
+            "printf '%s\\n' {} > /proc/sys/fs/binfmt_misc/register\n",
+            sh_quote(&line)
+        );
+    }
+    setup + "set +e\n" + script
 }
 
 /// [`run_in_private_binfmt_in`] in a fresh temporary directory.
