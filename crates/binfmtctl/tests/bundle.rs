@@ -398,22 +398,35 @@ fn after_a_refresh(dir: &Path, entries: &[Entry<'_>], copy: &Path, cmds: &[&str]
     parts
 }
 
-#[test]
-fn refresh_registered_bundles_again_and_registers_f_entries_again() {
+/// A fresh directory with a copy of qemu, a trampoline bundling it and a
+/// plain trampoline: (directory, copy, bundled, plain).
+fn registered_scene(tag: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
     require_qemu();
-    let dir = temp_dir("bundle-registered");
+    let dir = temp_dir(tag);
     let copy = dir.join("qemu-copy");
     fs::copy(QEMU_AARCH64, &copy).unwrap();
     let bundled = bundled_copy(&dir, &[s(&copy)]);
     let unbundled = dir.join("binfmt-dispatcher-plain");
     fs::copy(dispatcher(), &unbundled).unwrap();
-    // One entry with F, one without, one running a trampoline without a
-    // bundle: only the first is registered again.
-    let entries = [
-        ("with-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POCF"),
-        ("without-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POC"),
-        ("other", AARCH64_MAGIC, AARCH64_MASK, s(&unbundled), "POCF"),
-    ];
+    (dir, copy, bundled, unbundled)
+}
+
+/// An entry with F and one without running `bundled`, and one with F
+/// running the plain trampoline `unbundled`.
+fn scene_entries<'a>(bundled: &'a Path, unbundled: &'a Path) -> [Entry<'a>; 3] {
+    [
+        ("with-f", AARCH64_MAGIC, AARCH64_MASK, s(bundled), "POCF"),
+        ("without-f", AARCH64_MAGIC, AARCH64_MASK, s(bundled), "POC"),
+        ("other", AARCH64_MAGIC, AARCH64_MASK, s(unbundled), "POCF"),
+    ]
+}
+
+#[test]
+fn refresh_registered_bundles_again_and_registers_f_entries_again() {
+    let (dir, copy, bundled, unbundled) = registered_scene("bundle-registered");
+    // Only the entry with F that runs a bundled trampoline is registered
+    // again.
+    let entries = scene_entries(&bundled, &unbundled);
     let cmds = [
         "cat /proc/sys/fs/binfmt_misc/with-f",
         "binfmtctl bundle --refresh-registered; echo \"status $?\"",
@@ -447,18 +460,8 @@ fn refresh_registered_bundles_again_and_registers_f_entries_again() {
 
 #[test]
 fn status_and_check_tell_what_registered_trampolines_bundle() {
-    require_qemu();
-    let dir = temp_dir("bundle-status");
-    let copy = dir.join("qemu-copy");
-    fs::copy(QEMU_AARCH64, &copy).unwrap();
-    let bundled = bundled_copy(&dir, &[s(&copy)]);
-    let unbundled = dir.join("binfmt-dispatcher-plain");
-    fs::copy(dispatcher(), &unbundled).unwrap();
-    let entries = [
-        ("with-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POCF"),
-        ("without-f", AARCH64_MAGIC, AARCH64_MASK, s(&bundled), "POC"),
-        ("other", AARCH64_MAGIC, AARCH64_MASK, s(&unbundled), "POCF"),
-    ];
+    let (dir, copy, bundled, unbundled) = registered_scene("bundle-status");
+    let entries = scene_entries(&bundled, &unbundled);
     let parts = after_a_refresh(
         &dir,
         &entries,
