@@ -27,8 +27,9 @@ impl<'p> Syscalls<'p> {
         }
     }
 
-    /// `fd`, remembered as opened.
-    fn opened(&mut self, fd: u32) -> u32 {
+    /// `fd`, kept open (rt::keep) and remembered as opened.
+    fn keep(&mut self, fd: rustix::fd::OwnedFd) -> u32 {
+        let fd = rt::keep(fd);
         self.highest_fd = self.highest_fd.max(fd);
         fd
     }
@@ -36,15 +37,15 @@ impl<'p> Syscalls<'p> {
 
 impl Host for Syscalls<'_> {
     fn open(&mut self, path: &CStr) -> Result<u32, Errno> {
-        rt::open(path).map(|fd| self.opened(rt::keep(fd)))
+        rt::open(path).map(|fd| self.keep(fd))
     }
 
     fn open_dir(&mut self, path: &CStr) -> Result<u32, Errno> {
-        rt::open_dir(path).map(|fd| self.opened(rt::keep(fd)))
+        rt::open_dir(path).map(|fd| self.keep(fd))
     }
 
     fn open_at(&mut self, dir: u32, name: &CStr) -> Result<u32, Errno> {
-        rt::open_at(rt::borrowed(dir), name).map(|fd| self.opened(rt::keep(fd)))
+        rt::open_at(rt::borrowed(dir), name).map(|fd| self.keep(fd))
     }
 
     fn pread<'b>(
