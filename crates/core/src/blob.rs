@@ -708,6 +708,15 @@ impl Record<'_> {
     }
 }
 
+/// The length the blob at the start of `bytes` declares in its header,
+/// when `bytes` holds that many: a blob embedded in a trampoline can be
+/// followed by other bytes (a bundle), which [`Blob::open`] ignores too.
+pub fn declared_len(bytes: &[u8]) -> Option<usize> {
+    let total = bytes.get(header::TOTAL_LEN..header::TOTAL_LEN + 4)?;
+    let total = u32::from_le_bytes([total[0], total[1], total[2], total[3]]) as usize;
+    (total <= bytes.len()).then_some(total)
+}
+
 /// The little-endian `u32` at `off`; callers guarantee the bounds.
 fn le32(bytes: &[u8], off: usize) -> u32 {
     match bytes.get(off..off + 4) {
@@ -719,6 +728,24 @@ fn le32(bytes: &[u8], off: usize) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn declared_len_is_the_headers_when_it_fits() {
+        let mut bytes = [0u8; 64];
+        bytes[header::TOTAL_LEN..header::TOTAL_LEN + 4].copy_from_slice(&40u32.to_le_bytes());
+        assert_eq!(
+            declared_len(&bytes),
+            Some(40),
+            "trailing bytes are not the blob's"
+        );
+        assert_eq!(declared_len(&bytes[..40]), Some(40));
+        assert_eq!(declared_len(&bytes[..39]), None, "longer than the bytes");
+        assert_eq!(
+            declared_len(&bytes[..header::TOTAL_LEN + 3]),
+            None,
+            "no length"
+        );
+    }
 
     #[test]
     fn checksum_sees_every_byte_and_the_length() {

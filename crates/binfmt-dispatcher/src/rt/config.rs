@@ -3,7 +3,7 @@
 
 use linux_raw_sys::elf::{PF_R, PT_LOAD};
 
-use binfmt_dispatcher_core::blob::header::TOTAL_LEN;
+use binfmt_dispatcher_core::blob::declared_len;
 
 use super::Process;
 
@@ -20,33 +20,33 @@ static BAKED: [u8; include_bytes!(concat!(env!("OUT_DIR"), "/baked.blob")).len()
 /// segment (a bundle may follow it there). The section as built when no
 /// readable segment holds it.
 pub fn embedded_config(p: &Process) -> &'static [u8] {
-    let start = BAKED.as_ptr() as usize;
+    // Opaque to the compiler: from this address on are the bytes
+    // `compile --embed` wrote, not `BAKED`'s initializer, which it would
+    // otherwise read in their place (the blob's length, folded to the
+    // built-in one's, cut longer configurations short on aarch64).
+    let start = core::hint::black_box(BAKED.as_ptr() as usize);
     let Some(segment) = own_segment(p).filter(|s| s.0 <= start && start < s.0 + s.1) else {
         return &BAKED;
-    };
-    let room = segment.0 + segment.1 - start;
-    // Cut at the blob's own length: the bytes past it may be a bundle whose
-    // pages are moved away when one of its interpreters runs (rt::load), so
-    // no reference may cover them. A length that does not fit leaves the
-    // slice whole, for Blob::open to refuse.
-    let len = match room.checked_sub(TOTAL_LEN + 4) {
-        // SAFETY: the four bytes at `start + TOTAL_LEN` lie in the mapped
-        // segment (`room` reaches past them), read as the slice below is.
-        Some(_) => match unsafe { read_u32_at(start + TOTAL_LEN) } as usize {
-            n if n <= room => n,
-            _ => room,
-        },
-        None => room,
     };
     // SAFETY: the trampoline is linked at fixed addresses (ET_EXEC,
     // link.ld), so the kernel mapped its readable PT_LOAD at its p_vaddr,
     // from the file, for the life of the process, and nothing writes it
     // (one read-execute segment; binfmtctl replaces the file by rename,
     // never in place, and a file cut short under a running program faults
-    // its code as much). `start .. start + len` lies inside it. The pointer
-    // is made from the address, not from `BAKED`: past `BAKED`'s length is
-    // the segment, not the static.
-    unsafe { core::slice::from_raw_parts(core::ptr::with_exposed_provenance::<u8>(start), len) }
+    // its code as much). `start` up to the segment's end lies inside it.
+    // The pointer is made from the address, not from `BAKED`: past
+    // `BAKED`'s length is the segment, not the static.
+    let room = unsafe {
+        core::slice::from_raw_parts(
+            core::ptr::with_exposed_provenance::<u8>(start),
+            segment.0 + segment.1 - start,
+        )
+    };
+    // Cut at the blob's own length: the bytes past it may be a bundle whose
+    // pages are moved away when one of its interpreters runs (rt::load), so
+    // no reference kept may cover them. A length that does not fit leaves
+    // the slice whole, for Blob::open to refuse.
+    &room[..declared_len(room).unwrap_or(room.len())]
 }
 
 /// The trampoline's loaded segment that starts at file offset 0, as its
@@ -57,14 +57,4 @@ pub fn own_segment(p: &Process) -> Option<(usize, usize)> {
         .iter()
         .find(|ph| ph.p_type == PT_LOAD && ph.p_flags & PF_R != 0 && ph.p_offset == 0)
         .map(|ph| (ph.p_vaddr, ph.p_filesz))
-}
-
-/// The little-endian `u32` at `addr`.
-///
-/// # Safety
-/// The four bytes at `addr` are mapped and readable.
-unsafe fn read_u32_at(addr: usize) -> u32 {
-    // SAFETY: the caller vouches for the bytes; any alignment is read.
-    let bytes = unsafe { core::ptr::with_exposed_provenance::<[u8; 4]>(addr).read_unaligned() };
-    u32::from_le_bytes(bytes)
 }
