@@ -66,11 +66,12 @@ pub fn run(p: &Process, image: Image, call: &ExecCall<'_>, highest_fd: u32) -> E
     };
     // Checked before anything moves: `enter` writes the new stack below
     // the trampoline's own, and past RLIMIT_STACK that write would fault.
-    if !stack_fits(p, stack_words(p, call), page) {
+    let words = stack_words(p, call);
+    if !stack_fits(p, words, page) {
         return Errno::TOOBIG;
     }
-    match load(p, image, &plan, call) {
-        Ok((stack, words, entry)) => {
+    match load(p, image, &plan, call, words) {
+        Ok((stack, entry)) => {
             // SAFETY: the bundle's pages (the images' and the index's),
             // which nothing refers to any more: the configuration and the
             // code lie before them; the image's own pages have moved.
@@ -87,14 +88,15 @@ pub fn run(p: &Process, image: Image, call: &ExecCall<'_>, highest_fd: u32) -> E
     }
 }
 
-/// Reserves the image's span, writes its initial stack and puts its
-/// segments in place: the stack, its length in words, and the entry.
+/// Reserves the image's span, writes its initial stack of `words` words
+/// and puts its segments in place: the stack and the entry.
 fn load(
     p: &Process,
     image: Image,
     plan: &LoadPlan,
     call: &ExecCall<'_>,
-) -> Result<(*const usize, usize, usize), Errno> {
+    words: usize,
+) -> Result<(*const usize, usize), Errno> {
     // SAFETY: a fresh anonymous reservation, aliased by nothing; where
     // the kernel puts it (below the mmap base) is where it would have put
     // the static PIE itself.
@@ -106,13 +108,13 @@ fn load(
             MapFlags::PRIVATE,
         )?
     } as usize;
-    let (stack, words) = initial_stack(p, call, plan, base)?;
+    let stack = initial_stack(p, (call, words), plan, base)?;
     // Last to first: a file page that two segments share is copied for the
     // later one before the earlier one moves it.
     for segment in plan.segments[..plan.count].iter().rev() {
         place(segment, image.addr, base, p.facts.page_size)?;
     }
-    Ok((stack, words, base + plan.entry))
+    Ok((stack, base + plan.entry))
 }
 
 /// Puts one segment at `base` plus its address: its file pages moved from
@@ -218,15 +220,15 @@ fn prot_of(flags: u32) -> ProtFlags {
 /// The initial stack of the image loaded at `base`, in a fresh mapping:
 /// argc, `call`'s argv and envp, and this process's auxv as a fresh
 /// `execve` of the interpreter's file would have it (its program headers
-/// and entry; no `AT_EXECFD`, `AT_FLAGS` 0, `AT_EXECFN` its path).
+/// and entry; no `AT_EXECFD`, `AT_FLAGS` 0, `AT_EXECFN` its path): the
+/// [`stack_words`] of `call`.
 fn initial_stack(
     p: &Process,
-    call: &ExecCall<'_>,
+    (call, words): (&ExecCall<'_>, usize),
     plan: &LoadPlan,
     base: usize,
-) -> Result<(*const usize, usize), Errno> {
+) -> Result<*const usize, Errno> {
     let auxv = auxv_pairs(p);
-    let words = stack_words(p, call);
     // SAFETY: a fresh anonymous mapping, aliased by nothing, never freed:
     // arch::enter copies it onto the stack.
     let stack = unsafe {
@@ -260,7 +262,7 @@ fn initial_stack(
         };
         to.copy_from_slice(&[key, value]);
     }
-    Ok((stack.as_ptr(), words))
+    Ok(stack.as_ptr())
 }
 
 /// The length in words of the initial stack [`initial_stack`] writes for

@@ -14,7 +14,9 @@
 //!
 //! Syscalls go through rustix's raw Linux backend; `execve` and
 //! `exit_group` are the two rustix keeps out of its public API, so they are
-//! issued directly (`arch::syscall5`) with numbers from linux-raw-sys.
+//! issued directly (`arch::syscall5`) with numbers from linux-raw-sys, and
+//! so is `prlimit64` in `load.rs`: rustix's `getrlimit` takes its failure
+//! (a seccomp filter's, say) for impossible and reads what was not written.
 
 #![allow(unsafe_code)]
 
