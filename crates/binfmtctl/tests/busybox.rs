@@ -135,32 +135,6 @@ fn foreign_root(tag: &str) -> (PathBuf, Vec<(PathBuf, Vec<u8>)>) {
     (dir.clone(), tree(&dir.join("root")))
 }
 
-/// Every file below `root` with its bytes (a symlink: its target).
-fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_dir() {
-                dirs.push(path.clone());
-            }
-            let bytes = match meta.file_type().is_symlink() {
-                true => std::fs::read_link(&path)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes(),
-                false if meta.is_file() => std::fs::read(&path).unwrap(),
-                false => Vec::new(),
-            };
-            files.push((path, bytes));
-        }
-    }
-    files.sort();
-    files
-}
-
 /// In a root without the interpreter, qemu registered directly with F runs
 /// the program (the kernel opened qemu at registration); the dispatcher,
 /// also F, is found there, but its interpreter is not: one line naming

@@ -88,35 +88,6 @@ fn foreign_root(tag: &str) -> (PathBuf, Vec<(PathBuf, Vec<u8>)>) {
     (dir, before)
 }
 
-/// Every file below `root` with its bytes (a symlink: its target; a
-/// directory: nothing), and its mode.
-fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let mut bytes = format!("{:o}:", meta.permissions().mode()).into_bytes();
-            if meta.is_dir() {
-                dirs.push(path.clone());
-            } else if meta.file_type().is_symlink() {
-                bytes.extend(
-                    fs::read_link(&path)
-                        .unwrap()
-                        .into_os_string()
-                        .into_encoded_bytes(),
-                );
-            } else {
-                bytes.extend(fs::read(&path).unwrap());
-            }
-            files.push((path, bytes));
-        }
-    }
-    files.sort();
-    files
-}
-
 /// What the guest does, run by the guest's own sh in the root: arguments
 /// with spaces and empty, argv[0], an exit status, an `sh -c` script with
 /// its `$0` and arguments, stdin, the environment, `/proc/self/exe`, and

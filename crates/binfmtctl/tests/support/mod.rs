@@ -797,3 +797,32 @@ pub fn labelled<'a>(text: &'a str, name: &str) -> &'a str {
     let end = text[start..].find(">>> ").map_or(text.len(), |e| start + e);
     &text[start..end]
 }
+
+/// Every file below `root` with its bytes (a symlink: its target; a
+/// directory: nothing), and its mode.
+pub fn tree(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let path = e.unwrap().path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let mut bytes = format!("{:o}:", meta.permissions().mode()).into_bytes();
+            if meta.is_dir() {
+                dirs.push(path.clone());
+            } else if meta.file_type().is_symlink() {
+                bytes.extend(
+                    fs::read_link(&path)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
+            } else {
+                bytes.extend(fs::read(&path).unwrap());
+            }
+            files.push((path, bytes));
+        }
+    }
+    files.sort();
+    files
+}
